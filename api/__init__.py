@@ -1,0 +1,3 @@
+"""api: see DESIGN.md."""
+
+__all__: list[str] = []

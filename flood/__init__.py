@@ -1,0 +1,3 @@
+"""flood: see DESIGN.md."""
+
+__all__: list[str] = []

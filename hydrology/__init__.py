@@ -1,0 +1,3 @@
+"""hydrology: see DESIGN.md."""
+
+__all__: list[str] = []

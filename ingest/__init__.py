@@ -1,0 +1,3 @@
+"""ingest: see DESIGN.md."""
+
+__all__: list[str] = []

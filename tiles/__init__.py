@@ -1,0 +1,3 @@
+"""tiles: see DESIGN.md."""
+
+__all__: list[str] = []
