@@ -1,3 +1,88 @@
-"""ingest: see DESIGN.md."""
+"""ingest: readers that turn files into cim objects, and loading them into a scene safely.
 
-__all__: list[str] = []
+``ingest.read(path, **options)`` detects the format and returns a `ReadResult` (layers by name, files, BIM model,
+repairs, skipped) without any scene; ``ingest.ingest(scene, path, **options)`` writes it into a scene
+all-or-nothing inside ``scene.transaction()`` and returns an `IngestReport`. Readers are found through the
+registry in `ingest.base` (see its docstring for the contract).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ingest.base import (
+    FileItem,
+    InputNotFoundError,
+    LayerItem,
+    Reader,
+    ReadResult,
+    Repair,
+    Skipped,
+    find_reader,
+    readers,
+    register,
+)
+from ingest.report import IngestReport
+
+__all__ = [
+    "FileItem",
+    "IngestReport",
+    "InputNotFoundError",
+    "LayerItem",
+    "ReadResult",
+    "Reader",
+    "Repair",
+    "Skipped",
+    "find_reader",
+    "ingest",
+    "read",
+    "readers",
+    "register",
+]
+
+log = logging.getLogger(__name__)
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+
+def read(path: str | Path, *, format: str | None = None, **options: Any) -> ReadResult:
+    """Read a file into cim objects (no scene). ``format`` forces a reader; other options go to the reader.
+
+    >>> import ingest
+    >>> sorted(ingest.readers())[:3]
+    ['citygml', 'cityjson', 'gauge_csv']
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputNotFoundError(f"{path}: no such file; check the path")
+    reader = find_reader(path, format)
+    reader.check_options(path, options)
+    log.info("reading %s with the %s reader", path, reader.name)
+    result = reader.read(path, **options)
+    for r in result.repairs:
+        log.info("%s: repaired %s %s", path.name, r.count, r.what)
+    return result
+
+
+def ingest(scene: Any, path: str | Path, *, format: str | None = None, report: IngestReport | None = None,
+           **options: Any) -> IngestReport:
+    """Read ``path`` and load it into ``scene`` all-or-nothing; return the IngestReport.
+
+    Options without a value given here default to the scene (``crs`` for files that carry none is *not*
+    taken from the scene: a file without a CRS must be given one explicitly).
+    """
+    path = Path(path)
+    report = report if report is not None else IngestReport()
+    result = read(path, format=format, **options)
+    reader = find_reader(path, format)
+    part = IngestReport()
+    with scene.transaction():
+        reader.write(scene, result, part)
+    for r in result.repairs:
+        part.repair(path, r.what, r.count, r.detail)
+    for s in result.skipped:
+        part.skip(path, s.item, s.reason)
+    report.extend(part)
+    return report
+

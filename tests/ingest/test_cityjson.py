@@ -1,0 +1,177 @@
+"""CityJSON: real counts and heights from the sample files, the CRS rules, and the DEM derived from Delft."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+
+import ingest
+from cim.errors import CRSError, DataError, ValidationError
+
+DATA = Path(__file__).parents[1] / "data" / "ingest"
+DELFT = DATA / "delft_lod1.city.json"
+
+
+@pytest.fixture(scope="module")
+def delft():
+    return ingest.read(DELFT)
+
+
+def test_delft_counts_per_object_type(delft):
+    counts = {name: len(item) for name, item in delft.layers.items() if name != "dem"}
+    assert counts == {"buildings": 160, "building_surfaces": 160, "roads": 143, "land_use": 81,
+                      "plant_cover": 126, "water": 3, "generic": 54, "bridges": 3}
+    assert delft.crs.to_epsg() == 7415
+    assert delft.layers["roads"].kind == "roads" and delft.layers["plant_cover"].kind == "vegetation"
+    assert delft.layers["buildings"].cim_level == 2          # LoD1 blocks -> CIM2 framework
+    assert not delft.skipped
+
+
+def test_delft_buildings_heights_and_attributes(delft):
+    b = delft["buildings"].set_index("id")
+    row = b.loc["b1105d28c-00ba-11e6-b420-2bdcc4ab5d7f"]
+    attrs = json.loads(row["attributes"])
+    assert attrs["identificatiebagpnd"] == "503100000000035"
+    assert attrs["measuredHeight"] == 6
+    assert row["lod"] == "1"
+    assert row["height"] == pytest.approx(row["roof_z"] - row["ground_z"])
+    # 3dfier's LoD1 blocks: the computed height is within 0.7 m of the BGT measuredHeight for every building
+    measured = np.array([json.loads(a).get("measuredHeight", np.nan) for a in b["attributes"]], float)
+    assert np.nanmax(np.abs(measured - b["height"].to_numpy())) < 0.7
+    assert b.geometry.geom_type.isin(["Polygon", "MultiPolygon"]).all() and b.geometry.is_valid.all()
+    assert not b.geometry.has_z.any()
+    # every footprint lies within the file's geographicalExtent
+    xmin, ymin, xmax, ymax = b.total_bounds
+    assert xmin >= 84616.468 - 1e-6 and xmax <= 85140.839 + 1e-6 and ymin >= 447422.999 - 1e-6
+    assert ymax <= 447750.636 + 1e-6
+
+
+def test_delft_surfaces_are_triangle_meshes(delft):
+    from cim.mesh import TriangleMesh
+
+    s = delft["building_surfaces"]
+    assert set(s["building_id"]) == set(delft["buildings"]["id"])
+    mesh = TriangleMesh.from_multipolygon(s.geometry.iloc[0])
+    assert mesh.n_triangles > 4 and mesh.area() > 0
+    roads = delft["roads"]
+    assert roads.geometry.has_z.all()
+    assert roads["z_min"].min() >= -0.452 - 1e-6 and roads["z_max"].max() <= 16.846 + 1e-6
+
+
+def test_delft_dem_covers_extent_without_holes_within_file_heights(delft):
+    dem = delft["dem"]
+    item = delft.layers["dem"]
+    assert item.kind == "terrain" and item.units == "m"
+    assert dem.rio.crs.to_epsg() == 7415
+    assert dem.dims == ("y", "x") and dem.shape == (329, 525)
+    assert int(dem.isnull().sum()) == 0
+    xmin, ymin, xmax, ymax = dem.rio.bounds()
+    assert xmin <= 84616.468 and xmax >= 85140.839 and ymin <= 447422.999 and ymax >= 447750.636
+    assert float(dem.min()) >= -0.452 and float(dem.max()) <= 16.846
+    # the grid follows the road surfaces: at each road triangle's centroid the DEM is the triangle's height
+    from cim.mesh import TriangleMesh
+
+    tris = np.concatenate([(lambda m: m.vertices[m.triangles])(TriangleMesh.from_multipolygon(g))
+                           for g in delft["roads"].geometry])
+    c = tris.mean(axis=1)
+    u, v = tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0]
+    big = np.abs(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]) > 20.0
+    z = dem.interp(x=("p", c[big, 0]), y=("p", c[big, 1])).to_numpy()
+    assert np.quantile(np.abs(z - c[big, 2]), 0.9) < 0.1
+
+
+def test_dem_under_buildings_is_interpolated_ground_not_roofs(delft):
+    dem = delft["dem"]
+    b = delft["buildings"]
+    pts = shapely.get_coordinates(b.geometry.representative_point())
+    z = dem.interp(x=("p", pts[:, 0]), y=("p", pts[:, 1]), method="nearest").to_numpy()
+    roofs = b["roof_z"].to_numpy()
+    assert np.all(z < roofs) and np.median(roofs - z) > 2.0
+    assert np.all(np.abs(z - b["ground_z"].to_numpy()) < 2.5)
+
+
+def test_dem_resolution_option(delft):
+    coarse = ingest.read(DELFT, dem_resolution=4.0)["dem"]
+    assert coarse.shape == (83, 132)
+    assert abs(float(coarse.mean()) - float(delft["dem"].mean())) < 0.1
+    with pytest.raises(ValidationError, match="dem_resolution"):
+        ingest.read(DELFT, dem_resolution=0)
+
+
+@pytest.mark.parametrize("name", ["3dbag_multi_lod.city.json", "denhaag_subset_lod2.city.json",
+                                  "rotterdam_subset_lod2.city.json"])
+def test_files_without_crs_refused_then_accepted_with_crs(name):
+    with pytest.raises(CRSError, match=r"metadata\.referenceSystem.*crs="):
+        ingest.read(DATA / name)
+    r = ingest.read(DATA / name, crs="EPSG:7415")
+    assert r["buildings"].crs.to_epsg() == 7415
+
+
+def test_conflicting_crs_is_refused():
+    with pytest.raises(CRSError, match="drop the crs option"):
+        ingest.read(DELFT, crs="EPSG:3857")
+    assert ingest.read(DELFT, crs="EPSG:7415", dem=False).crs.to_epsg() == 7415
+
+
+def test_denhaag_cityjson11_lod2_parts_eaves_and_ridge():
+    r = ingest.read(DATA / "denhaag_subset_lod2.city.json", crs="EPSG:7415", dem=False)
+    b = r["buildings"].set_index("id")
+    assert len(b) == 4 and b["n_parts"].sum() == 8
+    assert b.loc["GUID_8CE54418-E2F7-49A7-9A8D-C3D172BA62C4", "n_parts"] == 2
+    one = b.loc["GUID_3D7D60B9-8F3A-4D3B-A3E5-CD9B5565A5B2"]
+    attrs = json.loads(one["attributes"])
+    assert one["roof_z"] == pytest.approx(attrs["AbsoluteRidgeHeight"], abs=1e-3)      # 14.739
+    assert one["eaves_z"] == pytest.approx(attrs["AbsoluteEavesHeight"], abs=1e-3)     # 11.38
+    assert (b["lod"] == "2").all() and (b["cim_level"] == 3).all()
+    s = r["building_surfaces"]
+    assert set(s["surface"]) == {"GroundSurface", "RoofSurface", "WallSurface"}
+    # the parts' surfaces are kept under their building, with the part as object_id
+    parts = s[s["building_id"] == "GUID_8CE54418-E2F7-49A7-9A8D-C3D172BA62C4"]["object_id"].nunique()
+    assert parts == 2
+
+
+def test_rotterdam_lod2_semantic_surfaces():
+    r = ingest.read(DATA / "rotterdam_subset_lod2.city.json", crs="EPSG:7415")
+    b = r["buildings"]
+    assert len(b) == 16 and r.layers["buildings"].cim_level == 3
+    assert b["roof_z"].max() == pytest.approx(18.29, abs=1e-3)
+    assert (b["eaves_z"] <= b["roof_z"]).all()
+    s = r["building_surfaces"]
+    assert len(s) == 48 and sorted(s["surface"].unique()) == ["GroundSurface", "RoofSurface", "WallSurface"]
+    assert [x.item for x in r.skipped] == ["dem"]        # buildings only: no ground to derive a DEM from
+
+
+def test_3dbag_multi_lod_picks_highest_or_requested_lod():
+    path = DATA / "3dbag_multi_lod.city.json"
+    r = ingest.read(path, crs="EPSG:7415")
+    b = r["buildings"].set_index("id")
+    assert len(b) == 10 and set(b["lod"]) == {"2.2"} and set(b["lods"]) == {"1.2,1.3,2.2"}
+    first = b.iloc[0]
+    attrs = json.loads(first["attributes"])
+    assert first["ground_z"] == pytest.approx(attrs["h_maaiveld"], abs=1e-3)       # 5.254
+    assert attrs["dak_type"] == "slanted" and attrs["oorspronkelijk_bouwjaar"] == 1965
+    lod12 = ingest.read(path, crs="EPSG:7415", lod="1.2")["buildings"].set_index("id")
+    assert set(lod12["lod"]) == {"1.2"} and (lod12["cim_level"] == 2).all()
+    # LoD1.2 blocks are flat: the roof is lower than the LoD2.2 ridge
+    assert (lod12["roof_z"] <= b.loc[lod12.index, "roof_z"] + 1e-6).all()
+    assert (lod12["roof_z"] < b.loc[lod12.index, "roof_z"]).any()
+
+
+def test_unknown_option_is_refused_with_a_hint():
+    with pytest.raises(ValidationError, match="did you mean 'lod'"):
+        ingest.read(DELFT, lodd="2")
+
+
+def test_truncated_and_wrong_version(tmp_path):
+    bad = tmp_path / "cut.city.json"
+    bad.write_bytes(DELFT.read_bytes()[:5000])
+    with pytest.raises(DataError, match=r"cut\.city\.json: not valid JSON"):
+        ingest.read(bad)
+    old = tmp_path / "v09.city.json"
+    old.write_text(json.dumps({"type": "CityJSON", "version": "0.9", "CityObjects": {}, "vertices": []}))
+    with pytest.raises(DataError, match=r"version .0\.9.*upgrade"):
+        ingest.read(old)
