@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["SCHEMA_VERSION", "insert_ignore", "layers", "meta", "metadata"]
+__all__ = ["SCHEMA_VERSION", "insert_ignore", "layers", "meta", "metadata", "regions"]
 
 SCHEMA_VERSION = 1
 
@@ -40,6 +40,19 @@ layers = sa.Table(
     sa.Column("created", sa.String(40), nullable=False),      # ISO 8601 UTC
     sa.Column("tool_version", sa.String(64), nullable=False),
     sa.Column("info", sa.Text, nullable=False),               # JSON: dtypes, bounds, count, attrs, ...
+)
+
+regions = sa.Table(
+    "cim_regions", metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("level", sa.String(32), nullable=False),
+    sa.Column("parent", sa.String(128), sa.ForeignKey("cim_regions.name"), nullable=True),
+    sa.Column("code", sa.String(32), nullable=True),         # administrative division code, e.g. 440305
+    sa.Column("geometry", sa.LargeBinary, nullable=False),    # WKB, scene CRS
+    sa.Column("bbox_xmin", sa.Float, nullable=False),
+    sa.Column("bbox_ymin", sa.Float, nullable=False),
+    sa.Column("bbox_xmax", sa.Float, nullable=False),
+    sa.Column("bbox_ymax", sa.Float, nullable=False),
 )
 
 
