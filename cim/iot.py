@@ -839,8 +839,21 @@ def add_observations(conn: sa.Connection, observations: Iterable[Observation], *
             "parameters": None if o.parameters is None else _dumps(o.parameters),
             "feature_of_interest_id": None if o.feature_of_interest is None else _foi_id(conn, o.feature_of_interest),
             "client_id": o.id})
-    return sum(insert_ignore(conn, observations_table, rows[i:i + chunk_size])
+    return sum(_insert_new(conn, observations_table, rows[i:i + chunk_size])
                for i in range(0, len(rows), chunk_size))
+
+
+def _insert_new(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> int:
+    """Insert rows, skipping those that clash with a unique key; count the new ones by what RETURNING gives back
+    (a DBAPI's rowcount after executemany is -1 on psycopg, so it cannot be trusted for this)."""
+    if not rows:
+        return 0
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(table).on_conflict_do_nothing().returning(table.c.id)
+    return len(conn.execute(stmt, rows).all())
 
 
 def add_dead_letter(conn: sa.Connection, *, source: str, reason: str, payload: bytes | str,

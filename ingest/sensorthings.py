@@ -22,9 +22,13 @@ import sqlalchemy as sa
 
 from cim.errors import DataError, ValidationError
 from cim.iot import AddResult, Observation, Thing, add_observations, add_thing, thing_from_sta
+from ingest.base import Reader, ReadResult, register
 
 __all__ = [
+    "ObservationsCSVReader",
+    "SensorThingsReader",
     "begin",
+    "engine_of",
     "guess_can_open_csv",
     "guess_can_open_json",
     "load_observations",
@@ -229,3 +233,69 @@ def load_observations(target: Any, observations: Sequence[Observation], *, datas
     """Write observations in one transaction; return how many were new (re-sent ones are skipped)."""
     with begin(target) as conn:
         return add_observations(conn, observations, datastream_id=datastream_id)
+
+
+# ------------------------------------------------------------------------------------------- registry readers
+
+def engine_of(target: Any) -> Any:
+    """The Engine behind a scene (its store's), or the target itself."""
+    store = getattr(target, "store", None)
+    return getattr(store, "engine", target)
+
+
+@register
+class SensorThingsReader(Reader):
+    """SensorThings JSON: Things with nested Locations, Datastreams and Observations."""
+
+    name = "sensorthings"
+    extensions = (".json",)
+    options = frozenset()
+    priority = 5
+    description = "OGC SensorThings v1.1 JSON (Thing with nested Locations, Datastreams, Observations)"
+
+    def guess_can_open(self, path: Path) -> bool:
+        return guess_can_open_json(path)
+
+    def read(self, path: Path, **options: Any) -> ReadResult:
+        self.check_options(path, options)
+        return ReadResult(source=Path(path), format=self.name, extra={"things": read_sensorthings(path)})
+
+    def write(self, scene: Any, result: ReadResult, report: Any) -> None:
+        with begin(scene) as conn:
+            for thing in result.extra["things"]:
+                added = add_thing(conn, thing)
+                for ds in thing.datastreams:
+                    report.add(result.source, f"{thing.name} / {ds.name}", "sensors", len(ds.observations))
+                if added.observations_new < added.observations_total:
+                    report.skip(result.source, thing.name,
+                                f"{added.observations_total - added.observations_new} observations were stored "
+                                "already (same Datastream and phenomenonTime)")
+
+
+@register
+class ObservationsCSVReader(Reader):
+    """Observation CSV: phenomenonTime and result columns (and datastream_id, or the option)."""
+
+    name = "observations_csv"
+    extensions = (".csv",)
+    options = frozenset({"datastream_id", "time_column", "result_column", "tz", "unit", "to_unit"})
+    priority = 5
+    description = "SensorThings observations as CSV (phenomenonTime, result[, datastream_id])"
+
+    def guess_can_open(self, path: Path) -> bool:
+        return guess_can_open_csv(path)
+
+    def read(self, path: Path, **options: Any) -> ReadResult:
+        self.check_options(path, options)
+        return ReadResult(source=Path(path), format=self.name,
+                          extra={"observations": read_observations_csv(path, **options)})
+
+    def write(self, scene: Any, result: ReadResult, report: Any) -> None:
+        obs = result.extra["observations"]
+        with begin(scene) as conn:
+            new = add_observations(conn, obs)
+        for ds in sorted({o.datastream_id for o in obs}):
+            report.add(result.source, f"Datastream {ds}", "sensors", sum(o.datastream_id == ds for o in obs))
+        if new < len(obs):
+            report.skip(result.source, "observations",
+                        f"{len(obs) - new} were stored already (same Datastream and phenomenonTime)")
