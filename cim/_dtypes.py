@@ -59,7 +59,8 @@ def capture(df: pd.DataFrame, geometry: str, where: str) -> tuple[pd.DataFrame, 
         elif dt.startswith("datetime64"):
             dt = _normalise_datetime(dt)
         elif dt in {"str", "string", "object"}:
-            bad = s.dropna().map(type).loc[lambda t: t is not str] if dt == "object" else pd.Series([])
+            types = s.dropna().map(type) if dt == "object" else pd.Series([], dtype=object)
+            bad = types[~types.map(lambda t: issubclass(t, str))]
             if len(bad):
                 raise ValidationError(
                     f"{where}: column {col!r} holds {bad.iloc[0].__name__} values; only str, numbers, bools and "

@@ -362,7 +362,7 @@ class Scene:
         return Region(name, level, geometry, parent, code)
 
     def region(self, name: str) -> Region:
-        with self.store.engine.connect() as conn:
+        with self.store.connection() as conn:
             row = conn.execute(sa.select(schema.regions).where(schema.regions.c.name == name)).first()
         if row is None:
             known = ", ".join(self.regions["name"]) or "none"
@@ -372,7 +372,7 @@ class Scene:
     @property
     def regions(self) -> gpd.GeoDataFrame:
         """All regions, parents before children: name, level, parent, code, geometry."""
-        with self.store.engine.connect() as conn:
+        with self.store.connection() as conn:
             rows = conn.execute(sa.select(schema.regions)).fetchall()
         rows = sorted(rows, key=lambda r: (level_rank(r.level), r.name))
         return gpd.GeoDataFrame({"name": [r.name for r in rows], "level": [r.level for r in rows],

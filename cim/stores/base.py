@@ -108,8 +108,8 @@ class Store(ABC):
         tx = self._tx = _Tx(conn)
         try:
             yield conn
-            self._apply_files(tx)
             try:
+                self._apply_files(tx)
                 trans.commit()
             except BaseException:
                 self._undo_files(tx)
@@ -127,6 +127,15 @@ class Store(ABC):
             _remove(path.with_name(path.name + ".removed"))
         for fn in tx.after_commit:
             fn()
+
+    @contextmanager
+    def connection(self) -> Iterator[sa.Connection]:
+        """A connection for reading: the open transaction's, so that reads see its own writes, else a new one."""
+        if self._tx is not None:
+            yield self._tx.conn
+        else:
+            with self.engine.connect() as conn:
+                yield conn
 
     def _current(self) -> _Tx:
         if self._tx is None:
@@ -163,7 +172,7 @@ class Store(ABC):
 
     # -- metadata -----------------------------------------------------------------------------------------
     def meta(self) -> dict[str, str]:
-        with self.engine.connect() as conn:
+        with self.connection() as conn:
             return {r.key: r.value for r in conn.execute(sa.select(schema.meta))}
 
     def set_meta(self, key: str, value: str) -> None:
@@ -172,12 +181,12 @@ class Store(ABC):
             conn.execute(sa.insert(schema.meta).values(key=key, value=value))
 
     def catalog(self) -> list[dict]:
-        with self.engine.connect() as conn:
+        with self.connection() as conn:
             rows = conn.execute(sa.select(schema.layers).order_by(schema.layers.c.created, schema.layers.c.name))
             return [dict(r._mapping) for r in rows]
 
     def catalog_row(self, name: str) -> dict | None:
-        with self.engine.connect() as conn:
+        with self.connection() as conn:
             row = conn.execute(sa.select(schema.layers).where(schema.layers.c.name == name)).first()
             return dict(row._mapping) if row else None
 

@@ -142,7 +142,7 @@ class PostGISStore(Store):
     def read_vector(self, location: str, contract: dict, *, bbox=None, mask: BaseGeometry | None = None,
                     srid: int | None = None) -> gpd.GeoDataFrame:
         dtypes: dict[str, str] = contract["dtypes"]
-        with self.engine.connect() as conn:
+        with self.connection() as conn:
             q = _quote
             cols = ", ".join(q(conn, c) for c in dtypes)
             sql = f"SELECT {cols + ', ' if cols else ''}ST_AsEWKB(geometry) AS __wkb FROM {q(conn, location)}"
