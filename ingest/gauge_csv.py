@@ -1,0 +1,111 @@
+"""Rain-gauge time series from CSV: one time column, one or more value columns, to mm/h over ``time``.
+
+The unit comes from the caller (``units="m"``) or from the column header (``rain [mm]``, ``precip (mm/h)``,
+``rain_mm``); a file that states none is refused — the KNMI Vlissingen file, for one, is in metres, and reading
+it as millimetres would shrink a cloudburst a thousandfold. Amounts per interval are divided by the interval;
+like the radar reader, ``time`` is the interval start and ``time_end`` its end (amounts are taken as labelled at
+the end of their interval unless ``time_label="start"``). Empty cells are missing and stay missing (NaN);
+literal NaN text and negative rain are refused. Naive timestamps are taken as UTC (``tz=`` to say otherwise).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from cim.errors import DataError, ValidationError
+from ingest.base import Reader, ReadResult, register
+from ingest.rainfall import AMOUNT_UNITS, RATE_UNITS, check_values, is_amount, normalise_units, rate_factor
+
+__all__ = ["GaugeCSVReader"]
+
+_UNIT_IN_HEADER = re.compile(r"[\[(]\s*([^\])]+?)\s*[\])]\s*$")
+
+
+def _unit_from_header(col: str) -> str | None:
+    m = _UNIT_IN_HEADER.search(col)
+    if m:
+        return m.group(1)
+    m = re.search(r"[_ ](mm|m|mm_h|mmh|mm_per_h)$", col.lower())
+    if m:
+        return {"mm_h": "mm/h", "mmh": "mm/h", "mm_per_h": "mm/h"}.get(m.group(1), m.group(1))
+    return None
+
+
+@register
+class GaugeCSVReader(Reader):
+    name = "gauge_csv"
+    extensions = (".csv",)
+    options = frozenset({"units", "column", "time_column", "interval", "time_label", "tz", "nan"})
+    description = "rain-gauge time series (CSV) to mm/h"
+
+    def read(self, path: Path, *, units: str | None = None, column: str | None = None,
+             time_column: str | int = 0, interval: Any = None, time_label: Literal["start", "end"] | None = None,
+             tz: str = "UTC", nan: Literal["raise", "missing"] = "raise") -> ReadResult:
+        import pandas as pd
+        import xarray as xr
+
+        path = Path(path)
+        try:
+            df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+            raise DataError(f"{path.name}: not a readable CSV ({exc}); check the file") from None
+        if df.shape[1] < 2:
+            raise DataError(f"{path.name}: needs a time column and at least one value column; found {list(df.columns)}")
+        tcol = df.columns[time_column] if isinstance(time_column, int) else time_column
+        if tcol not in df.columns:
+            raise ValidationError(f"{path.name}: no column {tcol!r}; columns are {list(df.columns)}")
+        value_cols = [c for c in df.columns if c != tcol]
+        if column is not None:
+            if column not in value_cols:
+                raise ValidationError(f"{path.name}: no value column {column!r}; columns are {value_cols}")
+            value_cols = [column]
+        t = pd.to_datetime(df[tcol], errors="coerce")
+        if t.isna().any():
+            row = int(np.nonzero(t.isna().to_numpy())[0][0])
+            raise DataError(f"{path.name}: column {tcol!r} row {row + 2} {df[tcol].iloc[row]!r} is not a date/time; "
+                            "fix the row or pass time_column=")
+        if t.dt.tz is None:
+            t = t.dt.tz_localize(tz)
+        times = t.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]")
+        if len(times) > 1 and np.any(np.diff(times) <= np.timedelta64(0)):
+            raise DataError(f"{path.name}: times in {tcol!r} must increase strictly (duplicates or unsorted rows)")
+        result = ReadResult(source=path, format=self.name)
+        for col in value_cols:
+            u = units or _unit_from_header(col)
+            if u is None:
+                raise ValidationError(
+                    f"{path.name}: column {col!r} does not say its unit and none was given; pass units= "
+                    "(e.g. units='m' for the KNMI Vlissingen file, 'mm' for hourly sums in mm, 'mm/h' for rates)")
+            n = normalise_units(u)
+            if n not in AMOUNT_UNITS and n not in RATE_UNITS:
+                raise ValidationError(f"{path.name}: unit {u!r} of column {col!r} is not a rainfall unit; pass "
+                                      f"units= one of {', '.join(sorted(AMOUNT_UNITS) + sorted(RATE_UNITS))}")
+            text = df[col].str.strip()
+            vals = pd.to_numeric(text.where(text != "", None), errors="coerce").to_numpy(np.float64)
+            unparsable = np.isnan(vals) & (text != "").to_numpy() & ~text.str.lower().isin(["nan"]).to_numpy()
+            if unparsable.any():
+                row = int(np.nonzero(unparsable)[0][0])
+                raise DataError(f"{path.name}: column {col!r} row {row + 2} {text.iloc[row]!r} is not a number")
+            literal_nan = text.str.lower().eq("nan").to_numpy()
+            check_values(np.where(literal_nan, np.nan, np.nan_to_num(vals, nan=0.0)), path, col,
+                         nan_declared=False, nan=nan, times=times)
+            if interval is not None:
+                step = float(pd.Timedelta(interval).total_seconds())
+            elif len(times) > 1:
+                step = float(np.median(np.diff(times)).astype("timedelta64[ns]").astype(np.int64) / 1e9)
+            else:
+                raise ValidationError(f"{path.name}: one row only; pass interval=")
+            label = time_label or ("end" if is_amount(u) else "start")
+            delta = np.timedelta64(round(step * 1e9), "ns")
+            starts = times - delta if label == "end" else times
+            rate = vals * rate_factor(u, step)
+            name = f"rainfall_{col}" if len(value_cols) > 1 else "rainfall"
+            result.series[name] = xr.DataArray(
+                rate, coords={"time": starts, "time_end": ("time", starts + delta)}, dims=("time",), name=name,
+                attrs={"units": "mm/h", "source_units": u, "source_column": col, "interval_seconds": step,
+                       "time_convention": "time is the start of each interval; time_end its end"})
+        return result
