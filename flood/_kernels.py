@@ -1,0 +1,269 @@
+"""Numba kernels of the local-inertial solver (private: plain arrays in, ``out=`` buffers, no I/O).
+
+Grid layout (row 0 is the first row of the DEM, columns increase with x):
+
+- cell arrays ``z``, ``h``, ``n2``, ``active``: shape ``(ny, nx)``, float32 (``active`` uint8);
+- x-face discharges ``qx``: shape ``(ny, nx + 1)``, ``qx[r, c]`` is the face west of cell ``(r, c)``,
+  positive towards increasing column; y-face discharges ``qy``: shape ``(ny + 1, nx)``, ``qy[r, c]`` is the
+  face before cell ``(r, c)`` in row order, positive towards increasing row (unit discharge, m²/s);
+- the limiter ``f`` is padded by one ghost cell on every side (value 1).
+
+Walls (no-data and blocked cells) carry the bed ``WALL_Z`` and no water, so every face next to one is dry and
+carries nothing without a branch in the inner loops.
+
+One step is: :func:`momentum` (new face discharges), :func:`limiter` (scales outflows so that no cell goes
+negative), :func:`continuity` (depth update, sources and sinks, running maxima and wet/dry bookkeeping).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__: list[str] = []
+
+WALL_Z = np.float32(1.0e6)
+# no "nnan"/"ninf": the kernels compare against sentinels and must keep IEEE semantics
+_FM = {"contract", "arcp", "reassoc", "nsz", "afn"}
+_THIRD = np.float32(1.0 / 3.0)
+_F4 = np.float32(4.0)
+_HALF = np.float32(0.5)
+_QUARTER = np.float32(0.25)
+_ZERO = np.float32(0.0)
+_ONE = np.float32(1.0)
+
+
+@njit(cache=True, fastmath=_FM, inline="always")
+def _rcbrt7(x):
+    """x ** (-7/3) for x > 0 (float32, ~1e-7 relative): magic-constant guess, three Newton steps."""
+    y = np.int32(np.int32(0x54A21D2A) - np.float32(x).view(np.int32) // np.int32(3)).view(np.float32)
+    y = y * (_F4 - x * y * y * y) * _THIRD
+    y = y * (_F4 - x * y * y * y) * _THIRD
+    y = y * (_F4 - x * y * y * y) * _THIRD
+    y3 = y * y * y
+    return y3 * y3 * y
+
+
+@njit(cache=True, fastmath=_FM, inline="always")
+def _face(za, zb, ha, hb, q0, qt, qc, n2f, gdt, dtdx, hmin):
+    """New unit discharge a -> b across one interior face (Bates et al. 2010, de Almeida et al. 2012)."""
+    dz = zb - za
+    dwse = dz + (hb - ha)  # water surface of b minus a, exact for close values
+    hflow = max(ha - max(dz, _ZERO), hb - max(-dz, _ZERO))  # max surface minus max bed
+    hf = max(hflow, hmin)
+    qmag = np.sqrt(q0 * q0 + qc * qc)
+    q = (qt - gdt * hf * dwse / dtdx) / (_ONE + gdt * n2f * qmag * _rcbrt7(hf))
+    return q if hflow > hmin else _ZERO
+
+
+@njit(cache=True, fastmath=_FM, inline="always")
+def _free(ze, he, zi, hi, q0, qc, n2, gdt, dx, hmin):
+    """Outflow (>= 0) across an open domain edge: local-inertial flow driven by the outward surface slope.
+
+    ``ze, he`` belong to the edge cell, ``zi, hi`` to its inward neighbour (``zi = WALL_Z`` for none).
+    """
+    slope = ((zi - ze) + (hi - he)) / dx if zi < _HALF * WALL_Z else _ZERO
+    slope = max(slope, _ZERO)
+    hf = max(he, hmin)
+    q0 = max(q0, _ZERO)
+    q = (q0 + gdt * hf * slope) / (_ONE + gdt * n2 * np.sqrt(q0 * q0 + qc * qc) * _rcbrt7(hf))
+    return max(q, _ZERO) if he > hmin else _ZERO
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def momentum(z, h, n2, qx, qy, qx_out, qy_out, dt, dx, g, theta, hmin, open_sides):
+    """Face discharges after one step into ``qx_out``/``qy_out`` from the state ``z, h, qx, qy``.
+
+    ``open_sides`` is a uint8 array (first row, last column, last row, first column) with 1 for an open edge.
+    ``theta`` < 1 blends the neighbouring faces' discharges into the inertia term (de Almeida et al. 2012).
+    """
+    ny, nx = h.shape
+    dt = np.float32(dt)
+    gdt = np.float32(g) * dt
+    dtdx = np.float32(dx)  # slope = dwse / dx
+    hmin = np.float32(hmin)
+    th = np.float32(theta)
+    wt = np.float32(0.5 * (1.0 - theta))
+    blend = theta < 1.0
+    for r in prange(ny):
+        # x-faces of row r
+        for c in range(1, nx):
+            q0 = qx[r, c]
+            qt = q0
+            if blend:
+                qt = th * q0 + wt * (qx[r, c - 1] + qx[r, c + 1])
+            qc = _QUARTER * (qy[r, c - 1] + qy[r, c] + qy[r + 1, c - 1] + qy[r + 1, c])
+            n2f = _HALF * (n2[r, c - 1] + n2[r, c])
+            qx_out[r, c] = _face(z[r, c - 1], z[r, c], h[r, c - 1], h[r, c], q0, qt, qc, n2f, gdt, dtdx, hmin)
+        # y-face before row r (r >= 1)
+        if r >= 1:
+            for c in range(nx):
+                q0 = qy[r, c]
+                qt = q0
+                if blend:
+                    qt = th * q0 + wt * (qy[r - 1, c] + qy[r + 1, c])
+                qc = _QUARTER * (qx[r - 1, c] + qx[r - 1, c + 1] + qx[r, c] + qx[r, c + 1])
+                n2f = _HALF * (n2[r - 1, c] + n2[r, c])
+                qy_out[r, c] = _face(z[r - 1, c], z[r, c], h[r - 1, c], h[r, c], q0, qt, qc, n2f, gdt, dtdx,
+                                     hmin)
+        # domain edges of this row: first and last column
+        zin = z[r, 1] if nx > 1 else WALL_Z
+        hin = h[r, 1] if nx > 1 else _ZERO
+        qc = _HALF * (qy[r, 0] + qy[r + 1, 0])
+        qx_out[r, 0] = -_free(z[r, 0], h[r, 0], zin, hin, -qx[r, 0], qc, n2[r, 0], gdt, dtdx,
+                              hmin) if open_sides[3] else _ZERO
+        zin = z[r, nx - 2] if nx > 1 else WALL_Z
+        hin = h[r, nx - 2] if nx > 1 else _ZERO
+        qc = _HALF * (qy[r, nx - 1] + qy[r + 1, nx - 1])
+        qx_out[r, nx] = _free(z[r, nx - 1], h[r, nx - 1], zin, hin, qx[r, nx], qc, n2[r, nx - 1], gdt, dtdx,
+                              hmin) if open_sides[1] else _ZERO
+    # domain edges: first and last row
+    for c in range(nx):
+        zin = z[1, c] if ny > 1 else WALL_Z
+        hin = h[1, c] if ny > 1 else _ZERO
+        qc = _HALF * (qx[0, c] + qx[0, c + 1])
+        qy_out[0, c] = -_free(z[0, c], h[0, c], zin, hin, -qy[0, c], qc, n2[0, c], gdt, dtdx,
+                              hmin) if open_sides[0] else _ZERO
+        zin = z[ny - 2, c] if ny > 1 else WALL_Z
+        hin = h[ny - 2, c] if ny > 1 else _ZERO
+        qc = _HALF * (qx[ny - 1, c] + qx[ny - 1, c + 1])
+        qy_out[ny, c] = _free(z[ny - 1, c], h[ny - 1, c], zin, hin, qy[ny, c], qc, n2[ny - 1, c], gdt, dtdx,
+                              hmin) if open_sides[2] else _ZERO
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def limiter(h, qx, qy, dt, dx, f_out):
+    """Outflow factor per cell into the padded ``f_out``: 1, or less where the outflows would empty the cell."""
+    ny, nx = h.shape
+    k = np.float32(dt) / np.float32(dx)
+    tiny = np.float32(1e-30)
+    for r in prange(ny):
+        for c in range(nx):
+            out = (max(qx[r, c + 1], _ZERO) - min(qx[r, c], _ZERO)
+                   + max(qy[r + 1, c], _ZERO) - min(qy[r, c], _ZERO)) * k
+            f_out[r + 1, c + 1] = min(_ONE, h[r, c] / max(out, tiny))
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def continuity(h, qx_new, qy_new, f, qx, qy, active, rain, rain_grid, loss_i, loss_d, loss_grid_i, loss_grid_d,
+               loss_mode, dt, dx, t_new, hmin, wet, max_depth, time_of_max, max_speed, arrival, wet_since,
+               duration_wet, row_hmax, row_vol):
+    """Depth update of one step, in place on ``h``; scaled discharges go back to ``qx``/``qy``.
+
+    Sources: ``rain`` (m/s, uniform) or ``rain_grid`` (m/s per cell) when it has the grid's shape. Sinks:
+    infiltration and drainage rates (m/s), uniform (``loss_mode`` 1) or per cell (2), taken from the water
+    present. Per row, ``row_vol[:, 0..3]`` accumulate the boundary outflow, infiltration, drainage and clamp
+    volumes (m³, float64); ``row_hmax`` the deepest cell.
+
+    Running outputs: ``max_depth``/``time_of_max`` above ``hmin``; ``max_speed``, ``arrival`` (-1 = never),
+    ``wet_since``/``duration_wet`` above ``wet``.
+    """
+    ny, nx = h.shape
+    dt32 = np.float32(dt)
+    k = dt32 / np.float32(dx)
+    area = np.float64(dx) * np.float64(dx)
+    face_vol = np.float64(dt) * np.float64(dx)
+    t32 = np.float32(t_new)
+    hmin = np.float32(hmin)
+    wet = np.float32(wet)
+    grid_rain = rain_grid.shape[0] == ny and rain_grid.shape[1] == nx
+    rain_d = np.float32(rain * dt)
+    li = np.float32(loss_i * dt)
+    ld = np.float32(loss_d * dt)
+    for r in prange(ny):
+        hmx = _ZERO
+        inf_v = 0.0
+        drn_v = 0.0
+        clamp_v = 0.0
+        for c in range(nx):
+            qw = qx_new[r, c]
+            qe = qx_new[r, c + 1]
+            qn = qy_new[r, c]
+            qs = qy_new[r + 1, c]
+            fc = f[r + 1, c + 1]
+            sw = qw * (f[r + 1, c] if qw > _ZERO else fc)
+            se = qe * (fc if qe > _ZERO else f[r + 1, c + 2])
+            sn = qn * (f[r, c + 1] if qn > _ZERO else fc)
+            ss = qs * (fc if qs > _ZERO else f[r + 2, c + 1])
+            qx[r, c + 1] = se
+            qy[r + 1, c] = ss
+            ho = h[r, c]
+            src = rain_grid[r, c] * dt32 if grid_rain else rain_d
+            hn = ho + (sw - se + sn - ss) * k + src * active[r, c]
+            if loss_mode > 0:
+                pi = li
+                pd = ld
+                if loss_mode == 2:
+                    pi = loss_grid_i[r, c] * dt32
+                    pd = loss_grid_d[r, c] * dt32
+                tot = pi + pd
+                if tot > _ZERO and hn > _ZERO:
+                    s = min(_ONE, hn / tot)
+                    inf_v += np.float64(pi * s)
+                    drn_v += np.float64(pd * s)
+                    hn = hn - tot * s
+            if hn < _ZERO:
+                clamp_v -= np.float64(hn)
+                hn = _ZERO
+            h[r, c] = hn
+            hmx = max(hmx, hn)
+            if hn > hmin and hn > max_depth[r, c]:
+                max_depth[r, c] = hn
+                time_of_max[r, c] = t32
+            if hn > wet:
+                ux = _HALF * (sw + se)
+                uy = _HALF * (sn + ss)
+                sp = np.sqrt(ux * ux + uy * uy) / hn
+                if sp > max_speed[r, c]:
+                    max_speed[r, c] = sp
+                if not ho > wet:
+                    if arrival[r, c] < _ZERO:
+                        arrival[r, c] = t32
+                    wet_since[r, c] = t32
+            elif ho > wet:
+                duration_wet[r, c] += t32 - wet_since[r, c]
+        # the first column's west face is written by its own row
+        qw = qx_new[r, 0]
+        qx[r, 0] = qw * f[r + 1, 1]
+        row_hmax[r] = hmx
+        row_vol[r, 0] += (max(-qx[r, 0], _ZERO) + max(qx[r, nx], _ZERO)) * face_vol
+        row_vol[r, 1] += inf_v * area
+        row_vol[r, 2] += drn_v * area
+        row_vol[r, 3] += clamp_v * area
+    edge = 0.0
+    for c in range(nx):
+        qy[0, c] = qy_new[0, c] * f[1, c + 1]
+        edge += max(-qy[0, c], _ZERO) + max(qy[ny, c], _ZERO)
+    row_vol[0, 0] += edge * face_vol
+
+
+@njit(cache=True)
+def add_point_sources(h, rows, cols, depth):
+    """Add ``depth[i]`` (m) to cell ``(rows[i], cols[i])`` (point inflows spread over their cells)."""
+    for i in range(rows.size):
+        h[rows[i], cols[i]] += np.float32(depth[i])
+
+
+@njit(cache=True, parallel=True)
+def volume(h, active, dx):
+    """Water volume (m³, float64 sum) over active cells."""
+    ny, nx = h.shape
+    tot = 0.0
+    for r in prange(ny):
+        s = 0.0
+        for c in range(nx):
+            s += np.float64(h[r, c]) * active[r, c]
+        tot += s
+    return tot * np.float64(dx) * np.float64(dx)
+
+
+@njit(cache=True, parallel=True)
+def close_wet_durations(h, wet, t_end, wet_since, duration_wet):
+    """At the end of a run, add the open wet spell of every cell still wet."""
+    ny, nx = h.shape
+    wet = np.float32(wet)
+    t32 = np.float32(t_end)
+    for r in prange(ny):
+        for c in range(nx):
+            if h[r, c] > wet:
+                duration_wet[r, c] += t32 - wet_since[r, c]

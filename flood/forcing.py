@@ -1,0 +1,307 @@
+"""Forcing of the flood solver: rainfall (uniform or gridded), point inflows, infiltration and drainage rates.
+
+Every time-varying forcing is a step function: each time value starts an interval with the given rate. Times
+are seconds from the start of the run, or datetimes (then counted from ``start``, by default the first
+datetime given).
+
+>>> import xarray as xr
+>>> rain = xr.DataArray([20.0, 60.0, 0.0], coords={"time": [0.0, 600.0, 1200.0]}, dims="time")
+>>> f = rainfall_series(rain)
+>>> round(f.rate_at(700.0) * 3.6e6, 9)  # back to mm/h
+60.0
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import xarray as xr
+
+from flood.errors import FloodCRSError, FloodTypeError, FloodValueError, GridMismatchError
+
+__all__ = ["PointInflow", "TimeSeries", "rainfall_series", "regrid_conservative", "to_m_per_s"]
+
+# factors from a rate unit to m/s; rates are mm/h unless the DataArray says otherwise in attrs["units"]
+_RATE_UNITS = {
+    "mm/h": 1.0 / 3.6e6, "mm h-1": 1.0 / 3.6e6, "mm hr-1": 1.0 / 3.6e6, "mm/hr": 1.0 / 3.6e6,
+    "mm h**-1": 1.0 / 3.6e6, "mm/s": 1e-3, "mm s-1": 1e-3, "m/s": 1.0, "m s-1": 1.0,
+    "kg m-2 s-1": 1e-3, "m/h": 1.0 / 3600.0, "m h-1": 1.0 / 3600.0,
+}
+
+
+def to_m_per_s(units: str | None, name: str) -> float:
+    """Factor from a rate unit (``None`` = mm/h) to m/s.
+
+    >>> to_m_per_s("kg m-2 s-1", "rainfall")
+    0.001
+    """
+    if units is None:
+        return _RATE_UNITS["mm/h"]
+    key = " ".join(str(units).strip().split())
+    if key not in _RATE_UNITS:
+        raise FloodValueError(
+            f"{name}: unknown rate units {units!r}; use one of {sorted(_RATE_UNITS)} (or none for mm/h)"
+        )
+    return _RATE_UNITS[key]
+
+
+def _times_to_seconds(values: np.ndarray, start: Any, name: str) -> tuple[np.ndarray, np.datetime64 | None]:
+    """Time coordinate values -> float seconds from the start; datetimes count from ``start`` (or the first)."""
+    values = np.asarray(values)
+    if np.issubdtype(values.dtype, np.datetime64):
+        t0 = np.datetime64(start, "ns") if start is not None else values.min().astype("datetime64[ns]")
+        sec = (values.astype("datetime64[ns]") - t0) / np.timedelta64(1, "s")
+        return sec.astype(np.float64), t0
+    if np.issubdtype(values.dtype, np.timedelta64):
+        return (values / np.timedelta64(1, "s")).astype(np.float64), None
+    if not np.issubdtype(values.dtype, np.number):
+        raise FloodTypeError(f"{name}: the 'time' coordinate must hold seconds or datetimes, not {values.dtype}")
+    return values.astype(np.float64), None
+
+
+@dataclass(frozen=True)
+class TimeSeries:
+    """A step function of time: ``values[k]`` holds from ``times[k]`` until ``times[k + 1]`` (or ``end``).
+
+    ``values`` may have trailing grid dimensions ``(nt, ny, nx)``; the rate is 0 before the first time and from
+    ``end`` on.
+    """
+
+    times: np.ndarray
+    values: np.ndarray
+    end: float = math.inf
+
+    def index(self, t: float) -> int:
+        """Interval holding time ``t`` (-1 when none does)."""
+        if t >= self.end:
+            return -1
+        return int(np.searchsorted(self.times, t, side="right")) - 1
+
+    def rate_at(self, t: float):
+        """Value at time ``t`` (0 outside the series)."""
+        k = self.index(t)
+        if k < 0:
+            return 0.0 if self.values.ndim == 1 else None
+        return float(self.values[k]) if self.values.ndim == 1 else self.values[k]
+
+    def breakpoints(self) -> np.ndarray:
+        """The times at which the value changes (interval starts and the end)."""
+        pts = list(self.times)
+        if math.isfinite(self.end):
+            pts.append(self.end)
+        return np.asarray(pts, dtype=np.float64)
+
+    def integral(self, t0: float, t1: float) -> float:
+        """Exact integral over [t0, t1] of a 1-D series (volume per unit, e.g. m of rain)."""
+        edges = np.append(self.times, self.end)
+        lo = np.clip(edges[:-1], t0, t1)
+        hi = np.clip(edges[1:], t0, t1)
+        return float(np.sum(self.values * (hi - lo)))
+
+
+def _series_end(times: np.ndarray) -> float:
+    """End of the last interval: one typical spacing after the last time (a single value holds forever)."""
+    if times.size < 2:
+        return math.inf
+    return float(times[-1] + np.median(np.diff(times)))
+
+
+def rainfall_series(
+    rain: Any, *, start: Any = None, name: str = "rainfall", scale: float | None = None
+) -> TimeSeries:
+    """A number or a 1-D DataArray over ``time`` (rates, mm/h unless ``attrs['units']`` says else) -> m/s series.
+
+    The last value lasts one typical time spacing (a single value: the whole run); end a storm early with a 0.
+
+    >>> round(rainfall_series(36.0).rate_at(1e6), 12)  # m/s
+    1e-05
+    """
+    if isinstance(rain, bool):
+        raise FloodTypeError(f"{name}: expected a number in mm/h or a DataArray over 'time', got a bool")
+    if isinstance(rain, int | float | np.integer | np.floating):
+        rate = float(rain)
+        if not math.isfinite(rate) or rate < 0:
+            raise FloodValueError(f"{name}: the rate must be a finite number >= 0 (mm/h), got {rain!r}")
+        f = scale if scale is not None else to_m_per_s(None, name)
+        return TimeSeries(np.array([0.0]), np.array([rate * f]))
+    if not isinstance(rain, xr.DataArray):
+        raise FloodTypeError(
+            f"{name}: expected a number (mm/h) or an xarray.DataArray over 'time', got {type(rain).__name__}"
+        )
+    if rain.dims != ("time",):
+        raise FloodValueError(f"{name}: a 1-D series must have the single dimension 'time', got {rain.dims}")
+    times, _ = _times_to_seconds(rain["time"].values, start, name)
+    vals = np.asarray(rain.values, dtype=np.float64)
+    if vals.size == 0:
+        raise FloodValueError(f"{name}: the series is empty; give at least one time and rate")
+    if np.any(np.diff(times) <= 0):
+        raise FloodValueError(f"{name}: 'time' must increase strictly; sort it (rain.sortby('time'))")
+    if not np.all(np.isfinite(vals)) or np.any(vals < 0):
+        raise FloodValueError(f"{name}: rates must be finite and >= 0; fill gaps with 0 (rain.fillna(0))")
+    f = scale if scale is not None else to_m_per_s(rain.attrs.get("units"), name)
+    return TimeSeries(times, vals * f, _series_end(times))
+
+
+def _cell_edges(coord: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper edges of the cells of a regular 1-D coordinate."""
+    c = np.asarray(coord, dtype=np.float64)
+    if c.size == 1:
+        raise FloodValueError(f"{name}: a grid needs at least 2 cells per axis to know its cell size")
+    d = np.diff(c)
+    if not np.allclose(d, d[0], rtol=1e-6, atol=0):
+        raise FloodValueError(f"{name}: the grid must be regular (equal spacing) along each axis")
+    half = abs(d[0]) / 2.0
+    return c - half, c + half
+
+
+def _overlap_matrix(dst: np.ndarray, src: np.ndarray, name: str):
+    """Sparse (n_dst, n_src) matrix of overlap length / destination cell length along one axis."""
+    from scipy import sparse
+
+    dlo, dhi = _cell_edges(dst, name)
+    slo, shi = _cell_edges(src, name)
+    order = np.argsort(slo)
+    slo_s, shi_s = slo[order], shi[order]
+    j0 = np.searchsorted(shi_s, dlo, side="right")
+    j1 = np.searchsorted(slo_s, dhi, side="left")
+    counts = np.maximum(j1 - j0, 0)
+    rows = np.repeat(np.arange(dst.size), counts)
+    offs = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    cols_sorted = np.repeat(j0, counts) + offs
+    ov = np.minimum(dhi[rows], shi_s[cols_sorted]) - np.maximum(dlo[rows], slo_s[cols_sorted])
+    w = np.clip(ov, 0.0, None) / (dhi[rows] - dlo[rows])
+    return sparse.csr_matrix((w, (rows, order[cols_sorted])), shape=(dst.size, src.size))
+
+
+def regrid_conservative(grid: xr.DataArray, dem: xr.DataArray, *, name: str = "rainfall") -> np.ndarray:
+    """Regrid a ``(time, y, x)`` rate grid to the DEM's cells, area-weighted (conservative), as float64.
+
+    A grid in another CRS is first reprojected to the DEM's CRS at its own resolution (nearest pixel), then
+    every DEM cell receives the area-weighted mean of the pixels that cover it; parts of a DEM cell outside the
+    grid, and NaN pixels, count as 0.
+
+    >>> import numpy as np, xarray as xr
+    >>> dem = xr.DataArray(np.zeros((4, 4)), coords={"y": [3.5, 2.5, 1.5, 0.5], "x": [0.5, 1.5, 2.5, 3.5]},
+    ...                    dims=("y", "x"))
+    >>> coarse = xr.DataArray(np.array([[[1.0, 2.0], [3.0, 4.0]]]),
+    ...                       coords={"time": [0.0], "y": [3.0, 1.0], "x": [1.0, 3.0]}, dims=("time", "y", "x"))
+    >>> regrid_conservative(coarse, dem)[0]
+    array([[1., 1., 2., 2.],
+           [1., 1., 2., 2.],
+           [3., 3., 4., 4.],
+           [3., 3., 4., 4.]])
+    """
+    if set(grid.dims) != {"time", "y", "x"}:
+        raise FloodValueError(f"{name}: a rain grid must have dimensions (time, y, x), got {grid.dims}")
+    grid = grid.transpose("time", "y", "x")
+    gcrs = grid.rio.crs
+    dcrs = dem.rio.crs
+    if gcrs is not None and dcrs is None:
+        raise FloodCRSError(f"{name}: the grid has a CRS but the DEM has none; set it with dem.rio.write_crs(...)")
+    if gcrs is not None and dcrs is not None and gcrs != dcrs:
+        from rasterio.enums import Resampling
+
+        grid = grid.rio.reproject(dcrs, resampling=Resampling.nearest, nodata=np.nan)
+        grid = grid.rename({grid.rio.y_dim: "y", grid.rio.x_dim: "x"}) if grid.rio.y_dim != "y" else grid
+    wy = _overlap_matrix(dem["y"].values, grid["y"].values, name)
+    wx = _overlap_matrix(dem["x"].values, grid["x"].values, name)
+    if wy.nnz == 0 or wx.nnz == 0:
+        raise FloodValueError(f"{name}: the grid does not overlap the DEM; check both extents and CRSs")
+    vals = np.nan_to_num(np.asarray(grid.values, dtype=np.float64), nan=0.0)
+    out = np.empty((vals.shape[0], dem.sizes["y"], dem.sizes["x"]))
+    for k in range(vals.shape[0]):
+        out[k] = (wx @ (wy @ vals[k]).T).T
+    return out
+
+
+@dataclass(frozen=True)
+class PointInflow:
+    """Water entering at a point: ``discharge`` m³/s (a number, or a DataArray over ``time``, step function)
+    spread evenly over the active cells whose centres lie within ``radius`` (m, DEM CRS) of ``(x, y)``, or the
+    nearest cell when none does.
+
+    >>> PointInflow(10.0, 20.0, 0.5, radius=5.0).radius
+    5.0
+    """
+
+    x: float
+    y: float
+    discharge: Any
+    radius: float = 0.0
+
+    def __post_init__(self) -> None:
+        for fld in ("x", "y", "radius"):
+            v = getattr(self, fld)
+            if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) or not math.isfinite(v):
+                raise FloodTypeError(f"PointInflow.{fld}: expected a finite number, got {v!r}")
+        if self.radius < 0:
+            raise FloodValueError(f"PointInflow.radius: must be >= 0 m, got {self.radius}")
+        if isinstance(self.discharge, int | float | np.integer | np.floating) and not isinstance(
+            self.discharge, bool
+        ):
+            if not math.isfinite(self.discharge) or self.discharge < 0:
+                raise FloodValueError(f"PointInflow.discharge: must be finite and >= 0 m³/s, got {self.discharge}")
+        elif not isinstance(self.discharge, xr.DataArray):
+            raise FloodTypeError(
+                "PointInflow.discharge: expected m³/s as a number or a DataArray over 'time', "
+                f"got {type(self.discharge).__name__}"
+            )
+
+    def series(self, start: Any = None) -> TimeSeries:
+        """The discharge as a step function of time (m³/s)."""
+        return rainfall_series(self.discharge, start=start, name="PointInflow.discharge", scale=1.0)
+
+
+def as_inflows(inflows: Sequence[PointInflow] | PointInflow | None) -> list[PointInflow]:
+    """Normalise the ``inflows`` argument to a list of PointInflow."""
+    if inflows is None:
+        return []
+    if isinstance(inflows, PointInflow):
+        return [inflows]
+    out = list(inflows)
+    for i, p in enumerate(out):
+        if not isinstance(p, PointInflow):
+            raise FloodTypeError(f"inflows[{i}]: expected flood.PointInflow(x, y, discharge), got {type(p).__name__}")
+    return out
+
+
+def rate_grid(value: Any, dem: xr.DataArray, name: str) -> tuple[float, np.ndarray | None]:
+    """A rate (mm/h; a number or a DEM-aligned grid) -> (uniform m/s, or None and a float32 grid in m/s)."""
+    if value is None:
+        return 0.0, None
+    if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
+        v = float(value)
+        if not math.isfinite(v) or v < 0:
+            raise FloodValueError(f"{name}: the rate must be a finite number >= 0 (mm/h), got {value!r}")
+        return v * to_m_per_s(None, name), None
+    units = value.attrs.get("units") if isinstance(value, xr.DataArray) else None
+    arr = aligned_grid(value, dem, name)
+    if np.any(arr[np.isfinite(arr)] < 0):
+        raise FloodValueError(f"{name}: rates must be >= 0 (mm/h)")
+    return 0.0, (np.nan_to_num(arr, nan=0.0) * to_m_per_s(units, name)).astype(np.float32)
+
+
+def aligned_grid(value: Any, dem: xr.DataArray, name: str) -> np.ndarray:
+    """A DataArray or ndarray with the DEM's shape (and coordinates, for a DataArray) -> float64 array."""
+    if isinstance(value, xr.DataArray):
+        if value.shape != dem.shape or tuple(value.dims) != tuple(dem.dims):
+            raise GridMismatchError(
+                f"{name}: the grid has dims {value.dims} shape {value.shape}; it must match the DEM's "
+                f"{dem.dims} {dem.shape} (regrid it with .rio.reproject_match(dem))"
+            )
+        for d in dem.dims:
+            if d in value.coords and d in dem.coords and not np.allclose(value[d].values, dem[d].values):
+                raise GridMismatchError(
+                    f"{name}: its '{d}' coordinates differ from the DEM's; align it with .rio.reproject_match(dem)"
+                )
+        return np.asarray(value.values, dtype=np.float64)
+    if isinstance(value, np.ndarray):
+        if value.shape != dem.shape:
+            raise GridMismatchError(f"{name}: array shape {value.shape} differs from the DEM's {dem.shape}")
+        return value.astype(np.float64)
+    raise FloodTypeError(f"{name}: expected a number or a grid (DataArray/ndarray like the DEM), got {type(value).__name__}")
