@@ -6,8 +6,9 @@ with EXT_mesh_features + EXT_structural_metadata per-feature metadata, or 3D Til
 
 import logging
 
+from tiles._viewer import find_cesium, write_viewer
 from tiles.buildings import buildings_to_3dtiles
 
-__all__ = ["buildings_to_3dtiles"]
+__all__ = ["buildings_to_3dtiles", "find_cesium", "write_viewer"]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
