@@ -299,3 +299,8 @@ class ObservationsCSVReader(Reader):
         if new < len(obs):
             report.skip(result.source, "observations",
                         f"{len(obs) - new} were stored already (same Datastream and phenomenonTime)")
+
+
+# The CityGML 3.0 Dynamizer reader registers itself on import; it rides on this module's place in
+# ingest.base.BUILTIN_MODULES until "ingest.dynamizer" is listed there itself.
+import ingest.dynamizer  # noqa: E402, F401

@@ -61,7 +61,7 @@ def running(engine, broker, client_id: str):
 
 
 @pytest.fixture
-def gauge(iot_engine):
+def gauge(iot_engine):  # noqa: F811  (the fixture imported above)
     """The store with the Vlissingen gauge (no observations yet) and its Datastream id."""
     thing = gauge_thing()
     observations = thing.datastreams[0].observations
@@ -110,7 +110,7 @@ def test_a_batch_message_gives_all_its_observations():
 def test_publishing_to_no_broker_is_a_clear_error():
     from tests.services import free_port
 
-    with pytest.raises(MQTTConnectionError, match="cannot reach the MQTT broker .* is it running"):
+    with pytest.raises(MQTTConnectionError, match=r"cannot reach the MQTT broker .* is it running"):
         publish_observations("127.0.0.1", free_port(), 1, [{"phenomenonTime": "2020-06-17T15:00Z", "result": 1}])
 
 
