@@ -131,7 +131,7 @@ class Skipped:
 class ReadResult:
     """What `ingest.read` returns: cim objects, no scene.
 
-    ``layers`` by name (`LayerItem`), ``files`` kept as files (point clouds), ``bim`` (a `cim.bim.BIMModel`),
+    ``layers`` by name (`LayerItem`), ``files`` kept as files (point clouds), ``bim`` (a `cim.bim.BIMModel`, whose elements are also in ``layers``),
     ``series`` (1-D time series such as gauge rainfall, by name), ``extra`` (reader-specific objects, e.g.
     SensorThings entities), and the ``repairs`` and ``skipped`` lists.
     """
@@ -203,11 +203,6 @@ class Reader:
         for f in result.files:
             scene.add_file(f.name, f.path, kind=f.kind, source=f.source, attrs=f.attrs or None)
             report.add(result.source, f.name, f.kind, 1)
-        if result.bim is not None:
-            item = result.bim.to_layer_item()
-            scene.add_layer(item.name, item.data, kind=item.kind, cim_level=item.cim_level, units=item.units,
-                            source=result.source.name, attrs=item.attrs)
-            report.add(result.source, item.name, item.kind, len(item.data))
         for name, series in result.series.items():
             report.skip(result.source, name,
                         "a 1-D time series has no place as a scene layer; load it as a SensorThings Datastream")
