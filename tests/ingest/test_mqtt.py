@@ -23,7 +23,7 @@ from ingest.mqtt import (
     publish_observations,
     run_subscriber,
 )
-from tests.ingest.test_iot import gauge_thing, iot_engine  # noqa: F401  (fixture)
+from tests.ingest.test_iot import gauge_thing
 
 pytestmark = pytest.mark.mqtt
 TOPIC = "v1.1/Datastreams({})/Observations"
@@ -45,9 +45,9 @@ def count(engine, table=iot.observations_table) -> int:
 
 
 @contextlib.contextmanager
-def running(engine, broker, client_id: str):
+def running(target, broker, client_id: str):
     """A subscriber in a thread, subscribed before this yields; stopped and joined (bounded) afterwards."""
-    sub = MQTTSubscriber(engine, "127.0.0.1", broker.port, client_id=client_id, reconnect_delay=(0.1, 1.0))
+    sub = MQTTSubscriber(target, "127.0.0.1", broker.port, client_id=client_id, reconnect_delay=(0.1, 1.0))
     stop = threading.Event()
     thread = threading.Thread(target=sub.run, args=(stop,), daemon=True)
     thread.start()
@@ -61,15 +61,18 @@ def running(engine, broker, client_id: str):
 
 
 @pytest.fixture
-def gauge(iot_engine):  # noqa: F811  (the fixture imported above)
-    """The store with the Vlissingen gauge (no observations yet) and its Datastream id."""
+def gauge(store_url):
+    """A scene (both backends) with the Vlissingen gauge (no observations yet), its Datastream id and the
+    24 observations of the sample file."""
+    scene = cim.Scene.create(store_url, crs="EPSG:28992", name="Vlissingen")
     thing = gauge_thing()
     observations = thing.datastreams[0].observations
     empty = iot.Thing(thing.name, thing.description, thing.properties, thing.locations,
                       (iot.Datastream(**{**vars(thing.datastreams[0]), "observations": ()}),))
-    with iot_engine.begin() as conn:
+    with scene.transaction() as conn:
         ds_id = iot.add_thing(conn, empty).datastream_ids["Hourly precipitation 310"]
-    return iot_engine, ds_id, observations
+    yield scene, ds_id, observations
+    scene.store.close()
 
 
 # ------------------------------------------------------------------------------------------------ no broker
@@ -117,8 +120,9 @@ def test_publishing_to_no_broker_is_a_clear_error():
 # --------------------------------------------------------------------------------------------- live broker
 
 def test_live_observations_are_stored_once_even_when_resent(gauge, mqtt_broker):
-    engine, ds_id, observations = gauge
-    with running(engine, mqtt_broker, f"cim-test-{uuid.uuid4().hex[:8]}") as sub:
+    scene, ds_id, observations = gauge
+    engine = scene.store.engine
+    with running(scene, mqtt_broker, f"cim-test-{uuid.uuid4().hex[:8]}") as sub:
         assert publish_observations("127.0.0.1", mqtt_broker.port, ds_id, observations) == 24
         wait_until(lambda: count(engine) == 24, "24 stored observations")
         # the whole day re-sent as one batch, and the peak once more on its own
@@ -134,7 +138,8 @@ def test_live_observations_are_stored_once_even_when_resent(gauge, mqtt_broker):
 
 
 def test_malformed_messages_go_to_dead_letters_and_the_subscriber_keeps_going(gauge, mqtt_broker):
-    engine, ds_id, observations = gauge
+    scene, ds_id, observations = gauge
+    engine = scene.store.engine
     bad = [
         (TOPIC.format(ds_id), b'{"phenomenonTime": "2020-06-17T15:00:00Z", "result": ', "payload is not JSON"),
         (TOPIC.format(ds_id), b'{"phenomenonTime": "2020-06-17T15:00:00Z"}', "result is missing"),
@@ -147,7 +152,7 @@ def test_malformed_messages_go_to_dead_letters_and_the_subscriber_keeps_going(ga
         (TOPIC.format(ds_id), b'[{"phenomenonTime": "2020-06-17T01:00:00Z", "result": 0.0}, {"result": 2}]',
          "Observation[1].phenomenonTime is missing"),
     ]
-    with running(engine, mqtt_broker, f"cim-test-{uuid.uuid4().hex[:8]}") as sub:
+    with running(scene, mqtt_broker, f"cim-test-{uuid.uuid4().hex[:8]}") as sub:
         client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"cim-bad-{uuid.uuid4().hex[:8]}")
         client.connect("127.0.0.1", mqtt_broker.port)
         client.loop_start()
@@ -172,9 +177,10 @@ def test_malformed_messages_go_to_dead_letters_and_the_subscriber_keeps_going(ga
 
 
 def test_qos1_redelivery_of_an_unacknowledged_message_is_stored_once(gauge, mqtt_broker):
-    engine, ds_id, observations = gauge
+    scene, ds_id, observations = gauge
+    engine = scene.store.engine
     client_id = f"cim-test-{uuid.uuid4().hex[:8]}"
-    with running(engine, mqtt_broker, client_id):
+    with running(scene, mqtt_broker, client_id):
         pass                                       # the broker now holds a persistent session with the subscription
     publish_observations("127.0.0.1", mqtt_broker.port, ds_id, [observations[15]])   # queued for the session
 
@@ -194,21 +200,22 @@ def test_qos1_redelivery_of_an_unacknowledged_message_is_stored_once(gauge, mqtt
         crashed.loop_stop()
     assert count(engine) == 1
 
-    with running(engine, mqtt_broker, client_id) as sub:    # the broker redelivers the unacknowledged message
+    with running(scene, mqtt_broker, client_id) as sub:    # the broker redelivers the unacknowledged message
         wait_until(lambda: sub.stats.messages >= 1, "the redelivered message")
     assert sub.stats.observations_duplicate == 1 and sub.stats.observations_new == 0
     assert count(engine) == 1
 
-    with running(engine, mqtt_broker, client_id) as sub:    # now acknowledged: it does not come a third time
+    with running(scene, mqtt_broker, client_id) as sub:    # now acknowledged: it does not come a third time
         time.sleep(0.5)
     assert sub.stats.messages == 0
 
 
 def test_broker_restart_reconnects_and_loses_nothing(gauge, mqtt_broker):
-    engine, ds_id, obs = gauge
+    scene, ds_id, obs = gauge
+    engine = scene.store.engine
     client_id = f"cim-test-{uuid.uuid4().hex[:8]}"
     port = mqtt_broker.port
-    with running(engine, mqtt_broker, client_id) as sub:
+    with running(scene, mqtt_broker, client_id) as sub:
         publish_observations("127.0.0.1", port, ds_id, obs[0:2])
         wait_until(lambda: count(engine) == 2, "2 observations before the restart")
         mqtt_broker.restart()
@@ -222,7 +229,7 @@ def test_broker_restart_reconnects_and_loses_nothing(gauge, mqtt_broker):
     stop, ready = threading.Event(), threading.Event()
     result: dict = {}
     thread = threading.Thread(target=lambda: result.update(stats=run_subscriber(
-        engine, "127.0.0.1", port, client_id=client_id, stop=stop, ready=ready)), daemon=True)
+        scene, "127.0.0.1", port, client_id=client_id, stop=stop, ready=ready)), daemon=True)
     thread.start()
     try:
         assert ready.wait(10)
@@ -238,11 +245,12 @@ def test_broker_restart_reconnects_and_loses_nothing(gauge, mqtt_broker):
 
 
 def test_a_store_failure_is_not_acknowledged_and_the_message_comes_again(gauge, mqtt_broker):
-    engine, ds_id, obs = gauge
+    scene, ds_id, obs = gauge
+    engine = scene.store.engine
     with engine.begin() as conn:        # the store breaks: observations cannot be written
         conn.execute(sa.text("ALTER TABLE iot_observations RENAME TO iot_observations_away"))
     try:
-        with running(engine, mqtt_broker, f"cim-test-{uuid.uuid4().hex[:8]}") as sub:
+        with running(scene, mqtt_broker, f"cim-test-{uuid.uuid4().hex[:8]}") as sub:
             publish_observations("127.0.0.1", mqtt_broker.port, ds_id, [obs[15]])
             wait_until(lambda: sub.stats.store_failures >= 2, "the message to fail, come again and fail again")
             with engine.begin() as conn:      # the store is back
