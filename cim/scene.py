@@ -96,6 +96,15 @@ class Scene:
             return None
         return (*bounds[:, :2].min(axis=0).tolist(), *bounds[:, 2:].max(axis=0).tolist())
 
+    @extent.setter
+    def extent(self, bbox: BBox | None) -> None:
+        """Fix the scene's extent (e.g. the city model's), so that larger grids such as radar do not widen it."""
+        if bbox is None:
+            with self.store.transaction() as conn:
+                conn.execute(sa.delete(schema.meta).where(schema.meta.c.key == "extent"))
+        else:
+            self.store.set_meta("extent", json.dumps([float(v) for v in _check_bbox(bbox)]))
+
     def close(self) -> None:
         self.store.close()
 
@@ -237,7 +246,7 @@ class Scene:
             out = da.copy()
             out.attrs = {}
             out.encoding = {}
-            out.to_dataset(name="data").to_zarr(staged, mode="w-", consolidated=True)
+            out.to_dataset(name="data").to_zarr(staged, mode="w-", consolidated=False)
         return location, info
 
     def layer(self, name: str, *, region: str | BaseGeometry | None = None,
@@ -268,7 +277,7 @@ class Scene:
                 da = src.squeeze("band", drop=True).load()
             da = da.astype(meta["dtype"], copy=False)
         else:
-            with xr.open_zarr(path, mask_and_scale=False, consolidated=True) as ds:
+            with xr.open_zarr(path, mask_and_scale=False, consolidated=False) as ds:
                 da = ds["data"].load()
         dims = meta.get("dims")
         if dims and list(da.dims) != dims and len(dims) == da.ndim:

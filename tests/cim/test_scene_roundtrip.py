@@ -216,3 +216,15 @@ def test_random_layers_roundtrip(store_url, seed):
     gdf = random_layer(np.random.default_rng(seed), n=40, crs=CRS)
     scene.add_layer("r", gdf, kind="generic")
     assert_layer_equal(scene.layer("r"), gdf)
+
+
+def test_extent_fixed_or_derived(store_url):
+    scene = cim.Scene.create(store_url, crs=CRS, name="x")
+    assert scene.extent is None
+    scene.add_layer("p", gpd.GeoDataFrame({"v": [1, 2]}, geometry=[Point(X0, Y0), Point(X0 + 50, Y0 + 20)], crs=CRS),
+                    kind="generic")
+    assert scene.extent == pytest.approx((X0, Y0, X0 + 50, Y0 + 20))
+    scene.extent = (X0 - 1, Y0 - 1, X0 + 1, Y0 + 1)
+    assert cim.open_scene(store_url).extent == (X0 - 1, Y0 - 1, X0 + 1, Y0 + 1)
+    scene.extent = None
+    assert scene.extent == pytest.approx((X0, Y0, X0 + 50, Y0 + 20))
