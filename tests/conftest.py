@@ -41,3 +41,37 @@ def mqtt_broker():
     broker = MosquittoBroker().start()
     yield broker
     broker.cleanup()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark tests by the real services they use, so the summary can count them."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & {"postgis_cluster", "postgis_url"}:
+            item.add_marker(pytest.mark.postgis)
+        if "mqtt_broker" in names:
+            item.add_marker(pytest.mark.mqtt)
+
+
+_service_outcomes: dict[str, dict[str, int]] = {}
+
+
+def pytest_runtest_logreport(report):
+    if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
+        return
+    for service in ("postgis", "mqtt", "browser"):
+        if service in report.keywords:
+            counts = _service_outcomes.setdefault(service, {})
+            counts[report.outcome] = counts.get(report.outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Say how many tests ran against each real service; on CI a skipped service test fails the run."""
+    import os
+
+    for service, counts in sorted(_service_outcomes.items()):
+        text = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        terminalreporter.write_line(f"{service}-backed tests: {text}")
+        if os.environ.get("CI") and counts.get("skipped"):
+            terminalreporter.write_line(f"ERROR: {service} tests were skipped on CI; the service must start")
+            terminalreporter._session.exitstatus = 1
