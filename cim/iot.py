@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -56,6 +57,7 @@ __all__ = [
     "Thing",
     "UnitOfMeasurement",
     "add_dead_letter",
+    "add_observation_frame",
     "add_observations",
     "add_thing",
     "create_tables",
@@ -841,6 +843,123 @@ def add_observations(conn: sa.Connection, observations: Iterable[Observation], *
             "client_id": o.id})
     return sum(_insert_new(conn, observations_table, rows[i:i + chunk_size])
                for i in range(0, len(rows), chunk_size))
+
+
+_FRAME_COLUMNS = ("datastream_id", "phenomenon_time", "phenomenon_time_end", "result_time", "result", "client_id")
+
+
+def _frame_times(frame: pd.DataFrame, col: str, required: bool) -> pd.Series:
+    if col not in frame:
+        if required:
+            raise DataError(f"observation frame has no {col!r} column: give the times (timezone-aware)")
+        return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us, UTC]")
+    s = frame[col]
+    if not isinstance(s.dtype, pd.DatetimeTZDtype):
+        raise DataError(f"observation frame column {col!r} is {s.dtype}, not timezone-aware datetimes: "
+                        "use pd.to_datetime(..., utc=True) or .dt.tz_localize(zone)")
+    s = s.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+    if required and s.isna().any():
+        raise DataError(f"observation frame column {col!r} has {int(s.isna().sum())} missing times: "
+                        "drop those rows or fill them")
+    return s
+
+
+def add_observation_frame(conn: sa.Connection, frame: pd.DataFrame, *, datastream_id: int | None = None) -> int:
+    """Store many numeric observations at once from a DataFrame; return how many were new.
+
+    Columns: ``phenomenon_time`` (timezone-aware), ``result`` (numbers), optionally ``datastream_id`` (else the
+    argument), ``phenomenon_time_end``, ``result_time``, ``client_id``. The same rules as `add_observations`
+    (re-sent rows are skipped; unknown Datastreams and results not fitting the observationType raise before
+    anything is written), checked column-wise; rows go in with COPY on PostgreSQL and a prepared executemany on
+    SQLite. Non-numeric results (truth, category) go through `add_observations`.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise ValidationError(f"add_observation_frame expects a pandas DataFrame, not {type(frame).__name__}")
+    if frame.empty:
+        return 0
+    if "result" not in frame:
+        raise DataError("observation frame has no 'result' column")
+    if datastream_id is not None:
+        streams = pd.Series(int(datastream_id), index=frame.index, dtype="int64")
+    elif "datastream_id" in frame:
+        streams = pd.to_numeric(frame["datastream_id"], errors="coerce")
+        if streams.isna().any():
+            raise DataError("observation frame column 'datastream_id' has missing or non-integer ids")
+        streams = streams.astype("int64")
+    else:
+        raise DataError("observation frame has no 'datastream_id' column: add one or pass datastream_id=n")
+    result = pd.to_numeric(frame["result"], errors="coerce").astype("float64")
+    bad = ~np.isfinite(result.to_numpy())
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        value = frame["result"].iloc[i]
+        value = value.item() if isinstance(value, np.generic) else value
+        raise DataError(f"observation frame row {i}: result {value!r} is not a finite number: "
+                        "fix or drop it (non-numeric results go through add_observations)")
+    types = _stream_types(conn, streams.unique().tolist())
+    for ds in streams.unique().tolist():
+        if ds not in types:
+            raise DataError(f"Datastream {ds} is not in the store: create it (load its Thing) before sending "
+                            "observations to it")
+        kind = types[ds]
+        values = result[streams == ds].to_numpy()
+        if kind in (OM_TRUTH, OM_CATEGORY) or (kind == OM_COUNT and (values != np.round(values)).any()):
+            raise DataError(f"Datastream {ds} has observationType {kind.rsplit('/', 1)[-1]}: numeric results do "
+                            f"not fit it; send {OBSERVATION_TYPES[kind]} through add_observations")
+    out = pd.DataFrame({
+        "datastream_id": streams, "phenomenon_time": _frame_times(frame, "phenomenon_time", True),
+        "phenomenon_time_end": _frame_times(frame, "phenomenon_time_end", False),
+        "result_time": _frame_times(frame, "result_time", False), "result": result,
+        "client_id": frame["client_id"].astype(object).where(frame["client_id"].notna(), None)
+        if "client_id" in frame else pd.Series(None, index=frame.index, dtype=object)})
+    if (out["phenomenon_time_end"].notna() & (out["phenomenon_time_end"] < out["phenomenon_time"])).any():
+        raise DataError("observation frame has phenomenon_time_end before phenomenon_time: fix the intervals")
+    if conn.dialect.name == "postgresql":
+        return _copy_new_postgresql(conn, out)
+    return _executemany_new_sqlite(conn, out)
+
+
+def _copy_new_postgresql(conn: sa.Connection, out: pd.DataFrame) -> int:
+    """COPY into a temporary table, then one INSERT ... SELECT ... ON CONFLICT DO NOTHING (its rowcount = new)."""
+    import io
+    import uuid
+
+    tmp = f"_iot_load_{uuid.uuid4().hex[:12]}"
+    cols = ", ".join(_FRAME_COLUMNS)
+    conn.exec_driver_sql(f"CREATE TEMP TABLE {tmp} (datastream_id integer, phenomenon_time timestamptz, "
+                         "phenomenon_time_end timestamptz, result_time timestamptz, result double precision, "
+                         "client_id text) ON COMMIT DROP")
+    buf = io.StringIO()
+    out.to_csv(buf, header=False, index=False, date_format="%Y-%m-%d %H:%M:%S.%f+00", na_rep="\\N",
+               float_format="%.17g")
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy(f"COPY {tmp} ({cols}) FROM STDIN (FORMAT csv, NULL '\\N')") as copy:
+        copy.write(buf.getvalue())
+    res = conn.exec_driver_sql(f"INSERT INTO {observations_table.name} ({cols}) SELECT {cols} FROM {tmp} "
+                               "ORDER BY datastream_id, phenomenon_time ON CONFLICT DO NOTHING")
+    conn.exec_driver_sql(f"DROP TABLE {tmp}")
+    return res.rowcount
+
+
+def _executemany_new_sqlite(conn: sa.Connection, out: pd.DataFrame) -> int:
+    """INSERT OR IGNORE with the DB-API's executemany; times in the text form UTCDateTime writes."""
+    def text(s: pd.Series) -> list:
+        arr = np.datetime_as_string(s.to_numpy(dtype="datetime64[us]"), unit="us")
+        arr = np.char.replace(arr, "T", " ").astype(object)
+        arr[s.isna().to_numpy()] = None
+        return arr.tolist()
+
+    rows = zip(out["datastream_id"].tolist(), text(out["phenomenon_time"]), text(out["phenomenon_time_end"]),
+               text(out["result_time"]), out["result"].tolist(), out["client_id"].tolist(), strict=True)
+    raw = conn.connection.driver_connection
+    before = raw.total_changes
+    cur = raw.cursor()
+    try:
+        cur.executemany(f"INSERT OR IGNORE INTO {observations_table.name} ({', '.join(_FRAME_COLUMNS)}) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", rows)
+    finally:
+        cur.close()
+    return raw.total_changes - before
 
 
 def _insert_new(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> int:

@@ -235,3 +235,67 @@ def test_dead_letters_keep_reason_and_raw_bytes(iot_engine):
     assert df["payload"].tolist() == [b"\xff{not json"]
     assert df["reason"].tolist() == ["payload is not JSON"]
     assert df["received"].iloc[0] <= pd.Timestamp.now(tz="UTC")
+
+
+# ------------------------------------------------------------------------------------------ bulk (DataFrame) path
+
+def test_frame_bulk_path_is_idempotent_and_agrees_with_the_row_path(iot_engine):
+    with iot_engine.begin() as conn:
+        ids = iot.add_thing(conn, gauge_thing()).datastream_ids          # 24 hourly values via the row path
+        other = iot.add_thing(conn, iot.Thing("pump 7", datastreams=(simple_stream(),))).datastream_ids["level"]
+    ds_id = ids["Hourly precipitation 310"]
+    times = pd.date_range("2020-06-16T00:00Z", periods=72, freq="h")      # 17 June overlaps the stored day
+    frame = pd.DataFrame({"phenomenon_time": times, "result": [round(0.1 * i, 1) for i in range(72)],
+                          "datastream_id": ds_id})
+    frame.loc[70, "datastream_id"] = other
+    with iot_engine.begin() as conn:
+        assert iot.add_observation_frame(conn, frame) == 72 - 24
+    with iot_engine.begin() as conn:
+        assert iot.add_observation_frame(conn, frame) == 0
+        s = iot.observation_series(conn, ds_id)
+        level = iot.observations(conn, other)
+    assert len(s) == 71 and s["2020-06-17T15:00Z"] == 51.3                # the stored value was kept
+    assert s["2020-06-18T23:00Z"] == 7.1 and s.index.is_monotonic_increasing
+    assert level["result"].tolist() == [7.0]
+    assert level["phenomenon_time"].iloc[0] == pd.Timestamp("2020-06-18T22:00Z")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda f: f.assign(phenomenon_time=f["phenomenon_time"].dt.tz_localize(None)), "not timezone-aware"),
+    (lambda f: f.assign(result=[1.0, float("nan")]), "row 1: result nan is not a finite number"),
+    (lambda f: f.assign(result=[1.0, "heavy"]), "row 1: result 'heavy' is not a finite number"),
+    (lambda f: f.assign(datastream_id=[1, 999]), "Datastream 999 is not in the store"),
+    (lambda f: f.drop(columns="datastream_id"), "no 'datastream_id' column"),
+])
+def test_frame_bulk_path_refuses_bad_frames_and_writes_nothing(iot_engine, change, message):
+    with iot_engine.begin() as conn:
+        ds_id = iot.add_thing(conn, iot.Thing("pump 7", datastreams=(simple_stream(),))).datastream_ids["level"]
+    good = pd.DataFrame({"phenomenon_time": pd.to_datetime(["2024-01-01T00:00Z", "2024-01-01T00:10Z"]),
+                         "result": [1.0, 2.0], "datastream_id": [ds_id, ds_id]})
+    with pytest.raises(cim.DataError, match=message):
+        with iot_engine.begin() as conn:
+            iot.add_observation_frame(conn, change(good))
+    with iot_engine.connect() as conn:
+        assert iot.observations(conn, ds_id).empty
+
+
+def test_frame_bulk_path_in_a_scene_transaction_is_all_or_nothing(store_url):
+    scene = cim.Scene.create(store_url, crs="EPSG:28992", name="Vlissingen")
+    try:
+        with scene.transaction() as conn:
+            ds_id = iot.add_thing(conn, gauge_thing()).datastream_ids["Hourly precipitation 310"]
+        frame = pd.DataFrame({"phenomenon_time": pd.date_range("2020-06-18T00:00Z", periods=1000, freq="min"),
+                              "result": 0.5})
+        with pytest.raises(RuntimeError, match="power cut"):
+            with scene.transaction() as conn:
+                assert iot.add_observation_frame(conn, frame, datastream_id=ds_id) == 1000
+                raise RuntimeError("power cut")
+        with scene.store.engine.connect() as conn:
+            assert len(iot.observations(conn, ds_id)) == 24
+        with scene.transaction() as conn:
+            assert iot.add_observation_frame(conn, frame, datastream_id=ds_id) == 1000
+        with scene.store.engine.connect() as conn:
+            s = iot.observation_series(conn, ds_id, "2020-06-18T00:00Z")
+        assert len(s) == 1000 and s.sum() == 500.0
+    finally:
+        scene.store.close()
