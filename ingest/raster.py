@@ -1,0 +1,84 @@
+"""Rasters (GeoTIFF/COG DEMs, land cover) through rioxarray: nodata to NaN, CRS kept, optional regridding.
+
+A single-band file becomes a ``(y, x)`` DataArray (multi-band: ``(band, y, x)``) with its CRS and ``nodata``
+masked to NaN (integer rasters are promoted to float to hold NaN). ``crs=`` reprojects; ``match=`` (a DataArray
+with a CRS) reprojects and resamples onto its grid; ``resolution=`` resamples; ``resampling`` is a
+rasterio.enums.Resampling name ("bilinear" by default for continuous data, "nearest" for ``kind="land_cover"``).
+``kind=`` (default "terrain"), ``units=`` (default "m" for terrain) and ``name=`` describe the layer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cim.errors import CRSError, DataError, ValidationError
+from ingest._crs import parse_crs
+from ingest.base import LayerItem, Reader, ReadResult, register
+
+__all__ = ["RasterReader"]
+
+
+@register
+class RasterReader(Reader):
+    name = "raster"
+    extensions = (".tif", ".tiff", ".vrt", ".asc", ".img")
+    options = frozenset({"crs", "source_crs", "match", "resolution", "resampling", "kind", "units", "name",
+                         "cim_level"})
+    description = "GeoTIFF/COG rasters through rioxarray"
+
+    def read(self, path: Path, *, crs: Any = None, source_crs: Any = None, match: Any = None,
+             resolution: float | None = None, resampling: str | None = None, kind: str = "terrain",
+             units: str | None = None, name: str | None = None, cim_level: int | None = None) -> ReadResult:
+        import rioxarray
+        from rasterio.enums import Resampling
+
+        from cim.kinds import check_cim_level, check_kind
+
+        path = Path(path)
+        k = check_kind(kind)
+        if "raster" not in k.storage:
+            raise ValidationError(f"kind {kind!r} is not a raster kind; choose one of terrain, land_cover, water, ...")
+        method = resampling or ("nearest" if kind in ("land_cover", "land_use") else "bilinear")
+        try:
+            rs = Resampling[method]
+        except KeyError:
+            raise ValidationError(f"resampling {method!r} unknown; use one of {[m.name for m in Resampling][:8]}…") from None
+        try:
+            da = rioxarray.open_rasterio(path, masked=True)
+            da = da.load()
+        except Exception as exc:  # rasterio.errors.RasterioIOError and friends
+            raise DataError(f"{path.name}: cannot read as a raster ({exc}); the file is truncated or corrupt — "
+                            "download or export it again") from None
+        if da.rio.crs is None:
+            if source_crs is None:
+                raise CRSError(f"{path.name}: the raster has no CRS; pass source_crs='EPSG:…'")
+            da = da.rio.write_crs(parse_crs(source_crs, path, "source_crs option"))
+        nodata = da.rio.encoded_nodata
+        if da.sizes.get("band", 1) == 1 and "band" in da.dims:
+            da = da.squeeze("band", drop=True)
+        if not np.issubdtype(da.dtype, np.floating):
+            da = da.astype(np.float32)
+        if match is not None:
+            if getattr(match, "rio", None) is None or match.rio.crs is None:
+                raise ValidationError("match= must be a DataArray with a CRS (rioxarray)")
+            da = da.rio.reproject_match(match, resampling=rs)
+        elif crs is not None or resolution is not None:
+            target = parse_crs(crs, path, "crs option") if crs is not None else da.rio.crs
+            kw = {"resolution": float(resolution)} if resolution is not None else {}
+            da = da.rio.reproject(target, resampling=rs, nodata=np.nan, **kw)
+        da = da.rio.write_nodata(np.nan, encoded=False)
+        if bool(da.isnull().all()):
+            raise DataError(f"{path.name}: every cell is nodata")
+        lname = name or path.name.split(".")[0]
+        units = units if units is not None else ("m" if kind == "terrain" else None)
+        if units:
+            da.attrs["units"] = units
+        da.name = lname
+        result = ReadResult(source=path, format=self.name, crs=da.rio.crs)
+        result.add_layer(LayerItem(lname, da, kind, check_cim_level(cim_level) if cim_level is not None
+                                   else k.default_level, units,
+                                   attrs={"source_nodata": None if nodata is None else float(nodata)}))
+        return result

@@ -1,0 +1,137 @@
+"""Vectors (pyogrio), rasters (rioxarray), point clouds (laspy) and CityGML 2.0 buildings, with real values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+
+import ingest
+from cim.errors import CRSError, DataError
+
+DATA = Path(__file__).parents[1] / "data" / "ingest"
+
+
+@pytest.fixture(scope="module")
+def footprints():
+    """Delft building footprints from the CityJSON, one made invalid (a bow-tie), one null."""
+    b = ingest.read(DATA / "delft_lod1.city.json", dem=False)["buildings"][["id", "height", "geometry"]].copy()
+    b.loc[0, "geometry"] = shapely.Polygon([(84700, 447500), (84710, 447510), (84710, 447500), (84700, 447510)])
+    b.loc[1, "geometry"] = None
+    return b
+
+
+@pytest.mark.parametrize("ext", ["geojson", "gpkg", "shp", "fgb", "parquet"])
+def test_vector_formats_reprojected_and_repaired(tmp_path, footprints, ext):
+    p = tmp_path / f"delft.{ext}"
+    data = footprints if ext != "fgb" else footprints[footprints.geometry.notna()]
+    data.to_parquet(p) if ext == "parquet" else data.to_file(p)
+    r = ingest.read(p, crs="EPSG:4326", kind="buildings")
+    g = r["delft"]
+    assert r.layers["delft"].kind == "buildings" and g.crs.to_epsg() == 4326
+    assert len(g) == 159 and g.geometry.is_valid.all()
+    assert [(x.what, x.count) for x in r.repairs] == [("invalid geometries in delft", 1)]
+    assert "Self-intersection" in r.repairs[0].detail
+    assert [s.reason for s in r.skipped] == (["1 feature(s) with null or empty geometry"] if ext != "fgb" else [])
+    # always_xy: Delft is at 4.36 E, 52.01 N (not swapped)
+    xmin, ymin, xmax, ymax = g.total_bounds
+    assert 4.34 < xmin < xmax < 4.37 and 52.00 < ymin < ymax < 52.02
+    assert g["height"].sum() == pytest.approx(footprints["height"].drop(index=1).sum(), rel=1e-12)
+    assert g.loc[g["id"] == footprints["id"].iloc[0]].geometry.iloc[0].geom_type in ("MultiPolygon", "GeometryCollection")
+
+
+def test_vector_without_or_with_wrong_crs(tmp_path, footprints):
+    p = tmp_path / "nocrs.shp"                     # a shapefile without its .prj
+    footprints.iloc[2:5].set_crs(None, allow_override=True).to_file(p)
+    assert not p.with_suffix(".prj").exists()
+    with pytest.raises(CRSError, match=r"no CRS.*source_crs="):
+        ingest.read(p)
+    assert ingest.read(p, source_crs="EPSG:28992")["nocrs"].crs.to_epsg() == 28992
+    wrong = tmp_path / "wrong.geojson"
+    footprints.iloc[2:5].set_crs("EPSG:4326", allow_override=True).to_file(wrong)
+    with pytest.raises(CRSError, match="the CRS is wrong"):
+        ingest.read(wrong)
+    with pytest.raises(DataError, match="invalid geometries"):
+        bad = tmp_path / "bowtie.gpkg"
+        footprints.iloc[:1].to_file(bad)
+        ingest.read(bad, repair=False)
+
+
+def test_rhine_dem_nodata_to_nan_crs_kept():
+    r = ingest.read(DATA / "rhine_elv0.tif")
+    dem = r["rhine_elv0"]
+    assert dem.dims == ("y", "x") and dem.shape == (682, 997) and dem.rio.crs.to_epsg() == 4326
+    assert float(dem.isnull().mean()) == pytest.approx(0.4855, abs=1e-3)          # half the basin box is nodata
+    assert float(dem.min()) == 0.0 and float(dem.max()) == pytest.approx(3532.1, abs=0.01)
+    assert r.layers["rhine_elv0"].attrs["source_nodata"] == -9999.0 and r.layers["rhine_elv0"].units == "m"
+
+
+def test_lidar_dem_reprojected_and_matched_to_a_grid():
+    src = ingest.read(DATA / "lidar_dem_1m_utm15n.tif")["lidar_dem_1m_utm15n"]
+    assert src.shape == (400, 400) and src.rio.crs.to_epsg() == 26915
+    assert float(src.min()) == pytest.approx(379.66, abs=0.01) and float(src.max()) == pytest.approx(410.76, abs=0.01)
+    coarse = ingest.read(DATA / "lidar_dem_1m_utm15n.tif", resolution=5.0)["lidar_dem_1m_utm15n"]
+    assert coarse.shape == (80, 80) and abs(float(coarse.mean()) - float(src.mean())) < 0.05
+    matched = ingest.read(DATA / "lidar_dem_1m_utm15n.tif", match=coarse)["lidar_dem_1m_utm15n"]
+    assert matched.shape == coarse.shape and np.allclose(matched.x, coarse.x)
+
+
+def test_autzen_crs_from_wkt_vlr_without_epsg():
+    r = ingest.read(DATA / "autzen_trim.laz")
+    (f,) = r.files
+    a = f.attrs
+    assert f.kind == "point_cloud" and a["point_count"] == 110_000 and a["crs_from"] == "file"
+    assert a["classification_counts"] == {1: 83_893, 2: 26_107}
+    assert r.crs.to_epsg() is None and a["horizontal_unit"] == "foot"
+    assert a["bounds"][:3] == pytest.approx([636001.76, 848935.20, 406.26], abs=0.01)
+    # Autzen Stadium, Eugene (Oregon): 44.06 N, 123.07 W
+    from pyproj import Transformer
+
+    lon, lat = Transformer.from_crs(r.crs, "EPSG:4326", always_xy=True).transform(
+        (a["bounds"][0] + a["bounds"][3]) / 2, (a["bounds"][1] + a["bounds"][4]) / 2)
+    assert lon == pytest.approx(-123.07, abs=0.02) and lat == pytest.approx(44.06, abs=0.02)
+
+
+def test_simple_las_needs_the_callers_crs():
+    with pytest.raises(CRSError, match=r"simple\.las: no CRS.*crs="):
+        ingest.read(DATA / "simple.las")
+    autzen = ingest.read(DATA / "autzen_trim.laz").crs
+    r = ingest.read(DATA / "simple.las", crs=autzen.to_wkt())
+    a = r.files[0].attrs
+    assert a["point_count"] == 1065 and a["classification_counts"] == {1: 789, 2: 276} and a["crs_from"] == "caller"
+
+
+def test_truncated_laz(tmp_path):
+    cut = tmp_path / "cut.laz"
+    cut.write_bytes((DATA / "autzen_trim.laz").read_bytes()[:200_000])
+    with pytest.raises(DataError, match=r"cut\.laz: .*truncated"):
+        ingest.read(cut)
+
+
+def test_citygml2_lod1_and_lod2_buildings():
+    r = ingest.read(DATA / "two_buildings_citygml2.gml")
+    assert r.crs.to_epsg() == 7415                      # compound URN 28992 + 5709
+    b = r["buildings"].set_index("id")
+    a, h = b.loc["BLDG_A"], b.loc["BLDG_B"]
+    assert (a["lod"], a["cim_level"], a["measured_height"], a["height"]) == ("1", 2, 6.0, 6.0)
+    assert a.geometry.area == pytest.approx(80.0) and a["ground_z"] == 0.5
+    assert json.loads(a["attributes"]) == {"bag_id": "0503100000000001", "function": "1000",
+                                           "yearOfConstruction": 1965}
+    assert (h["lod"], h["cim_level"], h["ground_z"], h["eaves_z"], h["roof_z"]) == ("2", 3, 1.0, 4.0, 7.0)
+    assert h.geometry.area == pytest.approx(60.0)
+    s = r["building_surfaces"]
+    roof = s[(s.building_id == "BLDG_B") & (s.surface == "RoofSurface")].geometry.iloc[0]
+    from cim.mesh import TriangleMesh
+
+    # two roof planes 10 m long, sloping 3 m over 3 m: 2 x 10 x sqrt(18)
+    assert TriangleMesh.from_multipolygon(roof).area() == pytest.approx(2 * 10 * np.sqrt(18.0))
+
+
+def test_citygml_truncated(tmp_path):
+    cut = tmp_path / "cut.gml"
+    cut.write_bytes((DATA / "two_buildings_citygml2.gml").read_bytes()[:1500])
+    with pytest.raises(DataError, match="not well-formed XML"):
+        ingest.read(cut)
