@@ -43,8 +43,10 @@ __all__ = [
     "check_topic_filter",
     "datastream_from_topic",
     "observations_from_message",
+    "parse_broker",
     "publish_observations",
     "run_subscriber",
+    "serve",
 ]
 
 log = logging.getLogger(__name__)
@@ -257,6 +259,38 @@ def run_subscriber(scene: Any, host: str = "127.0.0.1", port: int = 1883, *,
     if ready is not None:
         sub.ready = ready
     return sub.run(stop)
+
+
+def parse_broker(address: str, default_port: int = 1883) -> tuple[str, int]:
+    """``HOST:PORT`` (or ``HOST``, or ``[IPv6]:PORT``) -> (host, port), as `cim ingest SCENE --mqtt` takes it.
+
+    >>> parse_broker("127.0.0.1:1884"), parse_broker("broker.local")
+    (('127.0.0.1', 1884), ('broker.local', 1883))
+    """
+    m = re.fullmatch(r"\[(?P<v6>[0-9A-Fa-f:.]+)\](?::(?P<p6>\d+))?|(?P<host>[^:\s]+)(?::(?P<port>\d+))?",
+                     address.strip() if isinstance(address, str) else "")
+    if m is None:
+        raise ValidationError(f"MQTT broker {address!r} is not HOST:PORT: write e.g. 127.0.0.1:1883")
+    host = m.group("v6") or m.group("host")
+    port = int(m.group("p6") or m.group("port") or default_port)
+    if not 0 < port < 65536:
+        raise ValidationError(f"MQTT broker port {port} is out of range: use 1..65535 (MQTT's is 1883)")
+    return host, port
+
+
+def serve(scene: Any, address: str, **options: Any) -> SubscriberStats:
+    """Run the subscriber in the foreground until SIGINT or SIGTERM, then disconnect cleanly and return the
+    counts (what `cim ingest SCENE --mqtt HOST:PORT` does)."""
+    import signal
+
+    host, port = parse_broker(address)
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return run_subscriber(scene, host, port, stop=stop, **options)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def publish_observations(host: str, port: int, datastream_id: int, observations: Iterable[Observation | dict], *,

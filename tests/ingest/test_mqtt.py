@@ -7,6 +7,7 @@ import json
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
@@ -263,3 +264,47 @@ def test_a_store_failure_is_not_acknowledged_and_the_message_comes_again(gauge, 
     assert sub.stats.dead_letters == 0 and sub.stats.connects >= 2
     with engine.connect() as conn:
         assert iot.observations(conn, ds_id)["result"].tolist() == [51.3]
+
+
+def test_broker_addresses_are_parsed_or_refused():
+    from ingest.mqtt import parse_broker
+
+    assert parse_broker("127.0.0.1:1884") == ("127.0.0.1", 1884)
+    assert parse_broker("[::1]:8883") == ("::1", 8883)
+    assert parse_broker("broker.city.nl") == ("broker.city.nl", 1883)
+    with pytest.raises(cim.ValidationError, match="is not HOST:PORT"):
+        parse_broker("mqtt://broker:1883")
+    with pytest.raises(cim.ValidationError, match="port 70000 is out of range"):
+        parse_broker("broker:70000")
+
+
+def test_serve_runs_until_sigterm_in_its_own_process(gauge, mqtt_broker, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    scene, ds_id, obs = gauge
+    engine = scene.store.engine
+    script = tmp_path / "serve.py"
+    script.write_text(
+        "import sys, cim\nfrom ingest.mqtt import serve\n"
+        f"stats = serve(cim.open_scene({scene.store.url!r}), '127.0.0.1:{mqtt_broker.port}', client_id=sys.argv[1])\n"
+        "print('stored', stats.observations_new, flush=True)\n")
+    client_id = f"cim-serve-{uuid.uuid4().hex[:8]}"
+    root = Path(__file__).parents[2]
+    proc = subprocess.Popen([sys.executable, str(script), client_id], cwd=root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(root)})
+    try:
+        def published():   # publish until the subscriber (which starts in its own time) has stored it
+            publish_observations("127.0.0.1", mqtt_broker.port, ds_id, [obs[15]])
+            return count(engine) == 1
+        wait_until(published, "the serving process to store an observation", timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    assert proc.returncode == 0, err
+    assert out.strip() == "stored 1"
