@@ -697,7 +697,12 @@ def _get_or_create(conn: sa.Connection, table: sa.Table, row: dict, natural: Map
 
     explicit = row.get("id")
     if explicit is not None:
-        if conn.execute(sa.select(table.c.id).where(table.c.id == explicit)).scalar() is not None:
+        stored = conn.execute(sa.select(*(table.c[k] for k in natural)).where(table.c.id == explicit)).first()
+        if stored is not None:
+            if tuple(stored) != tuple(natural.values()):
+                raise DataError(f"{label} has @iot.id {explicit}, which is stored for another entity "
+                                f"({', '.join(f'{k}={v!r}' for k, v in zip(natural, stored, strict=True))}): "
+                                "leave the id out or use the stored entity's id")
             return explicit
         other = find()
         if other is not None:

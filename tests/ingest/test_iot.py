@@ -299,3 +299,14 @@ def test_frame_bulk_path_in_a_scene_transaction_is_all_or_nothing(store_url):
         assert len(s) == 1000 and s.sum() == 500.0
     finally:
         scene.store.close()
+
+
+def test_an_explicit_id_of_another_entity_is_refused(iot_engine):
+    with iot_engine.begin() as conn:
+        ds_id = iot.add_thing(conn, gauge_thing()).datastream_ids["Hourly precipitation 310"]
+    clash = iot.Datastream("wind speed", iot.UnitOfMeasurement("millimetre", "mm"), iot.Sensor("anemometer"),
+                           iot.ObservedProperty("wind_speed"), id=ds_id)
+    with pytest.raises(cim.DataError, match=rf"Datastream 'wind speed' has @iot.id {ds_id}, which is stored for "
+                                            r"another entity \(thing_id=1, name='Hourly precipitation 310'\)"):
+        with iot_engine.begin() as conn:
+            iot.add_thing(conn, iot.Thing("KNMI AWS 310 Vlissingen", datastreams=(clash,)))
