@@ -201,7 +201,14 @@ class Reader:
                             source=item.source, attrs=item.attrs or None)
             report.add(result.source, item.name, item.kind, len(item.data))
         for f in result.files:
-            scene.add_file(f.name, f.path, kind=f.kind, source=f.source, attrs=f.attrs or None)
+            attrs = dict(f.attrs)
+            if "bounds_native" in attrs and result.crs is not None:
+                from pyproj import Transformer
+
+                b = attrs["bounds_native"]
+                tf = Transformer.from_crs(result.crs, scene.crs, always_xy=True)
+                attrs["bounds"] = list(tf.transform_bounds(b[0], b[1], b[3], b[4]))
+            scene.add_file(f.name, f.path, kind=f.kind, source=f.source, attrs=attrs or None)
             report.add(result.source, f.name, f.kind, 1)
         for name, series in result.series.items():
             report.skip(result.source, name,

@@ -58,7 +58,7 @@ class PointCloudReader(Reader):
                 raise CRSError(f"{path.name}: the VLRs give {file_crs.name!r} but crs={crs!r} was given; drop crs=")
         the_crs = file_crs if file_crs is not None else parse_crs(crs, path, "crs option")
         mins, maxs = [float(v) for v in header.mins], [float(v) for v in header.maxs]
-        attrs = {"point_count": int(n), "bounds": mins + maxs, "las_version": str(header.version),
+        attrs = {"point_count": int(n), "bounds_native": mins + maxs, "las_version": str(header.version),
                  "point_format": int(header.point_format.id), "classification_counts": counts,
                  "crs_wkt": the_crs.to_wkt(), "crs_from": "file" if file_crs is not None else "caller",
                  "horizontal_unit": the_crs.axis_info[0].unit_name if the_crs.axis_info else None}

@@ -86,12 +86,12 @@ def test_autzen_crs_from_wkt_vlr_without_epsg():
     assert f.kind == "point_cloud" and a["point_count"] == 110_000 and a["crs_from"] == "file"
     assert a["classification_counts"] == {1: 83_893, 2: 26_107}
     assert r.crs.to_epsg() is None and a["horizontal_unit"] == "foot"
-    assert a["bounds"][:3] == pytest.approx([636001.76, 848935.20, 406.26], abs=0.01)
+    assert a["bounds_native"][:3] == pytest.approx([636001.76, 848935.20, 406.26], abs=0.01)
     # Autzen Stadium, Eugene (Oregon): 44.06 N, 123.07 W
     from pyproj import Transformer
 
     lon, lat = Transformer.from_crs(r.crs, "EPSG:4326", always_xy=True).transform(
-        (a["bounds"][0] + a["bounds"][3]) / 2, (a["bounds"][1] + a["bounds"][4]) / 2)
+        (a["bounds_native"][0] + a["bounds_native"][3]) / 2, (a["bounds_native"][1] + a["bounds_native"][4]) / 2)
     assert lon == pytest.approx(-123.07, abs=0.02) and lat == pytest.approx(44.06, abs=0.02)
 
 

@@ -1,0 +1,99 @@
+"""ingest.ingest into scenes on both store backends: what lands, the report, and all-or-nothing per file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cim
+import ingest
+from cim.errors import CRSError, LayerExistsError
+
+DATA = Path(__file__).parents[1] / "data" / "ingest"
+
+
+@pytest.fixture
+def scene(store_url):
+    s = cim.Scene.create(store_url, crs="EPSG:7415", name="Delft")
+    yield s
+    s.close()
+
+
+def _names(scene):
+    return sorted(i.name for i in scene.layers)
+
+
+def test_delft_city_model_into_scene(scene):
+    report = ingest.ingest(scene, DATA / "delft_lod1.city.json", dem_resolution=2.0)
+    assert report.ok and report.added_count("buildings") == 160 and report.added_count("roads") == 143
+    assert _names(scene) == ["bridges", "building_surfaces", "buildings", "dem", "generic", "land_use",
+                             "plant_cover", "roads", "water"]
+    info = scene.layer_info("buildings")
+    assert (info.kind, info.cim_level, info.source) == ("buildings", 2, "delft_lod1.city.json")
+    b = scene.layer("buildings")
+    assert len(b) == 160 and b["height"].max() == pytest.approx(
+        ingest.read(DATA / "delft_lod1.city.json", dem=False)["buildings"]["height"].max())
+    dem = scene.layer("dem")
+    assert dem.shape == (165, 263) and int(dem.isnull().sum()) == 0
+    assert -0.452 <= float(dem.min()) and float(dem.max()) <= 16.846
+    assert scene.layer_info("dem").units == "m"
+    # the report renders as a rich table
+    from rich.console import Console
+
+    console = Console(record=True, width=140)
+    console.print(report)
+    text = console.export_text()
+    assert "buildings" in text and "160" in text and "added" in text
+
+
+def test_failure_mid_file_leaves_the_scene_unchanged(scene):
+    import geopandas as gpd
+    from shapely import box
+
+    scene.add_layer("roads", gpd.GeoDataFrame({"n": [1]}, geometry=[box(84700, 447500, 84710, 447510)],
+                                               crs="EPSG:7415"), kind="roads")
+    before = _names(scene)
+    # buildings, building_surfaces, bridges and land_use are written before "roads" collides
+    with pytest.raises(LayerExistsError, match="'roads' already"):
+        ingest.ingest(scene, DATA / "delft_lod1.city.json", dem=False)
+    assert _names(scene) == before == ["roads"]
+    assert len(scene.layer("roads")) == 1
+
+
+@pytest.mark.parametrize(("name", "options", "error"), [
+    ("3dbag_multi_lod.city.json", {}, CRSError),
+    ("ifcos_basic.ifc", {}, CRSError),
+    ("simple.las", {}, CRSError),
+])
+def test_refused_files_leave_the_scene_unchanged(scene, name, options, error):
+    ingest.ingest(scene, DATA / "rotterdam_subset_lod2.city.json", crs="EPSG:7415")
+    before = _names(scene)
+    with pytest.raises(error):
+        ingest.ingest(scene, DATA / name, **options)
+    assert _names(scene) == before
+
+
+def test_bim_rainfall_and_point_cloud_into_scene(scene):
+    r1 = ingest.ingest(scene, DATA / "bouwkunde_georeferenced.ifc")
+    (added,) = r1.added
+    assert added.kind == "bim" and added.count == 1
+    info = scene.layer_info(added.name)
+    assert info.cim_level == 6 and info.info["attrs"]["georeference"]["source"] == "IfcMapConversion"
+    el = scene.layer(added.name)
+    assert el.crs.to_epsg() in (7415, 28992) and el["guid"].iloc[0] == "2AaqBsx5L3MgJ1fIEZ3U5K"
+    xmin, ymin, _, _ = el.total_bounds
+    assert xmin == pytest.approx(85103.43, abs=0.05) and ymin == pytest.approx(446740.04, abs=0.05)
+
+    ingest.ingest(scene, DATA / "knmi_radar_5min_20100826.nc", name="radar",
+                  bbox=(302_000, -4_103_000, 322_000, -4_083_000))
+    rain = scene.layer("radar")
+    assert rain.dims[0] == "time" and rain.sizes["time"] == 92 and scene.layer_info("radar").units == "mm/h"
+    assert np.nanmax(rain.to_numpy()) > 0
+
+    ingest.ingest(scene, DATA / "autzen_trim.laz")
+    info = scene.layer_info("autzen_trim")
+    assert info.storage == "file" and info.kind == "point_cloud"
+    assert info.info["attrs"]["point_count"] == 110_000
+    assert scene.file_path("autzen_trim").read_bytes() == (DATA / "autzen_trim.laz").read_bytes()
