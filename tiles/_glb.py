@@ -103,7 +103,8 @@ def _column_values(col: pd.Series, prop: dict) -> tuple[bytes, bytes | None]:
         dt = np.int32 if prop["componentType"] == "INT32" else np.int64
         vals = col.astype("float64").fillna(prop.get("noData", 0)).to_numpy()
         return vals.astype(dt).tobytes(), None
-    encoded = [("" if _isna(v) else str(v)).encode("utf-8") for v in col.tolist()]
+    text = col.astype(object).where(col.notna(), "")
+    encoded = [(v if isinstance(v, str) else str(v)).encode("utf-8") for v in text.tolist()]
     offsets = np.zeros(len(encoded) + 1, np.uint32)
     np.cumsum([len(e) for e in encoded], out=offsets[1:])
     return b"".join(encoded), offsets.tobytes()

@@ -1,0 +1,217 @@
+"""2D map tiles on WebMercatorQuad (``{z}/{x}/{y}``): raster PNG tiles (hillshade, flood depth with a colour ramp
+and its legend) through morecantile + rio-tiler, and Mapbox Vector Tiles for vector layers (Python encoder).
+
+>>> [round(v, 3) for v in DEPTH_RAMP[0][1]]
+[0.0, 0.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cim.errors import DataError, ValidationError, require
+
+__all__ = ["DEPTH_RAMP", "depth_colormap", "hillshade", "raster_xyz_tiles", "vector_tiles"]
+
+log = logging.getLogger(__name__)
+
+#: flood depth colour ramp: (depth in m, RGB 0..1); light blue for shallow water to dark blue/purple for deep
+DEPTH_RAMP: tuple[tuple[float, tuple[float, float, float]], ...] = (
+    (0.0, (0.0, 0.0, 0.0)),
+    (0.01, (0.75, 0.9, 1.0)), (0.15, (0.45, 0.72, 0.95)), (0.30, (0.2, 0.5, 0.88)),
+    (0.50, (0.1, 0.3, 0.7)), (1.00, (0.2, 0.1, 0.5)), (2.00, (0.35, 0.0, 0.35)),
+)
+
+
+def _tms():
+    morecantile = require("morecantile", "tiles")
+    return morecantile.tms.get("WebMercatorQuad")
+
+
+def hillshade(dem, azimuth: float = 315.0, altitude: float = 45.0, z_factor: float = 1.0):
+    """Hillshade (uint8 1..255, 0 = no data) of a DEM DataArray (y, x) in a projected CRS, same grid and CRS."""
+    z = dem.to_numpy().astype(np.float64)
+    x, y = dem["x"].to_numpy(), dem["y"].to_numpy()
+    gy, gx = np.gradient(z * z_factor, y, x)
+    slope = np.arctan(np.hypot(gx, gy))
+    aspect = np.arctan2(-gx, gy)          # direction of steepest descent, from north, clockwise
+    az, alt = np.radians(azimuth), np.radians(altitude)
+    shade = np.sin(alt) * np.cos(slope) + np.cos(alt) * np.sin(slope) * np.cos(az - aspect)
+    out = np.where(np.isfinite(shade), 1 + np.clip(shade, 0, 1) * 254, 0).astype(np.uint8)
+    return dem.copy(data=out).rio.write_nodata(0)
+
+
+def depth_colormap(max_depth: float = 2.0) -> dict[int, tuple[int, int, int, int]]:
+    """Colour of each byte value 1..255 of a depth scaled by `_depth_bytes` (0 = dry, transparent)."""
+    stops = np.array([d for d, _ in DEPTH_RAMP[1:]])
+    rgb = np.array([c for _, c in DEPTH_RAMP[1:]])
+    cmap = {0: (0, 0, 0, 0)}
+    for v in range(1, 256):
+        d = (v - 1) / 254 * max_depth
+        c = [np.interp(d, stops, rgb[:, i]) for i in range(3)]
+        cmap[v] = (*[round(255 * float(t)) for t in c], 255)
+    return cmap
+
+
+def _depth_bytes(depth: np.ndarray, max_depth: float, min_depth: float) -> np.ndarray:
+    wet = np.isfinite(depth) & (depth >= min_depth)
+    return np.where(wet, 1 + np.round(np.clip(depth, 0, max_depth) / max_depth * 254), 0).astype(np.uint8)
+
+
+def _zooms(da, zooms):
+    if zooms is not None:
+        lo, hi = zooms
+        if not 0 <= lo <= hi <= 24:
+            raise ValidationError(f"zooms must be (min, max) with 0 <= min <= max <= 24, got {zooms}")
+        return lo, hi
+    res = abs(float(da["x"][1] - da["x"][0]))
+    hi = _tms().zoom_for_res(res * 1.2)     # metres ~ Web Mercator metres at mid latitudes (x 1/cos(lat))
+    return max(0, hi - 3), hi
+
+
+def raster_xyz_tiles(da, out_dir, *, kind: str = "hillshade", zooms: tuple[int, int] | None = None,
+                     max_depth: float = 2.0, min_depth: float = 0.01) -> Path:
+    """Write PNG tiles ``out_dir/{z}/{x}/{y}.png`` of a DEM's hillshade (``kind="hillshade"``) or a flood depth
+    grid (``kind="depth"``, coloured with `DEPTH_RAMP` up to ``max_depth``, dry cells transparent) plus
+    ``legend.json`` (and ``legend.png`` for depth) and ``tiles.json`` (TileJSON); returns the TileJSON path."""
+    require("rio_tiler", "tiles")
+    from rio_tiler.errors import TileOutsideBounds
+    from rio_tiler.io import XarrayReader
+
+    if kind not in ("hillshade", "depth"):
+        raise ValidationError(f"kind must be 'hillshade' or 'depth', not {kind!r}")
+    if da.rio.crs is None:
+        raise ValidationError("the grid has no CRS: set one with da.rio.write_crs(...)")
+    if set(da.dims) != {"y", "x"}:
+        raise ValidationError(f"the grid must have dims ('y', 'x'), got {da.dims}: select a time step first")
+    if kind == "hillshade":
+        img = hillshade(da)
+        cmap = None
+    else:
+        img = da.copy(data=_depth_bytes(da.to_numpy().astype(np.float64), max_depth, min_depth)).rio.write_nodata(0)
+        cmap = depth_colormap(max_depth)
+    img = img.rio.write_crs(da.rio.crs)
+    lo, hi = _zooms(da, zooms)
+    out = Path(out_dir)
+    tms = _tms()
+    written = 0
+    with XarrayReader(img, tms=tms) as src:
+        west, south, east, north = src.get_geographic_bounds(tms.rasterio_geographic_crs)
+        for t in tms.tiles(west, south, east, north, zooms=list(range(lo, hi + 1))):
+            try:
+                data = src.tile(t.x, t.y, t.z, tilesize=256, reproject_method="nearest", nodata=0)
+            except TileOutsideBounds:
+                continue
+            if not data.mask.any():
+                continue
+            png = data.render(img_format="PNG", colormap=cmap) if cmap else data.render(img_format="PNG")
+            path = out / str(t.z) / str(t.x) / f"{t.y}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(png)
+            written += 1
+    if not written:
+        raise DataError("no tile has data: is the grid all no-data (or, for depth, all dry)?")
+    legend = {"kind": kind}
+    if kind == "depth":
+        legend.update(unit="m", max_depth=max_depth, min_depth=min_depth,
+                      stops=[{"depth": d, "color": _hex(c)}
+                             for d, c in DEPTH_RAMP[1:]])
+        _legend_png(out / "legend.png", max_depth)
+    (out / "legend.json").write_text(json.dumps(legend, indent=1))
+    tilejson = {"tilejson": "3.0.0", "tiles": ["{z}/{x}/{y}.png"], "minzoom": lo, "maxzoom": hi,
+                "bounds": [west, south, east, north], "name": kind}
+    (out / "tiles.json").write_text(json.dumps(tilejson, indent=1))
+    log.info("wrote %d %s tiles (zoom %d-%d) to %s", written, kind, lo, hi, out)
+    return out / "tiles.json"
+
+
+def _hex(rgb) -> str:
+    return "#" + "".join(f"{round(255 * v):02x}" for v in rgb)
+
+
+def _legend_png(path: Path, max_depth: float) -> None:
+    from PIL import Image, ImageDraw
+
+    w, h, bar = 220, 60, 200
+    im = Image.new("RGBA", (w, h), (255, 255, 255, 230))
+    cmap = depth_colormap(max_depth)
+    draw = ImageDraw.Draw(im)
+    for i in range(bar):
+        draw.line([(10 + i, 8), (10 + i, 28)], fill=cmap[1 + int(i / (bar - 1) * 254)])
+    for d in (0.0, max_depth / 4, max_depth / 2, max_depth):
+        xx = 10 + int(d / max_depth * (bar - 1))
+        draw.line([(xx, 28), (xx, 33)], fill=(0, 0, 0, 255))
+        draw.text((max(0, xx - 8), 36), f"{d:g}", fill=(0, 0, 0, 255))
+    draw.text((w - 40, 36), "m", fill=(0, 0, 0, 255))
+    im.save(path)
+
+
+def vector_tiles(gdf, out_dir, *, layer: str = "layer", zooms: tuple[int, int] = (12, 16),
+                 properties: Sequence[str] | None = None, extent: int = 4096, buffer: int = 64) -> Path:
+    """Mapbox Vector Tiles ``out_dir/{z}/{x}/{y}.mvt`` of a GeoDataFrame (one layer); returns the TileJSON path.
+
+    Geometries are clipped to each tile plus ``buffer`` (in tile units) and quantised to ``extent``."""
+    mvt = require("mapbox_vector_tile", "tiles")
+    import shapely
+
+    if gdf.crs is None:
+        raise ValidationError("the layer has no CRS: set one (gdf.set_crs(...)) before making vector tiles")
+    lo, hi = zooms
+    if not 0 <= lo <= hi <= 24:
+        raise ValidationError(f"zooms must be (min, max) with 0 <= min <= max <= 24, got {zooms}")
+    cols = list(properties) if properties is not None else [c for c in gdf.columns if c != gdf.geometry.name]
+    for c in cols:
+        if c not in gdf.columns:
+            raise ValidationError(f"property {c!r} is not a column of the layer ({list(gdf.columns)})")
+    merc = gdf.to_crs(3857)
+    geoms = merc.geometry.to_numpy()
+    tree = shapely.STRtree(geoms)
+    records = [{c: _plain(v) for c, v in zip(cols, row, strict=True) if _plain(v) is not None}
+               for row in merc[cols].itertuples(index=False, name=None)]
+    tms = _tms()
+    west, south, east, north = gdf.to_crs(4326).total_bounds
+    out = Path(out_dir)
+    written = 0
+    for t in tms.tiles(west, south, east, north, zooms=list(range(lo, hi + 1))):
+        b = tms.xy_bounds(t)
+        pad = (b.right - b.left) * buffer / extent
+        box = (b.left - pad, b.bottom - pad, b.right + pad, b.top + pad)
+        idx = tree.query(shapely.box(*box))
+        if not len(idx):
+            continue
+        clipped = shapely.clip_by_rect(geoms[idx], *box)
+        feats = [{"geometry": g, "properties": records[i]}
+                 for i, g in zip(idx, clipped, strict=True) if not g.is_empty]
+        if not feats:
+            continue
+        data = mvt.encode([{"name": layer, "features": feats}],
+                          default_options={"quantize_bounds": (b.left, b.bottom, b.right, b.top),
+                                           "extents": extent, "y_coord_down": False})
+        path = out / str(t.z) / str(t.x) / f"{t.y}.mvt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        written += 1
+    tilejson = {"tilejson": "3.0.0", "tiles": ["{z}/{x}/{y}.mvt"], "minzoom": lo, "maxzoom": hi,
+                "bounds": [float(west), float(south), float(east), float(north)],
+                "vector_layers": [{"id": layer, "fields": {c: str(gdf[c].dtype) for c in cols}}]}
+    (out / "tiles.json").parent.mkdir(parents=True, exist_ok=True)
+    (out / "tiles.json").write_text(json.dumps(tilejson, indent=1))
+    log.info("wrote %d vector tiles of %r to %s", written, layer, out)
+    return out / "tiles.json"
+
+
+def _plain(v):
+    if v is None:
+        return None
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    if isinstance(v, bool | int | float | str):
+        return v
+    return str(v)
