@@ -140,3 +140,14 @@ def test_bad_urls():
         cim.open_scene("postgresql://u@h/db")
     with pytest.raises(cim.ValidationError, match="directory path"):
         cim.open_scene("s3://bucket/scene")
+
+
+def test_store_from_a_newer_version_refused(store_url):
+    from cim import schema
+
+    scene = cim.Scene.create(store_url, crs=CRS, name="x")
+    assert scene.store.meta()["schema_version"] == str(schema.SCHEMA_VERSION)
+    scene.store.set_meta("schema_version", str(schema.SCHEMA_VERSION + 1))
+    scene.close()
+    with pytest.raises(cim.StoreError, match="upgrade cim-twin"):
+        cim.open_scene(store_url)
