@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from cim.errors import CRSError, DataError, ValidationError
-from ingest._crs import parse_crs
+from ingest._crs import resolve_crs
 from ingest.base import LayerItem, Reader, ReadResult, register
 
 __all__ = ["AMOUNT_UNITS", "RATE_UNITS", "RainfallNetCDFReader", "rate_factor", "to_rate"]
@@ -190,7 +190,8 @@ class RainfallNetCDFReader(Reader):
                 file_crs = "EPSG:4326"
             if file_crs is None and crs is None:
                 raise CRSError(f"{path.name}: {var!r} has no grid_mapping and its axes are not lon/lat; pass crs=")
-            the_crs = parse_crs(crs if crs is not None else file_crs, path, "grid_mapping")
+            the_crs = resolve_crs(file_crs.to_wkt() if hasattr(file_crs, "to_wkt") else file_crs, crs, path,
+                                  "grid_mapping")
             if bbox is not None:
                 xs, ys = da["x"].to_numpy(), da["y"].to_numpy()
                 keep_x = (xs >= bbox[0]) & (xs <= bbox[2])

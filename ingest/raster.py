@@ -1,7 +1,8 @@
 """Rasters (GeoTIFF/COG DEMs, land cover) through rioxarray: nodata to NaN, CRS kept, optional regridding.
 
 A single-band file becomes a ``(y, x)`` DataArray (multi-band: ``(band, y, x)``) with its CRS and ``nodata``
-masked to NaN (integer rasters are promoted to float to hold NaN). ``crs=`` reprojects; ``match=`` (a DataArray
+masked to NaN (integer rasters are promoted to float to hold NaN). ``crs=`` names the CRS of a file without one;
+``to_crs=`` reprojects; ``match=`` (a DataArray
 with a CRS) reprojects and resamples onto its grid; ``resolution=`` resamples; ``resampling`` is a
 rasterio.enums.Resampling name ("bilinear" by default for continuous data, "nearest" for ``kind="land_cover"``).
 ``kind=`` (default "terrain"), ``units=`` (default "m" for terrain) and ``name=`` describe the layer.
@@ -25,11 +26,11 @@ __all__ = ["RasterReader"]
 class RasterReader(Reader):
     name = "raster"
     extensions = (".tif", ".tiff", ".vrt", ".asc", ".img")
-    options = frozenset({"crs", "source_crs", "match", "resolution", "resampling", "kind", "units", "name",
+    options = frozenset({"crs", "to_crs", "match", "resolution", "resampling", "kind", "units", "name",
                          "cim_level"})
     description = "GeoTIFF/COG rasters through rioxarray"
 
-    def read(self, path: Path, *, crs: Any = None, source_crs: Any = None, match: Any = None,
+    def read(self, path: Path, *, crs: Any = None, to_crs: Any = None, match: Any = None,
              resolution: float | None = None, resampling: str | None = None, kind: str = "terrain",
              units: str | None = None, name: str | None = None, cim_level: int | None = None) -> ReadResult:
         import rioxarray
@@ -53,9 +54,13 @@ class RasterReader(Reader):
             raise DataError(f"{path.name}: cannot read as a raster ({exc}); the file is truncated or corrupt — "
                             "download or export it again") from None
         if da.rio.crs is None:
-            if source_crs is None:
-                raise CRSError(f"{path.name}: the raster has no CRS; pass source_crs='EPSG:…'")
-            da = da.rio.write_crs(parse_crs(source_crs, path, "source_crs option"))
+            if crs is None:
+                raise CRSError(f"{path.name}: the raster has no CRS; pass crs='EPSG:…' (CLI: --crs)")
+            da = da.rio.write_crs(parse_crs(crs, path, "crs option"))
+        elif crs is not None and not parse_crs(crs, path, "crs option").equals(
+                parse_crs(da.rio.crs.to_wkt(), path, "file CRS"), ignore_axis_order=True):
+            raise CRSError(f"{path.name}: the raster says {da.rio.crs} but crs={crs!r} was given; drop crs "
+                           "(use to_crs= to reproject)")
         nodata = da.rio.encoded_nodata
         if da.sizes.get("band", 1) == 1 and "band" in da.dims:
             da = da.squeeze("band", drop=True)
@@ -65,8 +70,8 @@ class RasterReader(Reader):
             if getattr(match, "rio", None) is None or match.rio.crs is None:
                 raise ValidationError("match= must be a DataArray with a CRS (rioxarray)")
             da = da.rio.reproject_match(match, resampling=rs)
-        elif crs is not None or resolution is not None:
-            target = parse_crs(crs, path, "crs option") if crs is not None else da.rio.crs
+        elif to_crs is not None or resolution is not None:
+            target = parse_crs(to_crs, path, "to_crs option") if to_crs is not None else da.rio.crs
             kw = {"resolution": float(resolution)} if resolution is not None else {}
             da = da.rio.reproject(target, resampling=rs, nodata=np.nan, **kw)
         da = da.rio.write_nodata(np.nan, encoded=False)

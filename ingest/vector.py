@@ -1,7 +1,7 @@
 """Vector files through pyogrio: GeoJSON, GeoPackage, Shapefile, FlatGeobuf, GeoParquet (and whatever GDAL reads).
 
-Every layer of the file becomes a layer (``layer=`` picks one); ``crs=`` reprojects to a target CRS with pyproj
-(always_xy, as geopandas does); ``source_crs=`` names the CRS of a file that has none. Invalid geometries are
+Every layer of the file becomes a layer (``layer=`` picks one); ``crs=`` names the CRS of a file that has none
+(a conflict with the file's own is refused); ``to_crs=`` reprojects with pyproj (always_xy, as geopandas does). Invalid geometries are
 repaired with shapely ``make_valid`` and counted in ``repairs``; empty and null geometries are dropped and counted
 in ``skipped``. ``kind=`` and ``cim_level=`` say what the layer is (default: "other").
 """
@@ -28,7 +28,7 @@ def _slug(text: str) -> str:
 class VectorReader(Reader):
     name = "vector"
     extensions = (".geojson", ".gpkg", ".shp", ".fgb", ".parquet", ".geoparquet", ".gml", ".kml", ".zip")
-    options = frozenset({"layer", "crs", "source_crs", "kind", "cim_level", "name", "repair"})
+    options = frozenset({"layer", "crs", "to_crs", "kind", "cim_level", "name", "repair"})
     priority = -1
     description = "vector layers through pyogrio (GeoJSON, GPKG, Shapefile, FlatGeobuf, GeoParquet)"
 
@@ -38,7 +38,7 @@ class VectorReader(Reader):
             return False                      # CityGML goes to its own reader
         return super().guess_can_open(path) or name.endswith(".json")
 
-    def read(self, path: Path, *, layer: str | None = None, crs: Any = None, source_crs: Any = None,
+    def read(self, path: Path, *, layer: str | None = None, crs: Any = None, to_crs: Any = None,
              kind: str = "other", cim_level: int | None = None, name: str | None = None,
              repair: bool = True) -> ReadResult:
         import geopandas as gpd
@@ -62,7 +62,7 @@ class VectorReader(Reader):
             if layer not in names:
                 raise ValidationError(f"{path.name}: no layer {layer!r}; it has {names}")
             names = [layer]
-        target = parse_crs(crs, path, "crs option") if crs is not None else None
+        target = parse_crs(to_crs, path, "to_crs option") if to_crs is not None else None
         result = ReadResult(source=path, format=self.name, crs=target)
         for lname in names:
             try:
@@ -73,13 +73,13 @@ class VectorReader(Reader):
                 result.skipped.append(Skipped(lname, "no geometry column (a plain table)"))
                 continue
             if gdf.crs is None:
-                if source_crs is None:
+                if crs is None:
                     raise CRSError(f"{path.name}: layer {lname!r} has no CRS (no .prj / no crs member); pass "
-                                   "source_crs='EPSG:…' naming the CRS its coordinates are in")
-                gdf = gdf.set_crs(parse_crs(source_crs, path, "source_crs option"))
-            elif source_crs is not None and not gdf.crs.equals(parse_crs(source_crs, path, "source_crs option")):
+                                   "crs='EPSG:…' (CLI: --crs) naming the CRS its coordinates are in")
+                gdf = gdf.set_crs(parse_crs(crs, path, "crs option"))
+            elif crs is not None and not gdf.crs.equals(parse_crs(crs, path, "crs option")):
                 raise CRSError(f"{path.name}: layer {lname!r} says its CRS is {gdf.crs.to_string()} but "
-                               f"source_crs={source_crs!r} was given; drop source_crs")
+                               f"crs={crs!r} was given; drop crs (use to_crs= to reproject)")
             _check_coordinates(gdf, path, lname)
             empty = gdf.geometry.isna() | gdf.geometry.is_empty
             if empty.any():
@@ -116,4 +116,4 @@ def _check_coordinates(gdf, path: Path, lname: str) -> None:
     if xmin < -180.0001 or xmax > 360.0001 or ymin < -90.0001 or ymax > 90.0001:
         raise CRSError(f"{path.name}: layer {lname!r} says its CRS is {gdf.crs.to_string()} (degrees) but its "
                        f"coordinates reach ({xmin:.1f}, {ymin:.1f}, {xmax:.1f}, {ymax:.1f}); the CRS is wrong — fix "
-                       "the file's CRS or pass source_crs= with the right one")
+                       "the file's CRS")

@@ -29,7 +29,7 @@ def test_vector_formats_reprojected_and_repaired(tmp_path, footprints, ext):
     p = tmp_path / f"delft.{ext}"
     data = footprints if ext != "fgb" else footprints[footprints.geometry.notna()]
     data.to_parquet(p) if ext == "parquet" else data.to_file(p)
-    r = ingest.read(p, crs="EPSG:4326", kind="buildings")
+    r = ingest.read(p, to_crs="EPSG:4326", kind="buildings")
     g = r["delft"]
     assert r.layers["delft"].kind == "buildings" and g.crs.to_epsg() == 4326
     assert len(g) == 159 and g.geometry.is_valid.all()
@@ -47,9 +47,9 @@ def test_vector_without_or_with_wrong_crs(tmp_path, footprints):
     p = tmp_path / "nocrs.shp"                     # a shapefile without its .prj
     footprints.iloc[2:5].set_crs(None, allow_override=True).to_file(p)
     assert not p.with_suffix(".prj").exists()
-    with pytest.raises(CRSError, match=r"no CRS.*source_crs="):
+    with pytest.raises(CRSError, match=r"no CRS.*crs="):
         ingest.read(p)
-    assert ingest.read(p, source_crs="EPSG:28992")["nocrs"].crs.to_epsg() == 28992
+    assert ingest.read(p, crs="EPSG:28992")["nocrs"].crs.to_epsg() == 28992
     wrong = tmp_path / "wrong.geojson"
     footprints.iloc[2:5].set_crs("EPSG:4326", allow_override=True).to_file(wrong)
     with pytest.raises(CRSError, match="the CRS is wrong"):

@@ -1,0 +1,53 @@
+"""`cim ingest`: files into a scene with a report table; refused files named with their fix, exit code 1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import cim
+from cim.cli import main
+from ingest.cli import parse_options
+
+DATA = Path(__file__).parents[1] / "data" / "ingest"
+
+
+@pytest.fixture
+def scene_dir(tmp_path):
+    url = str(tmp_path / "s.cim")
+    cim.Scene.create(url, crs="EPSG:7415", name="T").close()
+    return url
+
+
+def test_cli_ingests_files_and_prints_the_report(scene_dir, capsys):
+    code = main(["ingest", scene_dir, str(DATA / "3dbag_multi_lod.city.json"),
+                 str(DATA / "two_buildings_citygml2.gml"), "--crs", "EPSG:7415", "-o", "lod=2.2"])
+    out = capsys.readouterr().out
+    assert code == 1          # the CityGML file has no LoD2.2: refused, the CityJSON went in
+    assert "Ingest report" in out and "added" in out and "failed" in out
+    scene = cim.open_scene(scene_dir)
+    assert sorted(i.name for i in scene.layers) == ["building_surfaces", "buildings"]
+    assert len(scene.layer("buildings")) == 10 and set(scene.layer("buildings")["lod"]) == {"2.2"}
+
+
+def test_cli_refused_file_exit_code_and_message(scene_dir, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")                 # one table row per line
+    code = main(["ingest", scene_dir, str(DATA / "simple.las")])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "simple.las: no CRS in the file's VLRs; pass crs=" in captured.out
+    assert "1 of 1 file(s) refused" in captured.err.replace("\n", " ")
+    assert cim.open_scene(scene_dir).layers == []
+
+
+def test_cli_needs_a_file_or_mqtt(scene_dir, capsys):
+    assert main(["ingest", scene_dir]) == 1
+    assert "give at least one FILE, or --mqtt" in capsys.readouterr().err
+
+
+def test_parse_options():
+    assert parse_options(["dem_resolution=2", "units=m", "bbox=[1, 2, 3, 4]", "dem=false"]) == {
+        "dem_resolution": 2, "units": "m", "bbox": [1, 2, 3, 4], "dem": False}
+    with pytest.raises(cim.ValidationError, match="KEY=VALUE"):
+        parse_options(["oops"])
