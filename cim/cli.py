@@ -105,7 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     _load_plugins()
     try:
         app(args=argv, standalone_mode=False)
-    except CIMError as exc:
+    except (CIMError, ValueError, TypeError, OSError) as exc:
+        # hydrology and flood may not import cim, so their errors are not CIMErrors: any error of our
+        # packages (or a CIMError) is the user's to fix and gets one clean line; anything else is internal
+        if not (isinstance(exc, CIMError) or type(exc).__module__.split(".")[0] in _OUR_PACKAGES):
+            return _internal(exc)
         if _state["debug"]:
             raise
         err_console.print(f"[red]error:[/] {exc}", highlight=False)
@@ -121,12 +125,19 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):     # click/typer usage errors
             exc.show()
             return exc.exit_code
-        if _state["debug"]:
-            raise
-        err_console.print(f"[red]internal error:[/] {exc.__class__.__name__}: {exc} (run with --debug for details)",
-                          highlight=False)
-        return 2
+        return _internal(exc)
     return 0
+
+
+_OUR_PACKAGES = {"cim", "ingest", "hydrology", "flood", "tiles", "api"}
+
+
+def _internal(exc: BaseException) -> int:
+    if _state["debug"]:
+        raise exc
+    err_console.print(f"[red]internal error:[/] {exc.__class__.__name__}: {exc} (run with --debug for details)",
+                      highlight=False)
+    return 2
 
 
 def _script() -> None:
