@@ -1,0 +1,570 @@
+"""Numba kernels for depression filling, D8 routing with flat resolution and flow accumulation.
+
+Private: plain arrays and scalars in, no I/O, no xarray. The public wrappers in :mod:`hydrology.terrain`
+validate inputs. Grids are north-up (row 0 is the northernmost row), no-data is NaN in elevations and
+``NODATA`` (255) in directions. No recursion anywhere: every traversal uses explicit, growable queues/stacks.
+
+Neighbour order is NE, E, SE, S, SW, W, NW, N (the scan order of WhiteboxTools' D8 pointer, so that exact
+ties are broken the same way); ``CODES`` are the ESRI codes of those directions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+from numba.cpython.unsafe.numbers import leading_zeros
+
+__all__: list[str] = []
+
+DR = np.array([-1, 0, 1, 1, 1, 0, -1, -1], dtype=np.int64)
+DC = np.array([1, 1, 1, 0, -1, -1, -1, 0], dtype=np.int64)
+CODES = np.array([128, 1, 2, 4, 8, 16, 32, 64], dtype=np.uint8)
+OUTLET = np.uint8(0)
+NODATA = np.uint8(255)
+NOFLOW = np.uint8(254)  # internal only: an interior cell without a lower neighbour, before flat resolution
+
+
+def _code_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lookup tables code -> (row offset, column offset, valid) for all 256 uint8 values."""
+    dr = np.zeros(256, dtype=np.int64)
+    dc = np.zeros(256, dtype=np.int64)
+    ok = np.zeros(256, dtype=np.uint8)
+    for k in range(8):
+        dr[CODES[k]] = DR[k]
+        dc[CODES[k]] = DC[k]
+        ok[CODES[k]] = 1
+    ok[0] = 1
+    ok[255] = 1
+    return dr, dc, ok
+
+
+CODE_DR, CODE_DC, CODE_OK = _code_tables()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# growable containers (numba arrays cannot grow in place: functions return the possibly reallocated array)
+
+
+@njit(cache=True)
+def _grow_i64(a):
+    b = np.empty(max(16, 2 * a.size), dtype=np.int64)
+    b[: a.size] = a
+    return b
+
+
+@njit(cache=True)
+def _next_up(x, fbuf, ibuf):
+    """Smallest representable value of ``x``'s dtype greater than ``x`` (``fbuf``/``ibuf``: 1-element views)."""
+    if x == 0:
+        fbuf[0] = 0
+        ibuf[0] = 1
+        return fbuf[0]
+    fbuf[0] = x
+    if x > 0:
+        ibuf[0] += 1
+    else:
+        ibuf[0] -= 1
+    return fbuf[0]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# depression filling
+
+
+@njit(cache=True)
+def _rh_grow(bk, bv, need):
+    """Reallocate the radix-heap bucket rows so that each holds at least ``need`` items."""
+    nb, cap = bk.shape
+    while cap < need:
+        cap *= 2
+    k2 = np.empty((nb, cap), dtype=np.uint64)
+    v2 = np.empty((nb, cap), dtype=np.int64)
+    k2[:, : bk.shape[1]] = bk
+    v2[:, : bk.shape[1]] = bv
+    return k2, v2
+
+
+@njit(cache=True)
+def _sortable(b, sign, mask):
+    """Map float bits (as uint64) to unsigned integers in the same order as the floats."""
+    if b & sign:
+        return (~b) & mask
+    return b | sign
+
+
+@njit(cache=True)
+def fill_depressions(z, out, bits, nbits, epsilon, fbuf, ibuf):
+    """Priority-flood depression filling (Barnes, Lehman & Mulla 2014, improved variant with a pit queue).
+
+    z : 2-D float array, NaN = no data. out : same shape/dtype, receives the filled surface. bits : ``out``
+    viewed as unsigned integers of the same width (flat); nbits : that width (32 or 64).
+    epsilon : if True, raised cells get the next representable value above their spill cell, so every cell has
+    a strictly lower neighbour. fbuf/ibuf : 1-element float/int views of the same memory (same width as z).
+
+    The priority queue is a radix heap over the float bits mapped to order-preserving unsigned integers: valid
+    because the keys popped by priority-flood never decrease, and about 3x cheaper than a binary heap.
+    Returns the number of cells raised. Memory: ``out`` plus 1 byte per cell (visited flags, padded by one
+    cell on each side) plus the queues: (nbits + 1) x 16 bytes per cell of the largest heap bucket, and 8 bytes
+    per cell of the largest depression front.
+    """
+    nr, nc = z.shape
+    w = nc + 2
+    zf = z.ravel()
+    of = out.ravel()
+    sign = np.uint64(1) << np.uint64(nbits - 1)
+    umask = (sign - np.uint64(1)) | sign
+    seen = np.ones((nr + 2) * w, dtype=np.uint8)
+    poff = np.empty(8, dtype=np.int64)
+    zoff = np.empty(8, dtype=np.int64)
+    for k in range(8):
+        poff[k] = DR[k] * w + DC[k]
+        zoff[k] = DR[k] * nc + DC[k]
+    bk = np.empty((nbits + 1, 1024), dtype=np.uint64)
+    bv = np.empty((nbits + 1, 1024), dtype=np.int64)
+    cnt = np.zeros(nbits + 1, dtype=np.int64)
+    last = np.uint64(0)
+    nh = 0
+    pit = np.empty(1024, dtype=np.int64)
+    p_head = 0
+    p_tail = 0
+    raised = 0
+    for r in range(nr):
+        for c in range(nc):
+            i = r * nc + c
+            v = zf[i]
+            if v == 0:
+                v = 0.0  # no negative zero: keys of equal floats must be equal
+            of[i] = v
+            if v == v:
+                seen[(r + 1) * w + c + 1] = 0
+    # seeds: valid cells on the grid edge or next to no-data
+    for r in range(nr):
+        for c in range(nc):
+            p = (r + 1) * w + c + 1
+            if seen[p]:
+                continue
+            edge = r == 0 or c == 0 or r == nr - 1 or c == nc - 1
+            if not edge:
+                for k in range(8):
+                    zn = zf[r * nc + c + zoff[k]]
+                    if zn != zn:
+                        edge = True
+                        break
+            if edge:
+                seen[p] = 1
+                key = _sortable(np.uint64(bits[r * nc + c]), sign, umask)
+                b = 64 - leading_zeros(key ^ last)
+                if cnt[b] == bk.shape[1]:
+                    bk, bv = _rh_grow(bk, bv, cnt[b] + 1)
+                bk[b, cnt[b]] = key
+                bv[b, cnt[b]] = p
+                cnt[b] += 1
+                nh += 1
+    while nh > 0 or p_head < p_tail:
+        if p_head < p_tail:
+            p = pit[p_head]
+            p_head += 1
+            if p_head == p_tail:
+                p_head = 0
+                p_tail = 0
+        else:
+            if cnt[0] == 0:
+                # move the first non-empty bucket down: its minimum becomes the new reference key
+                kb = 1
+                while cnt[kb] == 0:
+                    kb += 1
+                m = cnt[kb]
+                lo = bk[kb, 0]
+                for a in range(1, m):
+                    if bk[kb, a] < lo:
+                        lo = bk[kb, a]
+                last = lo
+                cnt[kb] = 0
+                if cnt[:kb].max() + m > bk.shape[1]:
+                    bk, bv = _rh_grow(bk, bv, cnt[:kb].max() + m)
+                for a in range(m):
+                    key = bk[kb, a]
+                    b = 64 - leading_zeros(key ^ last)
+                    bk[b, cnt[b]] = key
+                    bv[b, cnt[b]] = bv[kb, a]
+                    cnt[b] += 1
+            cnt[0] -= 1
+            p = bv[0, cnt[0]]
+            nh -= 1
+        r = p // w - 1
+        ci = p - w - 1 - 2 * r
+        level = of[ci]
+        for k in range(8):
+            q = p + poff[k]
+            if seen[q]:
+                continue
+            seen[q] = 1
+            j = ci + zoff[k]
+            if zf[j] <= level:
+                if epsilon:
+                    of[j] = _next_up(level, fbuf, ibuf)
+                else:
+                    of[j] = level
+                raised += 1
+                if p_tail == pit.size:
+                    pit = _grow_i64(pit)
+                pit[p_tail] = q
+                p_tail += 1
+            else:
+                key = _sortable(np.uint64(bits[j]), sign, umask)
+                b = 64 - leading_zeros(key ^ last)
+                if cnt[b] == bk.shape[1]:
+                    bk, bv = _rh_grow(bk, bv, cnt[b] + 1)
+                bk[b, cnt[b]] = key
+                bv[b, cnt[b]] = q
+                cnt[b] += 1
+                nh += 1
+    return raised
+
+
+# ----------------------------------------------------------------------------------------------------------
+# D8
+
+
+@njit(cache=True)
+def d8_directions(z, dx, dy, out):
+    """D8 steepest descent by drop / distance.
+
+    z : 2-D float (NaN = no data); dx, dy : per-row cell width and height (metres or map units, >0).
+    out : uint8 grid receiving ESRI codes; 0 for cells on the edge or next to no-data without a lower
+    neighbour (they drain out of the domain), NOFLOW (254) for interior cells without a lower neighbour,
+    255 for no-data. Returns the number of NOFLOW cells. Ties keep the first neighbour in NE, E, SE, ... order.
+    """
+    nr, nc = z.shape
+    nflat = 0
+    for r in range(nr):
+        ddx = dx[r]
+        ddy = dy[r]
+        dd = np.sqrt(ddx * ddx + ddy * ddy)
+        inv = np.empty(8, dtype=np.float64)
+        for k in range(8):
+            if DR[k] == 0:
+                inv[k] = 1.0 / ddx
+            elif DC[k] == 0:
+                inv[k] = 1.0 / ddy
+            else:
+                inv[k] = 1.0 / dd
+        for c in range(nc):
+            zc = z[r, c]
+            if zc != zc:
+                out[r, c] = NODATA
+                continue
+            best = 0.0
+            code = NOFLOW
+            edge = r == 0 or c == 0 or r == nr - 1 or c == nc - 1
+            for k in range(8):
+                rr = r + DR[k]
+                cc = c + DC[k]
+                if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+                    continue
+                zn = z[rr, cc]
+                if zn != zn:
+                    edge = True
+                    continue
+                drop = zc - zn
+                if drop > 0:
+                    s = drop * inv[k]
+                    if s > best or code == NOFLOW:  # a tiny drop may underflow to slope 0: still downhill
+                        best = s
+                        code = CODES[k]
+            if code == NOFLOW:
+                if edge:
+                    code = OUTLET
+                else:
+                    nflat += 1
+            out[r, c] = code
+    return nflat
+
+
+@njit(cache=True)
+def resolve_flats(z, fdir):
+    """Assign directions to NOFLOW cells of drainable flats (Barnes, Lehman & Mulla 2014).
+
+    Flow goes towards lower terrain and away from higher terrain: a flat cell's mask is
+    ``2 * (steps to the nearest low edge) + (max steps from a high edge - steps from the nearest high edge)``
+    and each flat cell points to the same-flat neighbour with the smallest mask (cardinal first on ties), which
+    is always strictly smaller, so no cycle can form. NOFLOW cells of undrainable flats (true pits) become 0.
+    Memory: 8 bytes per cell (labels and masks, int32) plus queues. Returns the number of pits left.
+    """
+    nr, nc = z.shape
+    n = nr * nc
+    zf = z.ravel()
+    ff = fdir.ravel()
+    labels = np.zeros(n, dtype=np.int32)
+    mask = np.zeros(n, dtype=np.int32)
+    low = np.empty(1024, dtype=np.int64)
+    nlow = 0
+    high = np.empty(1024, dtype=np.int64)
+    nhigh = 0
+    for i in range(n):
+        d = ff[i]
+        if d == NODATA:
+            continue
+        r = i // nc
+        c = i - r * nc
+        zc = zf[i]
+        for k in range(8):
+            rr = r + DR[k]
+            cc = c + DC[k]
+            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+                continue
+            j = rr * nc + cc
+            if ff[j] == NODATA:
+                continue
+            if d == NOFLOW:
+                if zf[j] > zc:
+                    if nhigh == high.size:
+                        high = _grow_i64(high)
+                    high[nhigh] = i
+                    nhigh += 1
+                    break
+            elif ff[j] == NOFLOW and zf[j] == zc:
+                if nlow == low.size:
+                    low = _grow_i64(low)
+                low[nlow] = i
+                nlow += 1
+                break
+    # label flats by flooding equal elevations from the low edges
+    q = np.empty(1024, dtype=np.int64)
+    nlab = 0
+    for a in range(nlow):
+        s = low[a]
+        if labels[s] != 0:
+            continue
+        nlab += 1
+        labels[s] = nlab
+        zs = zf[s]
+        q[0] = s
+        qh = 0
+        qt = 1
+        while qh < qt:
+            i = q[qh]
+            qh += 1
+            r = i // nc
+            c = i - r * nc
+            for k in range(8):
+                rr = r + DR[k]
+                cc = c + DC[k]
+                if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+                    continue
+                j = rr * nc + cc
+                if labels[j] != 0 or ff[j] == NODATA or zf[j] != zs:
+                    continue
+                labels[j] = nlab
+                if qt == q.size:
+                    q = _grow_i64(q)
+                q[qt] = j
+                qt += 1
+    height = np.zeros(nlab + 1, dtype=np.int32)
+    # away from higher: breadth-first levels from the labelled high edges over NOFLOW cells of the same flat
+    qt = 0
+    for a in range(nhigh):
+        s = high[a]
+        if labels[s] != 0:
+            if qt == q.size:
+                q = _grow_i64(q)
+            q[qt] = s
+            qt += 1
+    qh = 0
+    loops = 1
+    level_end = qt
+    while qh < qt:
+        if qh == level_end:
+            loops += 1
+            level_end = qt
+        i = q[qh]
+        qh += 1
+        if mask[i] > 0:
+            continue
+        mask[i] = loops
+        lab = labels[i]
+        if loops > height[lab]:
+            height[lab] = loops
+        r = i // nc
+        c = i - r * nc
+        for k in range(8):
+            rr = r + DR[k]
+            cc = c + DC[k]
+            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+                continue
+            j = rr * nc + cc
+            if labels[j] == lab and ff[j] == NOFLOW and mask[j] == 0:
+                if qt == q.size:
+                    q = _grow_i64(q)
+                q[qt] = j
+                qt += 1
+    # towards lower: breadth-first levels from the low edges; visited cells are marked negative
+    qt = 0
+    for a in range(nlow):
+        if qt == q.size:
+            q = _grow_i64(q)
+        q[qt] = low[a]
+        qt += 1
+    qh = 0
+    loops = 1
+    level_end = qt
+    while qh < qt:
+        if qh == level_end:
+            loops += 1
+            level_end = qt
+        i = q[qh]
+        qh += 1
+        if mask[i] < 0:
+            continue
+        lab = labels[i]
+        if mask[i] > 0:
+            mask[i] = -(height[lab] - mask[i] + 2 * loops)
+        else:
+            mask[i] = -2 * loops
+        r = i // nc
+        c = i - r * nc
+        for k in range(8):
+            rr = r + DR[k]
+            cc = c + DC[k]
+            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+                continue
+            j = rr * nc + cc
+            if labels[j] == lab and ff[j] == NOFLOW and mask[j] >= 0:
+                if qt == q.size:
+                    q = _grow_i64(q)
+                q[qt] = j
+                qt += 1
+    # directions on the flats
+    pits = 0
+    for i in range(n):
+        if ff[i] != NOFLOW:
+            continue
+        lab = labels[i]
+        if lab == 0:
+            ff[i] = OUTLET
+            pits += 1
+            continue
+        r = i // nc
+        c = i - r * nc
+        best = -mask[i]
+        bestk = -1
+        for k in range(8):
+            rr = r + DR[k]
+            cc = c + DC[k]
+            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+                continue
+            j = rr * nc + cc
+            if labels[j] != lab:
+                continue
+            mj = -mask[j]
+            if mj < best or (mj == best and bestk >= 0 and DR[k] * DC[k] == 0 and DR[bestk] * DC[bestk] != 0):
+                best = mj
+                bestk = k
+        if bestk < 0:  # cannot happen for a labelled flat (see docstring); keep the cell a pit if it does
+            ff[i] = OUTLET
+            pits += 1
+        else:
+            ff[i] = CODES[bestk]
+    return pits
+
+
+# ----------------------------------------------------------------------------------------------------------
+# accumulation
+
+
+@njit(cache=True)
+def check_codes(fdir, code_ok):
+    """Index of the first cell whose value is not an ESRI D8 code, 0 or 255; -1 if all are valid."""
+    ff = fdir.ravel()
+    for i in range(ff.size):
+        if code_ok[ff[i]] == 0:
+            return i
+    return -1
+
+
+@njit(cache=True)
+def downstream_index(fdir, code_dr, code_dc):
+    """Flat index of each cell's receiver; -1 for outlets, pits, no-data and flow out of the grid/into no-data."""
+    nr, nc = fdir.shape
+    out = np.empty(nr * nc, dtype=np.int64)
+    for r in range(nr):
+        for c in range(nc):
+            i = r * nc + c
+            d = fdir[r, c]
+            out[i] = -1
+            if d == 0 or d == 255:
+                continue
+            rr = r + code_dr[d]
+            cc = c + code_dc[d]
+            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+                continue
+            if fdir[rr, cc] == 255:
+                continue
+            out[i] = rr * nc + cc
+    return out
+
+
+@njit(cache=True)
+def flow_accumulation(fdir, weights, use_weights, code_dr, code_dc, acc):
+    """Topological D8 accumulation in O(n) without recursion or a sort.
+
+    Each cell's in-degree is counted, then chains are walked from every cell with in-degree 0, adding the
+    running total downstream; a walk stops at a cell that still waits for other tributaries. acc receives
+    float64 totals (weights, or 1 per cell); no-data cells get NaN. Returns the number of valid cells that were
+    never finished (they lie on or below a cycle); 0 for a valid tree. Memory: 1 byte per cell plus ``acc``.
+    """
+    nr, nc = fdir.shape
+    n = nr * nc
+    ff = fdir.ravel()
+    af = acc.ravel()
+    indeg = np.zeros(n, dtype=np.uint8)
+    nvalid = 0
+    for r in range(nr):
+        for c in range(nc):
+            i = r * nc + c
+            d = ff[i]
+            if d == 255:
+                af[i] = np.nan
+                continue
+            nvalid += 1
+            if use_weights:
+                w = weights[r, c]
+                af[i] = w if w == w else 0.0
+            else:
+                af[i] = 1.0
+            if d == 0:
+                continue
+            rr = r + code_dr[d]
+            cc = c + code_dc[d]
+            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+                continue
+            j = rr * nc + cc
+            if ff[j] != 255:
+                indeg[j] += 1
+    done = 0
+    for s in range(n):
+        if indeg[s] != 0 or ff[s] == 255:
+            continue
+        indeg[s] = 255  # mark as started, so it is not restarted
+        i = s
+        while True:
+            done += 1
+            d = ff[i]
+            if d == 0:
+                break
+            r = i // nc
+            c = i - r * nc
+            rr = r + code_dr[d]
+            cc = c + code_dc[d]
+            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+                break
+            j = rr * nc + cc
+            if ff[j] == 255:
+                break
+            af[j] += af[i]
+            indeg[j] -= 1
+            if indeg[j] != 0:
+                break
+            indeg[j] = 255  # finished by this walk: the scan must not start it again
+            i = j
+    return nvalid - done
