@@ -92,7 +92,8 @@ class GaugeCSVReader(Reader):
                 raise DataError(f"{path.name}: column {col!r} row {row + 2} {text.iloc[row]!r} is not a number")
             literal_nan = text.str.lower().eq("nan").to_numpy()
             check_values(np.where(literal_nan, np.nan, np.nan_to_num(vals, nan=0.0)), path, col,
-                         nan_declared=False, nan=nan, times=times)
+                         nan_declared=False, nan=nan, times=times,
+                         declare="leave the cell empty for a missing value")
             if interval is not None:
                 step = float(pd.Timedelta(interval).total_seconds())
             elif len(times) > 1:

@@ -37,6 +37,12 @@ def _open(path: Path):
     head = path.read_bytes()[:64]
     if not head.lstrip().startswith(b"ISO-10303-21"):
         raise DataError(f"{path.name}: not an IFC STEP file (no ISO-10303-21 header); export it again as .ifc")
+    with open(path, "rb") as fh:
+        fh.seek(max(0, path.stat().st_size - 2048))
+        tail = fh.read()
+    if b"END-ISO-10303-21" not in tail:
+        raise DataError(f"{path.name}: the STEP file does not end with END-ISO-10303-21; it is truncated — export "
+                        "or download it again")
     try:
         model = ifcopenshell.open(str(path))
     except Exception as exc:  # ifcopenshell raises plain Exceptions/RuntimeErrors for corrupt files

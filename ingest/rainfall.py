@@ -91,7 +91,7 @@ def units_of(attrs: dict, path: Path, var: str, given: str | None) -> str:
 
 
 def check_values(values: np.ndarray, path: Path, var: str, *, nan_declared: bool, nan: str,
-                 times: Any = None) -> None:
+                 times: Any = None, declare: str = "declare one (_FillValue/missing_value)") -> None:
     """Refuse negative rain and undeclared NaN (unless nan='missing'), naming where."""
     neg = values < -1e-9
     if neg.any():
@@ -100,12 +100,12 @@ def check_values(values: np.ndarray, path: Path, var: str, *, nan_declared: bool
         when = f" (first at time {np.datetime_as_string(times[ti], 's')})" if times is not None else ""
         raise DataError(f"{path.name}: {var!r} has {int(neg.sum())} negative rainfall value(s), minimum "
                         f"{float(values[neg].min()):g}{when}; rain cannot be negative — mask them as missing "
-                        "(_FillValue / empty cell) or correct the source")
+                        "or correct the source")
     if nan == "raise" and not nan_declared:
         bad = np.isnan(values)
         if bad.any():
-            raise DataError(f"{path.name}: {var!r} has {int(bad.sum())} NaN value(s) but declares no missing value "
-                            "(_FillValue/missing_value); declare one, or pass nan='missing' to treat NaN as missing")
+            raise DataError(f"{path.name}: {var!r} has {int(bad.sum())} NaN value(s) but declares no missing value; "
+                            f"{declare}, or pass nan='missing' to treat NaN as missing")
 
 
 def to_rate(values: np.ndarray, units: str, interval_seconds: float | None) -> np.ndarray:
