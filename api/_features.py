@@ -1,0 +1,376 @@
+"""OGC API - Features over a scene's vector layers: parameters in, a page of features (CRS84 or the scene CRS) out.
+
+The layer is read through the scene (bbox pushed down to the store), reprojected to CRS84, then filtered with
+pandas and shapely: bbox, datetime, property equality and CQL2 (text or JSON, parsed by pygeofilter and evaluated
+here on the columns — nothing is ever turned into SQL text).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS
+
+import cim
+from api.errors import BadRequest, NotFound
+from cim._dtypes import column_kind
+from cim.crs import horizontal_epsg
+
+__all__ = ["CRS84", "FeaturePage", "Layer", "crs_uri", "parse_bbox", "parse_datetime", "parse_filter",
+           "query_items", "read_item", "vector_layers"]
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+CRS84H = "http://www.opengis.net/def/crs/OGC/0/CRS84h"
+
+
+def crs_uri(crs: CRS) -> str:
+    epsg = crs.to_epsg() or horizontal_epsg(crs)
+    return f"http://www.opengis.net/def/crs/EPSG/0/{epsg}" if epsg else crs.to_wkt()
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A vector layer as a collection: its catalogue entry plus what queries need."""
+
+    info: cim.LayerInfo
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def dtypes(self) -> dict[str, str]:
+        return dict(self.info.info.get("contract", {}).get("dtypes", {}))
+
+    @property
+    def id_column(self) -> str | None:
+        col = self.info.attrs.get("id_column") or ("id" if "id" in self.dtypes else None)
+        return col if col in self.dtypes else None
+
+    @property
+    def datetime_column(self) -> str | None:
+        col = self.info.attrs.get("datetime_column")
+        if col in self.dtypes:
+            return col
+        times = [c for c, dt in self.dtypes.items() if column_kind(dt) in {"datetime", "datetimetz"}]
+        return times[0] if times else None
+
+
+def vector_layers(scene: cim.Scene) -> list[Layer]:
+    return [Layer(i) for i in scene.layers if i.storage == "vector"]
+
+
+def get_layer(scene: cim.Scene, name: str) -> Layer:
+    for layer in vector_layers(scene):
+        if layer.name == name:
+            return layer
+    raise NotFound(f"no collection {name!r}: see /collections for those of this scene")
+
+
+# ---------------------------------------------------------------------------------------------------- parameters
+
+def parse_bbox(text: str | None, max_area_deg2: float = 360.0 * 180.0) -> tuple[float, float, float, float] | None:
+    """``minlon,minlat,maxlon,maxlat`` (or 6 numbers with heights) in CRS84 -> 4 floats; BadRequest if not."""
+    if text is None:
+        return None
+    parts = text.split(",")
+    if len(parts) not in (4, 6):
+        raise BadRequest(f"bbox {text!r}: give 4 numbers (minlon,minlat,maxlon,maxlat) or 6 with heights")
+    try:
+        v = [float(p) for p in parts]
+    except ValueError:
+        raise BadRequest(f"bbox {text!r}: every value must be a number") from None
+    if not all(math.isfinite(x) for x in v):
+        raise BadRequest(f"bbox {text!r}: values must be finite")
+    x0, y0, x1, y1 = (v[0], v[1], v[2], v[3]) if len(v) == 4 else (v[0], v[1], v[3], v[4])
+    if len(v) == 6 and v[2] > v[5]:
+        raise BadRequest(f"bbox {text!r}: the lower height is above the upper one")
+    if not (-180 <= x0 <= 180 and -180 <= x1 <= 180 and -90 <= y0 <= y1 <= 90):
+        raise BadRequest(f"bbox {text!r}: longitudes must be within -180..180 and latitudes -90..90 with "
+                         "minlat <= maxlat (CRS84)")
+    if x0 > x1:
+        raise BadRequest(f"bbox {text!r}: boxes across the antimeridian are not supported; split the query")
+    if (x1 - x0) * (y1 - y0) > max_area_deg2:
+        raise BadRequest(f"bbox {text!r} is larger than this service allows")
+    return x0, y0, x1, y1
+
+
+def _instant(text: str, end: bool) -> pd.Timestamp | None:
+    if text in ("..", ""):
+        return None
+    try:
+        t = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        raise BadRequest(f"datetime {text!r} is not RFC 3339: write e.g. 2020-06-17T15:00:00Z") from None
+    if t is pd.NaT:
+        raise BadRequest(f"datetime {text!r} is not RFC 3339")
+    if t.tzinfo is None:
+        t = t.tz_localize(UTC)
+    if len(text) == 10 and end:        # a date as the end of an interval covers the whole day
+        t = t + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+    return t.tz_convert(UTC)
+
+
+def parse_datetime(text: str | None) -> tuple[pd.Timestamp | None, pd.Timestamp | None] | None:
+    """An instant or an interval ``start/end`` (``..`` or empty for open) -> (start, end), both inclusive."""
+    if text is None:
+        return None
+    if "/" in text:
+        a, b = text.split("/", 1)
+        start, end = _instant(a, False), _instant(b, True)
+        if start is None and end is None:
+            raise BadRequest("datetime '../..' is not an interval: give at least one end")
+        if start is not None and end is not None and end < start:
+            raise BadRequest(f"datetime {text!r} ends before it starts")
+        return start, end
+    t = _instant(text, False)
+    if t is None:
+        raise BadRequest("datetime '..' alone is not an instant")
+    if len(text) == 10:
+        return t, _instant(text, True)
+    return t, t
+
+
+def parse_filter(text: str | None, lang: str | None):
+    """A pygeofilter AST from CQL2 text or JSON; BadRequest on any parse error."""
+    if text is None:
+        if lang is not None:
+            raise BadRequest("filter-lang is given without a filter")
+        return None
+    lang = lang or "cql2-text"
+    try:
+        if lang == "cql2-text":
+            from pygeofilter.parsers.cql2_text import parse
+            return parse(text)
+        if lang == "cql2-json":
+            from pygeofilter.parsers.cql2_json import parse
+            return parse(json.loads(text))
+    except Exception as exc:      # pygeofilter raises lark and plain errors alike
+        msg = str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
+        raise BadRequest(f"filter is not valid {lang}: {msg}") from None
+    raise BadRequest(f"filter-lang {lang!r}: use cql2-text or cql2-json")
+
+
+# ------------------------------------------------------------------------------------------------ CQL2 evaluator
+
+def _evaluate(node, df: gpd.GeoDataFrame, columns: dict[str, str]):
+    """A boolean Series (or a value) for a pygeofilter AST node, over ``df`` (geometries in CRS84)."""
+    from pygeofilter import ast, values
+
+    def ev(n):
+        return _evaluate(n, df, columns)
+
+    if isinstance(node, ast.Attribute):
+        if node.name in columns:
+            return df[node.name]
+        if node.name in ("geometry", "geom"):
+            return df.geometry
+        raise BadRequest(f"filter names {node.name!r}, not a property of this collection "
+                         f"(queryables: {', '.join(columns) or 'none'})")
+    if isinstance(node, bool | int | float | str):
+        return node
+    if isinstance(node, datetime):
+        return pd.Timestamp(node if node.tzinfo else node.replace(tzinfo=UTC))
+    if isinstance(node, date):
+        return pd.Timestamp(node).tz_localize(UTC)
+    if isinstance(node, values.Geometry):
+        return shapely.geometry.shape(node)
+    if isinstance(node, values.Envelope):
+        return shapely.box(node.x1, node.y1, node.x2, node.y2)
+    if isinstance(node, ast.Not):
+        return ~_as_mask(ev(node.sub_node), df)
+    if isinstance(node, ast.And | ast.Or):
+        a, b = _as_mask(ev(node.lhs), df), _as_mask(ev(node.rhs), df)
+        return (a & b) if isinstance(node, ast.And) else (a | b)
+    if isinstance(node, ast.Comparison):
+        import operator
+        op = {"=": operator.eq, "<>": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
+              ">=": operator.ge}[node.op.value]
+        return _safe(lambda: op(ev(node.lhs), ev(node.rhs)))
+    if isinstance(node, ast.Between):
+        lhs = ev(node.lhs)
+        r = _safe(lambda: (lhs >= ev(node.low)) & (lhs <= ev(node.high)))
+        return ~r if node.not_ else r
+    if isinstance(node, ast.Like):
+        from pygeofilter.util import like_pattern_to_re
+        lhs = ev(node.lhs)
+        # CQL2 fixes the wildcards: % and _ (pygeofilter's parser reports '.' for the single character)
+        regex = like_pattern_to_re(node.pattern, node.nocase, "%", "_", "\\")
+        r = _safe(lambda: lhs.astype("string").str.fullmatch(regex).fillna(False).astype(bool))
+        return ~r if node.not_ else r
+    if isinstance(node, ast.In):
+        r = _safe(lambda: ev(node.lhs).isin([ev(o) for o in node.sub_nodes]))
+        return ~r if node.not_ else r
+    if isinstance(node, ast.IsNull):
+        r = pd.Series(pd.isna(ev(node.lhs)), index=df.index)
+        return ~r if node.not_ else r
+    if isinstance(node, ast.SpatialComparisonPredicate):
+        fn = {"INTERSECTS": shapely.intersects, "DISJOINT": shapely.disjoint, "CONTAINS": shapely.contains,
+              "WITHIN": shapely.within, "TOUCHES": shapely.touches, "CROSSES": shapely.crosses,
+              "OVERLAPS": shapely.overlaps, "EQUALS": shapely.equals}[node.op.name]
+        a, b = ev(node.lhs), ev(node.rhs)
+        a = a.values if isinstance(a, gpd.GeoSeries) else a
+        b = b.values if isinstance(b, gpd.GeoSeries) else b
+        return pd.Series(np.asarray(fn(a, b), bool), index=df.index)
+    if isinstance(node, ast.BBox):
+        return pd.Series(np.asarray(shapely.intersects(
+            ev(node.lhs).values, shapely.box(node.minx, node.miny, node.maxx, node.maxy)), bool), index=df.index)
+    if isinstance(node, ast.Arithmetic):
+        import operator
+        op = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}[node.op.value]
+        return _safe(lambda: op(ev(node.lhs), ev(node.rhs)))
+    if isinstance(node, ast.TemporalPredicate):
+        return _temporal(node, ev)
+    if isinstance(node, time | timedelta):
+        raise BadRequest("times of day and durations are not supported in filters")
+    raise BadRequest(f"filter uses {type(node).__name__}, which this service does not support")
+
+
+def _temporal(node, ev):
+    from pygeofilter import values
+
+    lhs = ev(node.lhs)
+    rhs = node.rhs
+    if isinstance(rhs, values.Interval):
+        start, end = ev(rhs.start) if rhs.start is not None else None, ev(rhs.end) if rhs.end is not None else None
+    else:
+        start = end = ev(rhs)
+    name = node.op.name
+    inside = pd.Series(True, index=lhs.index)
+    if start is not None:
+        inside &= _safe(lambda: lhs >= start)
+    if end is not None:
+        inside &= _safe(lambda: lhs <= end)
+    if name in ("TINTERSECTS", "TEQUALS", "TDURING", "TCONTAINS"):
+        return inside.fillna(False) if hasattr(inside, "fillna") else inside
+    if name == "TBEFORE":
+        return _safe(lambda: lhs < start)
+    if name == "TAFTER":
+        return _safe(lambda: lhs > (end if end is not None else start))
+    if name == "TDISJOINT":
+        return ~inside
+    raise BadRequest(f"temporal operator {name} is not supported; use T_INTERSECTS, T_BEFORE, T_AFTER, T_DISJOINT")
+
+
+def _safe(fn):
+    try:
+        return fn()
+    except BadRequest:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(f"filter compares values of different types ({str(exc).splitlines()[0][:120]})") from None
+
+
+def _as_mask(value, df) -> pd.Series:
+    if isinstance(value, pd.Series) and (value.dtype == bool or value.dtype == "boolean"):
+        return value.fillna(False).astype(bool)
+    raise BadRequest("filter: AND, OR and NOT need conditions on both sides")
+
+
+# ---------------------------------------------------------------------------------------------------------- query
+
+@dataclass
+class FeaturePage:
+    features: list[dict]
+    number_matched: int
+    number_returned: int
+    crs: str
+
+
+def _jsonable(v: Any) -> Any:
+    if v is None:
+        return None
+    if isinstance(v, float | np.floating):
+        return float(v) if math.isfinite(v) else None
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    if isinstance(v, pd.Timestamp | datetime):
+        return None if pd.isna(v) else v.isoformat().replace("+00:00", "Z")
+    if v is pd.NA or v is pd.NaT:
+        return None
+    return v
+
+
+def _features(layer: Layer, gdf: gpd.GeoDataFrame) -> list[dict]:
+    props = [c for c in gdf.columns if c != gdf.geometry.name]
+    ids = gdf[layer.id_column].astype(str).tolist() if layer.id_column else [str(i) for i in gdf.index]
+    geoms = [None if g is None or g.is_empty else json.loads(shapely.to_geojson(g)) for g in gdf.geometry.values]
+    records = gdf[props].to_dict("records")
+    return [{"type": "Feature", "id": fid, "geometry": geom,
+             "properties": {k: _jsonable(v) for k, v in rec.items()}}
+            for fid, geom, rec in zip(ids, geoms, records, strict=True)]
+
+
+def query_items(scene: cim.Scene, layer: Layer, *, bbox=None, interval=None, properties: dict[str, str] | None = None,
+                cql=None, limit: int = 10, offset: int = 0, crs: str = CRS84) -> FeaturePage:
+    """One page of a collection's features matching every condition, with the number matched."""
+    gdf = scene.layer(layer.name)
+    gdf = gdf.reset_index(drop=True)
+    wgs = gdf.to_crs("OGC:CRS84") if len(gdf) else gdf.set_crs("OGC:CRS84", allow_override=True)
+    mask = pd.Series(True, index=wgs.index)
+    if bbox is not None:
+        mask &= np.asarray(shapely.intersects(wgs.geometry.values, shapely.box(*bbox)), bool)
+    if interval is not None:
+        col = layer.datetime_column
+        if col is None:
+            raise BadRequest(f"collection {layer.name!r} has no time: the datetime parameter cannot apply")
+        t = pd.to_datetime(wgs[col], utc=True)
+        start, end = interval
+        if start is not None:
+            mask &= (t >= start).fillna(False)
+        if end is not None:
+            mask &= (t <= end).fillna(False)
+    for name, text in (properties or {}).items():
+        mask &= _property_equals(wgs[name], text, layer.dtypes[name], name)
+    if cql is not None:
+        result = _evaluate(cql, wgs, layer.dtypes)
+        mask &= _as_mask(result, wgs)
+    matched = wgs[mask.to_numpy()]
+    page = matched.iloc[offset:offset + limit]
+    if crs != CRS84:
+        page = gdf.loc[page.index]
+    return FeaturePage(_features(layer, page), len(matched), len(page), crs)
+
+
+def _property_equals(series: pd.Series, text: str, dtype: str, name: str) -> pd.Series:
+    kind = column_kind(dtype)
+    try:
+        if kind == "int":
+            value: Any = int(text)
+        elif kind == "float":
+            value = float(text)
+        elif kind == "bool":
+            if text.lower() not in ("true", "false"):
+                raise ValueError
+            value = text.lower() == "true"
+        elif kind in ("datetime", "datetimetz"):
+            return (pd.to_datetime(series, utc=True) == _instant(text, False)).fillna(False)
+        else:
+            return (series.astype("string") == text).fillna(False).astype(bool)
+    except ValueError:
+        raise BadRequest(f"property {name!r} is {kind}: {text!r} is not a valid value") from None
+    return (series == value).fillna(False).astype(bool)
+
+
+def read_item(scene: cim.Scene, layer: Layer, feature_id: str, crs: str = CRS84) -> dict:
+    gdf = scene.layer(layer.name).reset_index(drop=True)
+    if layer.id_column:
+        hit = gdf[(gdf[layer.id_column].astype(str) == feature_id).to_numpy()]
+    else:
+        hit = gdf.iloc[[int(feature_id)]] if feature_id.isdigit() and int(feature_id) < len(gdf) else gdf.iloc[:0]
+    if not len(hit):
+        raise NotFound(f"collection {layer.name!r} has no feature {feature_id!r}")
+    hit = hit.iloc[:1]
+    if crs == CRS84:
+        hit = hit.to_crs("OGC:CRS84")
+    return _features(layer, hit)[0]

@@ -1,0 +1,102 @@
+"""The app factory: ``create_app(settings)`` opens the scene once and wires routers, errors, limits and audit."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import Depends, FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import cim
+from api import errors, openapi
+from api.deps import new_rate_limiter, reject_unknown_query
+from api.settings import Settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+_WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class AuditMiddleware:
+    """Record every write (who, what, when, outcome) in the scene's audit table, after the response is known."""
+
+    def __init__(self, app: ASGIApp, scene: cim.Scene) -> None:
+        self.app = app
+        self.scene = scene
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _WRITES:
+            await self.app(scope, receive, send)
+            return
+        status = {"code": 500}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            state = scope.get("state") or {}
+            await anyio.to_thread.run_sync(self._record, state.get("who", "unauthenticated"),
+                                           f"{scope['method']} {scope['path']}", status["code"],
+                                           state.get("audit_detail"))
+
+    def _record(self, who: str, action: str, outcome: int, detail: str | None) -> None:
+        from cim.security import record
+
+        try:
+            with self.scene.store.engine.begin() as conn:
+                record(conn, who=who, action=action, outcome=outcome, detail=detail)
+        except Exception:
+            log.exception("could not write the audit entry for %s by %s", action, who)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The HTTP service for one scene. ``settings`` default to the ``CIM_*`` environment variables."""
+    import cim.security
+
+    settings = settings or Settings()
+    scene = cim.open_scene(settings.scene)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from api.mqtt import MQTTBridge
+
+        bridge = MQTTBridge.start(settings, scene) if settings.mqtt_host else None
+        app.state.mqtt = bridge
+        try:
+            yield
+        finally:
+            if bridge is not None:
+                bridge.stop()
+            scene.close()
+
+    app = FastAPI(title=f"{settings.title}: {scene.name}", version=cim.__version__, lifespan=lifespan,
+                  description="OGC API - Features, SensorThings API v1.1 and 3D Tiles over a CIM Twin scene.",
+                  dependencies=[Depends(reject_unknown_query)], max_body_size=settings.max_body_bytes,
+                  docs_url="/docs", redoc_url=None)
+    app.state.settings = settings
+    app.state.scene = scene
+    app.state.mqtt = None
+    app.state.rate_limiter = new_rate_limiter(settings.rate_limit)
+    errors.install(app)
+
+    from api import features, sensorthings, tiles3d
+
+    app.include_router(features.router)
+    app.include_router(sensorthings.router, prefix="/v1.1", tags=["SensorThings"])
+    app.include_router(tiles3d.router, tags=["3D Tiles"])
+    openapi.install(app, lambda: [layer.name for layer in features.F.vector_layers(scene)])
+
+    app.add_middleware(AuditMiddleware, scene=scene)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD",
+                           "POST", "OPTIONS"], allow_headers=["X-API-Key", "Authorization", "Content-Type",
+                           "If-None-Match"], expose_headers=["ETag", "Content-Crs", "Location"], max_age=3600)
+    return app

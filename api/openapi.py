@@ -1,0 +1,57 @@
+"""The OpenAPI document: problem+json error responses, 400 instead of FastAPI's 422, and the scene's collection ids
+as enumerations (so clients and schemathesis see the real ones)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+__all__ = ["ERRORS", "install"]
+
+_PROBLEM_SCHEMA = {"type": "object", "properties": {"type": {"type": "string"}, "title": {"type": "string"},
+                                                    "status": {"type": "integer"}, "detail": {"type": "string"},
+                                                    "instance": {"type": "string"}},
+                   "required": ["title", "status"]}
+
+
+def _err(description: str) -> dict:
+    return {"description": description, "content": {"application/problem+json": {"schema": _PROBLEM_SCHEMA}}}
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _err("Invalid or unknown parameter"),
+    401: _err("No API key, or an unknown or revoked one"),
+    403: _err("The API key lacks the scope this needs"),
+    404: _err("No such resource"),
+    405: _err("Method not allowed"),
+    413: _err("Request body too large"),
+    429: _err("Too many requests; see Retry-After"),
+    500: _err("Internal error (details in the server log)"),
+    503: _err("The store is unavailable"),
+}
+
+
+def install(app: FastAPI, collection_ids) -> None:
+    """Replace ``app.openapi`` with a generator that post-processes FastAPI's document."""
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = get_openapi(title=app.title, version=app.version, routes=app.routes, description=app.description)
+        ids = sorted(collection_ids())
+        for path in doc.get("paths", {}).values():
+            for op in path.values():
+                if not isinstance(op, dict):
+                    continue
+                op.get("responses", {}).pop("422", None)
+                for p in op.get("parameters", []):
+                    if p.get("name") == "collectionId" and p.get("in") == "path" and ids:
+                        p["schema"] = {"type": "string", "enum": ids}
+        doc.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)
+        doc.get("components", {}).get("schemas", {}).pop("ValidationError", None)
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi

@@ -1,0 +1,74 @@
+"""3D Tiles: tilesets and their content served from the tiles root, with ETag (304 on If-None-Match),
+Cache-Control and CORS. Paths are resolved and must stay inside the root; anything else is 404."""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from pathlib import Path as FsPath
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import FileResponse, Response
+
+from api.deps import ReadCaller, SceneDep, SettingsDep
+from api.errors import NotFound
+from api.openapi import ERRORS
+
+__all__ = ["resolve", "router", "tiles_root"]
+
+router = APIRouter()
+_TYPES = {".json": "application/json", ".glb": "model/gltf-binary", ".gltf": "model/gltf+json",
+          ".b3dm": "application/octet-stream", ".pnts": "application/octet-stream",
+          ".i3dm": "application/octet-stream", ".cmpt": "application/octet-stream",
+          ".subtree": "application/octet-stream", ".png": "image/png", ".jpg": "image/jpeg", ".ktx2": "image/ktx2"}
+Tileset = Annotated[str, Path(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$", description="A tileset's directory")]
+FilePath = Annotated[str, Path(min_length=1, max_length=1024, description="A file inside the tileset")]
+
+
+def tiles_root(scene, settings) -> FsPath:
+    root = settings.tiles_root or FsPath(scene.store.files_root) / "tiles"
+    return FsPath(root).resolve()
+
+
+def resolve(root: FsPath, *parts: str) -> FsPath:
+    """The file ``root/parts...``, or NotFound when it is missing, not a file, or outside ``root``."""
+    if any("\x00" in p or "\\" in p for p in parts):
+        raise NotFound("no such tile file")
+    path = root.joinpath(*parts).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        raise NotFound("no such tile file")
+    return path
+
+
+def _serve(request: Request, path: FsPath, max_age: int) -> Response:
+    st = path.stat()
+    etag = '"' + hashlib.sha256(f"{path}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}"}
+    inm = request.headers.get("if-none-match")
+    if inm and etag in [t.strip() for t in inm.split(",")]:
+        return Response(status_code=304, headers=headers)
+    media = _TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return FileResponse(path, media_type=media, headers=headers)
+
+
+_FILE = {200: {"description": "The file", "content": {"application/json": {}, "model/gltf-binary": {},
+                                                      "application/octet-stream": {}}},
+         304: {"description": "Not modified (ETag matches If-None-Match)"}}
+
+
+@router.get("/3dtiles", summary="The 3D Tiles tilesets of this scene", responses=ERRORS)
+def tilesets(request: Request, scene: SceneDep, settings: SettingsDep, _: ReadCaller) -> dict:
+    root = tiles_root(scene, settings)
+    names = sorted(p.parent.name for p in root.glob("*/tileset.json")) if root.is_dir() else []
+    b = str(request.base_url).rstrip("/")
+    return {"tilesets": [{"id": n, "href": f"{b}/3dtiles/{n}/tileset.json", "type": "application/json"}
+                         for n in names]}
+
+
+@router.get("/3dtiles/{tileset}/{path:path}", summary="A tileset.json or content file",
+            response_class=FileResponse, responses={**ERRORS, **_FILE})
+def tile_file(request: Request, scene: SceneDep, settings: SettingsDep, _: ReadCaller, tileset: Tileset,
+              path: FilePath) -> Response:
+    root = tiles_root(scene, settings)
+    return _serve(request, resolve(root, tileset, path), settings.cache_max_age)

@@ -1,0 +1,111 @@
+"""A small real scene for the HTTP tests: two vector layers, a rain gauge with observations, API keys of every
+scope (and a revoked one), a tiles root with a tileset; clients over the app built by `api.create_app`."""
+
+from __future__ import annotations
+
+import json
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from shapely import Point, box
+
+import cim
+import cim.security as sec  # its tables are created when a store is created/opened
+from api import Settings, create_app
+from cim import iot
+
+SCOPES = ("read", "ingest", "run", "admin")
+RAIN = [0.0, 1.5, 3.0, 4.5, 6.0]      # hourly from 2020-06-17T10:00Z
+
+
+def buildings() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {"id": ["a", "b", "c"], "height": [10.0, 20.0, 30.0], "floors": [1, 2, 3], "name": ["Alpha", "O'Brien", "Gamma"],
+         "built": pd.to_datetime(["2000-01-01", "2010-06-01", "2020-01-01"], utc=True)},
+        geometry=[Point(155000, 463000), box(155100, 463100, 155200, 463200), Point(85000, 446000)],
+        crs="EPSG:28992")
+
+
+def trees() -> gpd.GeoDataFrame:        # no id column, no time: ids are positions
+    return gpd.GeoDataFrame({"girth": [float(i) for i in range(25)]},
+                            geometry=[Point(84000 + 10 * i, 447000) for i in range(25)], crs="EPSG:28992")
+
+
+def gauge() -> iot.Thing:
+    ds = iot.Datastream(
+        name="rain", unit_of_measurement=iot.UnitOfMeasurement("millimetre", "mm"), sensor=iot.Sensor("tipping bucket"),
+        observed_property=iot.ObservedProperty("precipitation_amount"),
+        observations=tuple(iot.Observation(f"2020-06-17T{10 + i}:00:00Z", v) for i, v in enumerate(RAIN)))
+    level = iot.Datastream(
+        name="level", unit_of_measurement=iot.UnitOfMeasurement("metre", "m"), sensor=iot.Sensor("radar level"),
+        observed_property=iot.ObservedProperty("water_level"),
+        observations=(iot.Observation("2020-06-17T10:00:00Z", -0.4),))
+    return iot.Thing(name="Gauge Delft", description="rain and level",
+                     locations=(iot.Location("Delft", {"type": "Point", "coordinates": [4.36, 52.01]}),),
+                     datastreams=(ds, level))
+
+
+@dataclass
+class Twin:
+    url: str
+    scene: cim.Scene
+    tiles: Path
+    tokens: dict[str, str]
+    rain_id: int
+    level_id: int
+    thing_id: int
+    _stack: ExitStack = field(default_factory=ExitStack)
+
+    def h(self, who: str | None) -> dict[str, str]:
+        return {} if who is None else {"X-API-Key": self.tokens[who]}
+
+    def client(self, **settings) -> TestClient:
+        s = Settings(scene=self.url, tiles_root=self.tiles, **settings)
+        return self._stack.enter_context(TestClient(create_app(s)))
+
+    def audit(self) -> list[sec.AuditEntry]:
+        with self.scene.store.engine.connect() as conn:
+            return sec.audit_log(conn)
+
+
+def build(url: str, tmp: Path) -> Twin:
+    scene = cim.Scene.create(url, crs="EPSG:28992", name="Test town")
+    scene.add_layer("buildings", buildings(), kind="buildings")
+    scene.add_layer("trees", trees(), kind="other")
+    tokens = {}
+    with scene.store.engine.begin() as conn:
+        added = iot.add_thing(conn, gauge())
+        for s in SCOPES:
+            tokens[s] = sec.create_key(conn, f"{s} key", [s])[1]
+        revoked, tokens["revoked"] = sec.create_key(conn, "old admin key", ["admin"])
+        sec.revoke_key(conn, revoked.key_id)
+    tiles = tmp / "tiles"
+    (tiles / "city").mkdir(parents=True)
+    (tiles / "city" / "tileset.json").write_text(json.dumps({"asset": {"version": "1.1"}, "geometricError": 100,
+                                                            "root": {"content": {"uri": "content/0.glb"}}}))
+    (tiles / "city" / "content").mkdir()
+    (tiles / "city" / "content" / "0.glb").write_bytes(b"glTF\x02\x00\x00\x00" + bytes(range(256)) * 4)
+    (tmp / "secret.txt").write_text("TOP-SECRET")
+    return Twin(url, scene, tiles, tokens, added.datastream_ids["rain"], added.datastream_ids["level"],
+                added.thing_id)
+
+
+@pytest.fixture
+def twin(store_url, tmp_path):
+    t = build(store_url, tmp_path)
+    with t._stack:
+        yield t
+    t.scene.close()
+
+
+@pytest.fixture
+def twin_embedded(tmp_path):
+    t = build(str(tmp_path / "scene.cim"), tmp_path)
+    with t._stack:
+        yield t
+    t.scene.close()
