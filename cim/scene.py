@@ -35,6 +35,7 @@ from cim.errors import (
     LayerExistsError,
     LayerNotFoundError,
     RegionNotFoundError,
+    StoreNotFoundError,
     ValidationError,
 )
 from cim.kinds import check_cim_level, check_kind
@@ -162,11 +163,7 @@ class Scene:
             raise ValidationError(f"layer {name!r}: kind {kind!r} holds {' or '.join(k.storage)} data, not {storage}")
         where = f"layer {name!r}" + (f" from {source}" if source else "")
         with self.store.transaction():
-            if self.store.catalog_row(name) is not None:
-                if not replace:
-                    raise LayerExistsError(f"{where}: scene {self.name!r} has a layer {name!r} already; choose "
-                                           "another name, remove it with scene.remove_layer, or pass replace=True")
-                self.remove_layer(name)
+            self._free_name(name, replace, where)
             if storage == "vector":
                 location, info = self._write_vector(name, data, reproject, where)
             else:
@@ -176,6 +173,15 @@ class Scene:
                        crs=crs_string(self.crs), units=units, source=source, tool_version=_version(), info=info)
             self.store.add_catalog_row(row)
         return self.layer_info(name)
+
+    def _free_name(self, name: str, replace: bool, where: str) -> None:
+        """Inside a transaction: make ``name`` free, removing an existing layer only when ``replace``."""
+        if self.store.catalog_row(name) is None:
+            return
+        if not replace:
+            raise LayerExistsError(f"{where}: scene {self.name!r} has a layer {name!r} already; choose another name, "
+                                   "remove it with scene.remove_layer, or pass replace=True")
+        self.remove_layer(name)
 
     def _to_scene_crs(self, crs: CRS | None, reproject: bool, where: str, fix: str) -> bool:
         """Whether data in ``crs`` must be transformed; raise when it cannot or may not be."""
@@ -315,15 +321,9 @@ class Scene:
             raise ValidationError(f"file layer {name!r}: kind {kind!r} is not kept as a file; use e.g. 'point_cloud'")
         src = Path(path)
         if not src.is_file():
-            from cim.errors import StoreNotFoundError
-
             raise StoreNotFoundError(f"{src}: no such file to add as layer {name!r}")
         with self.store.transaction():
-            if self.store.catalog_row(name) is not None:
-                if not replace:
-                    raise LayerExistsError(f"scene {self.name!r} has a layer {name!r} already; choose another name "
-                                           "or pass replace=True")
-                self.remove_layer(name)
+            self._free_name(name, replace, f"file layer {name!r}")
             location = f"files/{name}/{src.name}"
             shutil.copy2(src, self.store.stage_path(self.store.path(location)))
             info = {"filename": src.name, "bytes": src.stat().st_size, "attrs": attrs or {}}
