@@ -38,12 +38,15 @@ STANDARD_NAMES: dict[str, str] = {
     "rainfall_rate": "m s-1", "precipitation_amount": "kg m-2", "rainfall_amount": "kg m-2",
     "lwe_thickness_of_precipitation_amount": "m", "thickness_of_rainfall_amount": "m",
 }
+_ALIASES = {"kg/(m^2)": "kg m-2", "kg/(m^2s)": "kg m-2 s-1", "kg/m^2": "kg m-2", "kg/m^2/s": "kg m-2 s-1",
+            "kg/(m^2*s)": "kg m-2 s-1", "mm/hr": "mm h-1"}
 _RAIN_WORDS = ("precip", "rain", "rr", "pr", "tp", "lwe")
 
 
 def normalise_units(units: str) -> str:
     """'mm/hr', 'mm h**-1', 'kg.m-2.s-1', 'kg/m2/s' -> the keys of AMOUNT_UNITS / RATE_UNITS."""
-    u = str(units).strip().lower()
+    u = str(units).strip().lower().strip("[]")
+    u = _ALIASES.get(u.replace(" ", ""), u)
     u = u.replace("**", "").replace("^", "").replace(".", " ").replace("·", " ")
     u = re.sub(r"\b(millimet(er|re)s?)\b", "mm", u)
     u = re.sub(r"\b(hours?|hrs?)\b", "h", u)
@@ -96,7 +99,7 @@ def check_values(values: np.ndarray, path: Path, var: str, *, nan_declared: bool
     neg = values < -1e-9
     if neg.any():
         first = np.argwhere(neg)[0]
-        ti = first[0] if values.ndim == 1 and times is not None and len(times) == len(values) else 0
+        ti = first[0] if times is not None and len(times) == len(values) > 1 else 0
         when = f" (first at time {np.datetime_as_string(times[ti], 's')})" if times is not None else ""
         raise DataError(f"{path.name}: {var!r} has {int(neg.sum())} negative rainfall value(s), minimum "
                         f"{float(values[neg].min()):g}{when}; rain cannot be negative — mask them as missing "
@@ -110,6 +113,34 @@ def check_values(values: np.ndarray, path: Path, var: str, *, nan_declared: bool
 
 def to_rate(values: np.ndarray, units: str, interval_seconds: float | None) -> np.ndarray:
     return values * rate_factor(units, interval_seconds)
+
+
+def _result(path: Path, fmt: str, out: np.ndarray, coords: dict, crs: Any, *, name: str, units: str, var: str,
+            secs: np.ndarray) -> ReadResult:
+    """The (time, y, x) mm/h DataArray with its CRS, as a ReadResult with one rainfall layer."""
+    import rioxarray  # noqa: F401  (registers .rio)
+    import xarray as xr
+
+    if np.isnan(out).all():
+        raise DataError(f"{path.name}: every value of {var!r} is missing")
+    rate = xr.DataArray(out, coords=coords, dims=("time", "y", "x"), name=name,
+                        attrs={"units": "mm/h", "long_name": "rainfall rate", "source_units": units,
+                               "source_variable": var,
+                               "time_convention": "time is the start of each interval; time_end its end"})
+    rate = rate.rio.write_crs(crs).rio.write_nodata(np.nan, encoded=False)
+    result = ReadResult(source=path, format=fmt, crs=crs)
+    result.add_layer(LayerItem(name, rate, "rainfall", None, "mm/h",
+                               attrs={"source_units": units, "interval_seconds": float(np.median(secs))}))
+    return result
+
+
+def _interval_bounds(times: np.ndarray, path: Path, amount: bool, interval: Any, time_label: str | None):
+    """(starts, ends, seconds) of each interval from labelled times (see the module docstring)."""
+    label = time_label or ("end" if amount else "start")
+    step = _interval_seconds(times, path, interval)
+    delta = np.timedelta64(round(step * 1e9), "ns")
+    starts = times - delta if label == "end" else times
+    return starts, starts + delta, np.full(len(times), step)
 
 
 def _pick_variable(ds, path: Path, variable: str | None) -> str:
@@ -207,14 +238,7 @@ class RainfallNetCDFReader(Reader):
                 starts, ends = tb[:, 0], tb[:, 1]
                 secs = (ends - starts).astype("timedelta64[ns]").astype(np.int64) / 1e9
             else:
-                label = time_label or ("end" if amount else "start")
-                step = _interval_seconds(times, path, interval) if (amount or len(times) > 1 or interval) else None
-                if step is None:
-                    raise ValidationError(f"{path.name}: pass interval= for a single rate field")
-                delta = np.timedelta64(round(step * 1e9), "ns")
-                starts = times - delta if label == "end" else times
-                ends = starts + delta
-                secs = np.full(len(times), step)
+                starts, ends, secs = _interval_bounds(times, path, amount, interval, time_label)
             out = np.empty(da.shape, np.float32)
             for i in range(da.sizes["time"]):                  # one step at a time: bounded memory
                 vals = np.asarray(da.isel(time=i).to_numpy(), np.float64)
@@ -222,14 +246,111 @@ class RainfallNetCDFReader(Reader):
                 out[i] = vals * rate_factor(u, secs[i])
             coords = {"time": starts.astype("datetime64[ns]"), "y": da["y"].to_numpy(), "x": da["x"].to_numpy(),
                       "time_end": ("time", ends.astype("datetime64[ns]"))}
-        if np.isnan(out).all():
-            raise DataError(f"{path.name}: every value of {var!r} is missing")
-        rate = xr.DataArray(out, coords=coords, dims=("time", "y", "x"), name=name,
-                            attrs={"units": "mm/h", "long_name": "rainfall rate",
-                                   "source_units": u, "source_variable": var,
-                                   "time_convention": "time is the start of each interval; time_end its end"})
-        rate = rate.rio.write_crs(the_crs).rio.write_nodata(np.nan, encoded=False)
-        result = ReadResult(source=path, format=self.name, crs=the_crs)
-        result.add_layer(LayerItem(name, rate, "rainfall", None, "mm/h",
-                                   attrs={"source_units": u, "interval_seconds": float(np.median(secs))}))
-        return result
+        return _result(path, self.name, out, coords, the_crs, name=name, units=u, var=var, secs=secs)
+
+
+_GRIB = (".grib2", ".grb2", ".grib", ".grb")
+
+
+def _band_time(src, i: int) -> np.datetime64 | None:
+    """A band's time from GRIB_VALID_TIME (epoch seconds), a 'time' tag or an ISO band description."""
+    tags = src.tags(i)
+    v = tags.get("GRIB_VALID_TIME")
+    if v:
+        return np.datetime64(int(v.split()[0]), "s").astype("datetime64[ns]")
+    for text in (tags.get("time"), tags.get("TIME"), src.descriptions[i - 1]):
+        if text:
+            try:
+                return np.datetime64(str(text).replace("Z", ""), "ns")
+            except ValueError:
+                continue
+    return None
+
+
+def _band_units(src) -> str | None:
+    tags1 = src.tags(1)
+    return (tags1.get("GRIB_UNIT") or tags1.get("units") or src.tags().get("units")
+            or (src.units[0] if src.units and src.units[0] else None))
+
+
+@register
+class RainfallStackReader(Reader):
+    """GeoTIFF stacks (one band per time step) and GRIB/GRIB2 rainfall through rasterio, to mm/h.
+
+    Times come from ``times=`` (ISO strings, one per band), else each band's GRIB_VALID_TIME, ``time`` tag or ISO
+    description, else ``start=`` + ``interval=``; units from ``units=``, else GRIB_UNIT or a ``units`` tag.
+    ``nodata=`` adds values to mask (e.g. MRMS's -3 "no coverage") besides the file's own nodata.
+    """
+
+    name = "rainfall_stack"
+    extensions = (".tif", ".tiff", *_GRIB)
+    options = frozenset({"units", "times", "start", "interval", "time_label", "nan", "name", "crs", "nodata"})
+    priority = 1
+    description = "rainfall GeoTIFF stacks and GRIB2 through rasterio, to mm/h"
+
+    def guess_can_open(self, path: Path) -> bool:
+        path = Path(path)
+        if path.name.lower().endswith(_GRIB):
+            return True
+        if not super().guess_can_open(path):
+            return False
+        try:
+            import rasterio
+
+            with rasterio.open(path) as src:
+                u = _band_units(src)
+                return u is not None and (normalise_units(u) in RATE_UNITS or normalise_units(u) in AMOUNT_UNITS)
+        except Exception:  # not readable here: let the raster reader report it
+            return False
+
+    def read(self, path: Path, *, units: str | None = None, times: list | None = None, start: Any = None,
+             interval: Any = None, time_label: Literal["start", "end"] | None = None,
+             nan: Literal["raise", "missing"] = "raise", name: str = "rainfall", crs: Any = None,
+             nodata: float | list[float] | None = None) -> ReadResult:
+        import rasterio
+
+        path = Path(path)
+        try:
+            src = rasterio.open(path)
+        except Exception as exc:  # rasterio.errors.RasterioIOError
+            raise DataError(f"{path.name}: cannot open as a raster stack ({exc}); the file is truncated or "
+                            "corrupt") from None
+        with src:
+            var = f"{src.count} band(s)"
+            u = units_of({"units": _band_units(src)} if _band_units(src) else {}, path, "band 1", units)
+            if times is not None:
+                if len(times) != src.count:
+                    raise ValidationError(f"{path.name}: times= has {len(times)} values for {src.count} bands")
+                t = np.array([np.datetime64(str(x).replace("Z", ""), "ns") for x in times])
+            else:
+                found = [_band_time(src, i) for i in range(1, src.count + 1)]
+                if all(x is not None for x in found):
+                    t = np.array(found, "datetime64[ns]")
+                elif start is not None and interval is not None:
+                    import pandas as pd
+
+                    step = pd.Timedelta(interval)
+                    t = np.array([np.datetime64(pd.Timestamp(start).tz_localize(None) + i * step, "ns")
+                                  for i in range(src.count)])
+                else:
+                    raise ValidationError(f"{path.name}: the bands carry no times; pass times=[...] (one ISO time "
+                                          "per band) or start='2020-06-17T14:00' with interval='5min'")
+            the_crs = resolve_crs(src.crs.to_wkt() if src.crs else None, crs, path, "CRS")
+            data = src.read(masked=True).astype(np.float64)
+            vals = np.ma.filled(data, np.nan)
+            for nd in ([nodata] if isinstance(nodata, int | float) else nodata or []):
+                vals[vals == nd] = np.nan
+            declared = src.nodata is not None or nodata is not None
+            order = np.argsort(t, kind="stable")
+            t, vals = t[order], vals[order]
+            if len(t) > 1 and np.any(np.diff(t) <= np.timedelta64(0)):
+                raise DataError(f"{path.name}: two bands have the same time; one time step per band")
+            check_values(vals, path, var, nan_declared=declared, nan=nan, times=t,
+                         declare="set the raster's nodata value (or nodata=)")
+            starts, ends, secs = _interval_bounds(t, path, is_amount(u), interval, time_label)
+            out = (vals * rate_factor(u, secs[0])).astype(np.float32)
+            tf = src.transform
+            x = tf.c + tf.a * (np.arange(src.width) + 0.5)
+            y = tf.f + tf.e * (np.arange(src.height) + 0.5)
+        coords = {"time": starts, "y": y, "x": x, "time_end": ("time", ends)}
+        return _result(path, self.name, out, coords, the_crs, name=name, units=u, var=var, secs=secs)
