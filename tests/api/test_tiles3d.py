@@ -1,0 +1,84 @@
+"""3D Tiles serving: content, ETag/304, Cache-Control, CORS, and paths that never leave the tiles root."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+
+@pytest.fixture
+def api(twin_embedded):
+    return twin_embedded.client(cors_origins=["https://viewer.example"], cache_max_age=600), twin_embedded
+
+
+def test_tileset_and_content(api):
+    c, t = api
+    h = t.h("read")
+    assert c.get("/3dtiles", headers=h).json()["tilesets"] == [
+        {"id": "city", "href": "http://testserver/3dtiles/city/tileset.json", "type": "application/json"}]
+    r = c.get("/3dtiles/city/tileset.json", headers=h)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    assert r.json() == json.loads((t.tiles / "city" / "tileset.json").read_text())
+    assert r.headers["cache-control"] == "public, max-age=600"
+    g = c.get("/3dtiles/city/content/0.glb", headers=h)
+    assert g.status_code == 200 and g.headers["content-type"] == "model/gltf-binary"
+    assert g.content == (t.tiles / "city" / "content" / "0.glb").read_bytes()
+    assert g.headers["etag"] != r.headers["etag"]
+
+
+def test_etag_revalidation(api):
+    c, t = api
+    h = t.h("read")
+    r = c.get("/3dtiles/city/content/0.glb", headers=h)
+    etag = r.headers["etag"]
+    again = c.get("/3dtiles/city/content/0.glb", headers=h | {"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    assert c.get("/3dtiles/city/content/0.glb", headers=h | {"If-None-Match": '"other"'}).status_code == 200
+    path = t.tiles / "city" / "content" / "0.glb"
+    path.write_bytes(path.read_bytes() + b"more")
+    os.utime(path, ns=(1, 1))
+    changed = c.get("/3dtiles/city/content/0.glb", headers=h | {"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["etag"] != etag and changed.content.endswith(b"more")
+
+
+def test_cors(api):
+    c, t = api
+    h = t.h("read")
+    ok = c.get("/3dtiles/city/tileset.json", headers=h | {"Origin": "https://viewer.example"})
+    assert ok.headers["access-control-allow-origin"] == "https://viewer.example"
+    assert "etag" in ok.headers["access-control-expose-headers"].lower()
+    other = c.get("/3dtiles/city/tileset.json", headers=h | {"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+    pre = c.options("/3dtiles/city/tileset.json", headers={"Origin": "https://viewer.example",
+                                                             "Access-Control-Request-Method": "GET",
+                                                             "Access-Control-Request-Headers": "x-api-key"})
+    assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "https://viewer.example"
+    no_cors = t.client()
+    assert "access-control-allow-origin" not in no_cors.get(
+        "/3dtiles/city/tileset.json", headers=h | {"Origin": "https://viewer.example"}).headers
+
+
+@pytest.mark.parametrize("path", [
+    "/3dtiles/city/..%2F..%2Fsecret.txt",
+    "/3dtiles/city/..%2f..%2fsecret.txt",
+    "/3dtiles/city/content/..%2F..%2F..%2Fsecret.txt",
+    "/3dtiles/city/%2E%2E/%2E%2E/secret.txt",
+    "/3dtiles/city/..%5C..%5Csecret.txt",
+    "/3dtiles/city/%2Fetc%2Fhostname",
+    "/3dtiles/city/..%2F..%2F..%2F..%2F..%2F..%2F..%2Fetc%2Fhostname",
+    "/3dtiles/..%2F/secret.txt",
+    "/3dtiles/city/link/secret.txt",
+    "/3dtiles/city/escape.txt",
+    "/3dtiles/city/content",
+    "/3dtiles/city/content%00.glb",
+])
+def test_paths_never_leave_the_root(api, path):
+    c, t = api
+    (t.tiles / "city" / "link").symlink_to(t.tiles.parent, target_is_directory=True)
+    (t.tiles / "city" / "escape.txt").symlink_to(t.tiles.parent / "secret.txt")
+    r = c.get(path, headers=t.h("read"))
+    assert r.status_code in (400, 404), (path, r.status_code)
+    assert b"TOP-SECRET" not in r.content and b"root:" not in r.content
+    assert r.headers["content-type"] == "application/problem+json"
