@@ -6,6 +6,10 @@ it as millimetres would shrink a cloudburst a thousandfold. Amounts per interval
 like the radar reader, ``time`` is the interval start and ``time_end`` its end (amounts are taken as labelled at
 the end of their interval unless ``time_label="start"``). Empty cells are missing and stay missing (NaN);
 literal NaN text and negative rain are refused. Naive timestamps are taken as UTC (``tz=`` to say otherwise).
+
+Into a scene (`ingest.ingest`) each series goes as a SensorThings Thing (``station=``, default the file name) with
+an optional Location (``location=(lon, lat)`` in WGS84) and one Datastream of rates in mm/h whose observations
+have the interval as phenomenonTime (start/end); missing intervals are left out, re-ingesting adds nothing.
 """
 
 from __future__ import annotations
@@ -39,12 +43,14 @@ def _unit_from_header(col: str) -> str | None:
 class GaugeCSVReader(Reader):
     name = "gauge_csv"
     extensions = (".csv",)
-    options = frozenset({"units", "column", "time_column", "interval", "time_label", "tz", "nan"})
+    options = frozenset({"units", "column", "time_column", "interval", "time_label", "tz", "nan", "station",
+                         "location"})
     description = "rain-gauge time series (CSV) to mm/h"
 
     def read(self, path: Path, *, units: str | None = None, column: str | None = None,
              time_column: str | int = 0, interval: Any = None, time_label: Literal["start", "end"] | None = None,
-             tz: str = "UTC", nan: Literal["raise", "missing"] = "raise") -> ReadResult:
+             tz: str = "UTC", nan: Literal["raise", "missing"] = "raise", station: str | None = None,
+             location: tuple[float, float] | None = None) -> ReadResult:
         import pandas as pd
         import xarray as xr
 
@@ -74,6 +80,15 @@ class GaugeCSVReader(Reader):
         if len(times) > 1 and np.any(np.diff(times) <= np.timedelta64(0)):
             raise DataError(f"{path.name}: times in {tcol!r} must increase strictly (duplicates or unsorted rows)")
         result = ReadResult(source=path, format=self.name)
+        if location is not None:
+            try:
+                lon, lat = (float(v) for v in location)
+            except (TypeError, ValueError):
+                raise ValidationError(f"location must be (lon, lat) in degrees, got {location!r}") from None
+            if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+                raise ValidationError(f"location {location!r} is not (lon, lat) in degrees (WGS84)")
+            result.extra["location"] = (lon, lat)
+        result.extra["station"] = station or path.name.split(".")[0]
         for col in value_cols:
             u = units or _unit_from_header(col)
             if u is None:
@@ -110,3 +125,47 @@ class GaugeCSVReader(Reader):
                 attrs={"units": "mm/h", "source_units": u, "source_column": col, "interval_seconds": step,
                        "time_convention": "time is the start of each interval; time_end its end"})
         return result
+
+    def write(self, scene: Any, result: ReadResult, report: Any) -> None:
+        """Each series as a SensorThings Thing + Datastream (mm/h) with its observations (see the docstring)."""
+        import pandas as pd
+
+        from cim.iot import (
+            Datastream,
+            Location,
+            ObservedProperty,
+            Sensor,
+            Thing,
+            UnitOfMeasurement,
+            add_observation_frame,
+            add_thing,
+        )
+
+        name = result.extra["station"]
+        locs = ()
+        if "location" in result.extra:
+            lon, lat = result.extra["location"]
+            locs = (Location(name, {"type": "Point", "coordinates": [lon, lat]}),)
+        streams = tuple(
+            Datastream(name=f"{s.attrs['source_column']} rainfall rate",
+                       description=f"rain gauge rates from {result.source.name} (source units "
+                                   f"{s.attrs['source_units']}); phenomenonTime is the interval",
+                       unit_of_measurement=UnitOfMeasurement("millimetre per hour", "mm/h",
+                                                             "http://unitsofmeasure.org/ucum.html"),
+                       sensor=Sensor("rain gauge", f"series from {result.source.name}"),
+                       observed_property=ObservedProperty(
+                           "lwe_precipitation_rate", "http://vocab.nerc.ac.uk/standard_name/lwe_precipitation_rate/"))
+            for s in result.series.values())
+        with scene.transaction() as conn:
+            added = add_thing(conn, Thing(name, f"rain gauge ingested from {result.source.name}", locations=locs,
+                                          datastreams=streams))
+            for ds, s in zip(streams, result.series.values(), strict=True):
+                keep = ~np.isnan(s.to_numpy())
+                frame = pd.DataFrame({
+                    "phenomenon_time": pd.DatetimeIndex(s["time"].to_numpy()[keep]).tz_localize("UTC"),
+                    "phenomenon_time_end": pd.DatetimeIndex(s["time_end"].to_numpy()[keep]).tz_localize("UTC"),
+                    "result": s.to_numpy()[keep]})
+                new = add_observation_frame(conn, frame, datastream_id=added.datastream_ids[ds.name])
+                report.add(result.source, f"{name} / {ds.name}", "sensors", new)
+                if new < int(keep.sum()):
+                    report.skip(result.source, ds.name, f"{int(keep.sum()) - new} observations were stored already")

@@ -97,3 +97,22 @@ def test_bim_rainfall_and_point_cloud_into_scene(scene):
     assert info.storage == "file" and info.kind == "point_cloud"
     assert info.info["attrs"]["point_count"] == 110_000
     assert scene.file_path("autzen_trim").read_bytes() == (DATA / "autzen_trim.laz").read_bytes()
+
+
+def test_gauge_csv_becomes_a_sensorthings_datastream(scene):
+    from cim.iot import datastreams, observations
+
+    gauge = DATA / "knmi_310_vlissingen_hourly_2019_2022.csv"
+    report = ingest.ingest(scene, gauge, units="m", station="KNMI 310 Vlissingen", location=(3.596, 51.442))
+    assert [(a.name, a.count) for a in report.added] == [("KNMI 310 Vlissingen / RH rainfall rate", 35064)]
+    with scene.transaction() as conn:
+        (ds,) = datastreams(conn, thing="KNMI 310 Vlissingen").itertuples()
+        assert (ds.unit_symbol, ds.observed_property) == ("mm/h", "lwe_precipitation_rate")
+        obs = observations(conn, ds.id)
+    assert len(obs) == 35064
+    peak = obs.loc[obs["result"].idxmax()]
+    assert peak["result"] == pytest.approx(51.3)
+    assert peak["phenomenon_time"].isoformat() == "2020-06-17T14:00:00+00:00"
+    assert peak["phenomenon_time_end"].isoformat() == "2020-06-17T15:00:00+00:00"
+    again = ingest.ingest(scene, gauge, units="m", station="KNMI 310 Vlissingen", location=(3.596, 51.442))
+    assert again.added[0].count == 0 and "stored already" in again.skipped[0].reason
