@@ -924,24 +924,52 @@ def add_observation_frame(conn: sa.Connection, frame: pd.DataFrame, *, datastrea
     return _executemany_new_sqlite(conn, out)
 
 
+def _copy_text(out: pd.DataFrame) -> tuple[list[str], str]:
+    """The columns that carry values and the frame as CSV text for COPY, built column-wise (NULL is \\N)."""
+    cols, fields = [], []
+    for c in _FRAME_COLUMNS:
+        s = out[c]
+        null = s.isna().to_numpy()
+        if null.all():
+            continue
+        if isinstance(s.dtype, pd.DatetimeTZDtype):
+            arr = np.datetime_as_string(s.to_numpy(dtype="datetime64[us]"), unit="us").astype(object) + "Z"
+        elif c == "client_id":
+            arr = np.array(['"' + str(v).replace('"', '""') + '"' for v in s], dtype=object)
+        else:   # integers, and floats in their shortest exact form
+            arr = s.to_numpy().astype(str).astype(object)
+        arr[null] = "\\N"
+        cols.append(c)
+        fields.append(arr)
+    return cols, "\n".join(map(",".join, zip(*fields, strict=True))) + "\n"
+
+
 def _copy_new_postgresql(conn: sa.Connection, out: pd.DataFrame) -> int:
-    """COPY into a temporary table, then one INSERT ... SELECT ... ON CONFLICT DO NOTHING (its rowcount = new)."""
-    import io
+    """COPY straight into the table (under a savepoint); if a row is there already, COPY into a temporary table
+    and move the new rows with one INSERT ... SELECT ... ON CONFLICT DO NOTHING (whose rowcount is the count)."""
     import uuid
 
+    from psycopg.errors import UniqueViolation
+
+    cols, text = _copy_text(out)
+    names = ", ".join(cols)
+    raw = conn.connection.driver_connection
+    try:
+        with conn.begin_nested():
+            with raw.cursor() as cur, cur.copy(f"COPY {observations_table.name} ({names}) "
+                                               "FROM STDIN (FORMAT csv, NULL '\\N')") as copy:
+                copy.write(text)
+        return len(out)
+    except UniqueViolation:
+        pass                     # some rows were sent before: rolled back to the savepoint, take the slow road
     tmp = f"_iot_load_{uuid.uuid4().hex[:12]}"
-    cols = ", ".join(_FRAME_COLUMNS)
     conn.exec_driver_sql(f"CREATE TEMP TABLE {tmp} (datastream_id integer, phenomenon_time timestamptz, "
                          "phenomenon_time_end timestamptz, result_time timestamptz, result double precision, "
                          "client_id text) ON COMMIT DROP")
-    buf = io.StringIO()
-    out.to_csv(buf, header=False, index=False, date_format="%Y-%m-%d %H:%M:%S.%f+00", na_rep="\\N",
-               float_format="%.17g")
-    raw = conn.connection.driver_connection
-    with raw.cursor() as cur, cur.copy(f"COPY {tmp} ({cols}) FROM STDIN (FORMAT csv, NULL '\\N')") as copy:
-        copy.write(buf.getvalue())
-    res = conn.exec_driver_sql(f"INSERT INTO {observations_table.name} ({cols}) SELECT {cols} FROM {tmp} "
-                               "ORDER BY datastream_id, phenomenon_time ON CONFLICT DO NOTHING")
+    with raw.cursor() as cur, cur.copy(f"COPY {tmp} ({names}) FROM STDIN (FORMAT csv, NULL '\\N')") as copy:
+        copy.write(text)
+    res = conn.exec_driver_sql(f"INSERT INTO {observations_table.name} ({names}) SELECT {names} FROM {tmp} "
+                               "ON CONFLICT DO NOTHING")
     conn.exec_driver_sql(f"DROP TABLE {tmp}")
     return res.rowcount
 
@@ -949,8 +977,9 @@ def _copy_new_postgresql(conn: sa.Connection, out: pd.DataFrame) -> int:
 def _executemany_new_sqlite(conn: sa.Connection, out: pd.DataFrame) -> int:
     """INSERT OR IGNORE with the DB-API's executemany; times in the text form UTCDateTime writes."""
     def text(s: pd.Series) -> list:
-        arr = np.datetime_as_string(s.to_numpy(dtype="datetime64[us]"), unit="us")
-        arr = np.char.replace(arr, "T", " ").astype(object)
+        arr = np.datetime_as_string(s.to_numpy(dtype="datetime64[us]"), unit="us").astype("U26")
+        arr.view(np.uint32).reshape(-1, 26)[:, 10] = ord(" ")      # 2024-01-01T00:00:00.000000 -> ... 00:00...
+        arr = arr.astype(object)
         arr[s.isna().to_numpy()] = None
         return arr.tolist()
 

@@ -310,3 +310,28 @@ def test_an_explicit_id_of_another_entity_is_refused(iot_engine):
                                             r"another entity \(thing_id=1, name='Hourly precipitation 310'\)"):
         with iot_engine.begin() as conn:
             iot.add_thing(conn, iot.Thing("KNMI AWS 310 Vlissingen", datastreams=(clash,)))
+
+
+def test_frame_bulk_path_keeps_every_column_exactly(iot_engine):
+    with iot_engine.begin() as conn:
+        ds_id = iot.add_thing(conn, iot.Thing("pump 7", datastreams=(simple_stream(),))).datastream_ids["level"]
+    t0 = pd.Timestamp("2024-01-01T00:00:00.123456Z")
+    frame = pd.DataFrame({
+        "phenomenon_time": [t0, t0 + pd.Timedelta("10min")],
+        "phenomenon_time_end": [t0 + pd.Timedelta("5min"), pd.NaT],
+        "result_time": [pd.NaT, pd.Timestamp("2024-01-01T02:00:00+01:00")],
+        "result": [0.1 + 0.2, -1e-300],
+        "client_id": ['probe "A", 1', None]})
+    with iot_engine.begin() as conn:
+        assert iot.add_observation_frame(conn, frame, datastream_id=ds_id) == 2
+    with iot_engine.connect() as conn:
+        df = iot.observations(conn, ds_id)
+    assert df["result"].tolist() == [0.30000000000000004, -1e-300]
+    assert df["phenomenon_time"].tolist() == [t0, t0 + pd.Timedelta("10min")]
+    assert df["phenomenon_time_end"].iloc[0] == t0 + pd.Timedelta("5min") and pd.isna(df["phenomenon_time_end"][1])
+    assert pd.isna(df["result_time"][0]) and df["result_time"][1] == pd.Timestamp("2024-01-01T01:00:00Z")
+    assert df["client_id"].tolist() == ['probe "A", 1', None]
+    # the row path sees these as the same observations
+    with iot_engine.begin() as conn:
+        assert iot.add_observations(conn, [iot.Observation(t0, 0.3), iot.Observation(t0 + pd.Timedelta("1h"), 9.9, id='probe "A", 1')],
+                                    datastream_id=ds_id) == 0
