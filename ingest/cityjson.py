@@ -150,6 +150,14 @@ class _Model:
         tpl = doc.get("geometry-templates") or {}
         self.templates = tpl.get("templates", [])
         self.template_vertices = np.asarray(tpl.get("vertices-templates", []), float).reshape(-1, 3)
+        for obj in (doc.get("CityObjects") or {}).values():        # an instance's LoD is its template's
+            for g in obj.get("geometry") or []:
+                if g.get("type") == "GeometryInstance" and "lod" not in g:
+                    try:
+                        g["lod"] = self.templates[g["template"]].get("lod")
+                    except (IndexError, KeyError, TypeError):
+                        raise DataError(f"{path.name}: a GeometryInstance refers to template {g.get('template')!r} "
+                                        f"but 'geometry-templates' has {len(self.templates)}") from None
 
     def triangles(self, geom: dict) -> tuple[np.ndarray, list[str | None]]:
         """Triangles of one geometry and the semantic surface type of each (None when not given)."""
