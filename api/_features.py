@@ -370,7 +370,7 @@ def read_item(scene: cim.Scene, layer: Layer, feature_id: str, crs: str = CRS84)
         hit = gdf.iloc[[int(feature_id)]] if feature_id.isdigit() and int(feature_id) < len(gdf) else gdf.iloc[:0]
     if not len(hit):
         raise NotFound(f"collection {layer.name!r} has no feature {feature_id!r}")
+    if crs == CRS84:     # two rows: pyproj's one-point path warns on NumPy >= 1.25 (through geopandas)
+        hit = pd.concat([hit.iloc[:1], hit.iloc[:1]]).to_crs("OGC:CRS84")
     hit = hit.iloc[:1]
-    if crs == CRS84:
-        hit = hit.to_crs("OGC:CRS84")
     return _features(layer, hit)[0]

@@ -44,7 +44,8 @@ def gauge() -> iot.Thing:
     level = iot.Datastream(
         name="level", unit_of_measurement=iot.UnitOfMeasurement("metre", "m"), sensor=iot.Sensor("radar level"),
         observed_property=iot.ObservedProperty("water_level"),
-        observations=(iot.Observation("2020-06-17T10:00:00Z", -0.4),))
+        observations=(iot.Observation("2020-06-17T10:00:00Z", -0.4, feature_of_interest=iot.FeatureOfInterest(
+            "Oude Delft low point", {"type": "Point", "coordinates": [4.357, 52.012]})),))
     return iot.Thing(name="Gauge Delft", description="rain and level",
                      locations=(iot.Location("Delft", {"type": "Point", "coordinates": [4.36, 52.01]}),),
                      datastreams=(ds, level))
