@@ -1,0 +1,219 @@
+"""Who floods, how deep and when: warnings per road, building, low-lying point and region, and BIM impacts.
+
+Pure functions over a `simulate` result (`xarray.Dataset`), the DEM and GeoDataFrames in the DEM's CRS; no
+scene needed (`flood.forecast` feeds them from one). A feature's cells are the cells whose centres lie in it;
+lines and points use the cells within half a cell of them, and a feature smaller than a cell takes the cell under
+its representative point. Buildings are judged by the water against their walls: the ring of cells within
+``ring`` metres outside the footprint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+import xarray as xr
+
+from flood.errors import FloodValueError
+from flood.levels import WarningLevels, first_exceedance
+
+__all__ = ["CellIndex", "bim_impacts", "feature_warnings", "region_summary"]
+
+
+@dataclass
+class CellIndex:
+    """Cell centres of a grid in a spatial index, to find the cells of many features at once."""
+
+    x: np.ndarray
+    y: np.ndarray
+    dx: float
+    tree: shapely.STRtree
+
+    @classmethod
+    def of(cls, grid: xr.DataArray) -> CellIndex:
+        xs, ys = grid["x"].to_numpy(), grid["y"].to_numpy()
+        X, Y = np.meshgrid(xs, ys)
+        return cls(xs, ys, float(abs(xs[1] - xs[0])), shapely.STRtree(shapely.points(X.ravel(), Y.ravel())))
+
+    def pairs(self, geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(feature index, flat cell index) for every cell of every feature, sorted by feature."""
+        geoms = np.asarray(geoms, dtype=object)
+        polygonal = np.isin(shapely.get_type_id(geoms), [3, 6])
+        shapes = np.where(polygonal, geoms, shapely.buffer(geoms, self.dx / 2))
+        feat, cell = self.tree.query(shapes, predicate="contains_properly")
+        missing = np.setdiff1d(np.arange(len(geoms)), feat)
+        if len(missing):                                   # smaller than a cell: the cell under it
+            pts = shapely.point_on_surface(geoms[missing])
+            i = np.abs(self.y[:, None] - shapely.get_y(pts)[None, :]).argmin(axis=0)
+            j = np.abs(self.x[:, None] - shapely.get_x(pts)[None, :]).argmin(axis=0)
+            feat = np.concatenate([feat, missing])
+            cell = np.concatenate([cell, i * len(self.x) + j])
+        order = np.argsort(feat, kind="stable")
+        return feat[order], cell[order]
+
+
+def _group_reduce(feat: np.ndarray, values: np.ndarray, n: int, how: str) -> np.ndarray:
+    out = np.full(n, np.nan)
+    ok = ~np.isnan(values)
+    if how == "max":
+        np.fmax.at(out, feat[ok], values[ok])
+    else:
+        np.fmin.at(out, feat[ok], values[ok])
+    return out
+
+
+def feature_warnings(features: gpd.GeoDataFrame, ds: xr.Dataset, dem: xr.DataArray, *, object_type: str,
+                     levels: WarningLevels | None = None, ring: float | None = None,
+                     cells: CellIndex | None = None, name_column: str | None = None) -> gpd.GeoDataFrame:
+    """Warning level, maximum depth and timing for each feature.
+
+    Returns the features' geometry with ``object_type, object_id, name, max_depth, level, level_name,
+    time_first_warning`` (s, first time any of its cells reached the lowest threshold), ``time_level`` (s, when
+    its reported level was first reached), ``water_level`` (m, bed + depth where deepest), ``flooded_fraction``
+    (share of its cells at or above the lowest threshold) and ``flooded_length`` (m; lines: their length, polygons:
+    the long side of their minimum rotated rectangle, times the flooded fraction).
+    """
+    levels = levels or WarningLevels()
+    cells = cells or CellIndex.of(ds["max_depth"])
+    geoms = features.geometry.to_numpy()
+    sample = geoms
+    if ring is not None:
+        sample = shapely.difference(shapely.buffer(geoms, ring), geoms)
+    feat, cell = cells.pairs(sample)
+    n = len(features)
+    hmax = ds["max_depth"].to_numpy().ravel()
+    bed = dem.to_numpy().ravel()
+    depth_at = np.nan_to_num(hmax[cell], nan=0.0)
+    max_depth = np.nan_to_num(_group_reduce(feat, depth_at, n, "max"), nan=0.0)
+    level = levels.classify(max_depth)
+    if "depth" in ds and ds["depth"].sizes.get("time", 0) > 1:
+        depth_series = ds["depth"].to_numpy().reshape(ds["depth"].sizes["time"], -1)[:, np.unique(cell)]
+        firsts = first_exceedance(depth_series, ds["time"].to_numpy().astype(np.float64), levels.thresholds)
+        lookup = {c: k for k, c in enumerate(np.unique(cell))}
+        idx = np.fromiter((lookup[c] for c in cell), dtype=np.int64, count=len(cell))
+        first_by_level = np.stack([_group_reduce(feat, firsts[k][idx], n, "min") for k in range(len(levels.thresholds))])
+    else:
+        first_by_level = np.full((len(levels.thresholds), n), np.nan)
+    time_level = np.array([first_by_level[lv - 1, i] if lv else np.nan for i, lv in enumerate(level)])
+    # water level where the feature is deepest
+    surface = np.where(depth_at > 0, bed[cell] + depth_at, np.nan)
+    water_level = _group_reduce(feat, surface, n, "max")
+    flooded = (depth_at >= levels.thresholds[0]).astype(np.float64)
+    counts = np.bincount(feat, minlength=n).astype(np.float64)
+    fraction = np.divide(np.bincount(feat, weights=flooded, minlength=n), counts, out=np.zeros(n), where=counts > 0)
+    out = gpd.GeoDataFrame({
+        "object_type": object_type,
+        "object_id": [str(v) for v in features.index],
+        "name": features[name_column].astype(str).to_numpy() if name_column and name_column in features else "",
+        "max_depth": max_depth.round(4),
+        "level": level,
+        "level_name": [levels.name(int(v)) for v in level],
+        "time_first_warning": first_by_level[0],
+        "time_level": time_level,
+        "water_level": water_level,
+        "flooded_fraction": fraction,
+        "flooded_length": fraction * _feature_length(geoms),
+    }, geometry=geoms, crs=features.crs)
+    return out
+
+
+def _feature_length(geoms: np.ndarray) -> np.ndarray:
+    """Length of lines; for polygons (road surfaces), the long side of the minimum rotated rectangle."""
+    lengths = shapely.length(geoms)
+    poly = np.isin(shapely.get_type_id(geoms), [3, 6])
+    if poly.any():
+        rect = shapely.oriented_envelope(geoms[poly])
+        ring = shapely.get_coordinates(shapely.get_exterior_ring(rect), return_index=True)
+        coords, index = ring
+        sides = []
+        for k in range(int(poly.sum())):
+            c = coords[index == k]
+            sides.append(np.hypot(*np.diff(c, axis=0).T).max() if len(c) > 1 else 0.0)
+        lengths = lengths.copy()
+        lengths[poly] = sides
+    return lengths
+
+
+def region_summary(regions: gpd.GeoDataFrame, warnings: gpd.GeoDataFrame, ds: xr.Dataset,
+                   levels: WarningLevels | None = None) -> gpd.GeoDataFrame:
+    """Per region: highest level, earliest warning, flooded area, flooded road length, buildings and hotspots.
+
+    ``warnings`` is the concatenation of `feature_warnings` results; a feature counts in every region its
+    representative point lies in (regions nest: a district counts what its subdistricts count).
+    """
+    levels = levels or WarningLevels()
+    cells = CellIndex.of(ds["max_depth"])
+    feat, cell = cells.pairs(regions.geometry.to_numpy())
+    hmax = np.nan_to_num(ds["max_depth"].to_numpy().ravel(), nan=0.0)
+    wet = (hmax[cell] >= levels.thresholds[0]).astype(np.float64)
+    area = np.bincount(feat, weights=wet, minlength=len(regions)) * cells.dx ** 2
+    maxd = np.nan_to_num(_group_reduce(feat, hmax[cell], len(regions), "max"), nan=0.0)
+    pts = shapely.point_on_surface(warnings.geometry.to_numpy())
+    rows = []
+    for k, geom in enumerate(regions.geometry.to_numpy()):
+        inside = shapely.contains(geom, pts) & (warnings["level"].to_numpy() > 0)
+        w = warnings[inside]
+        lv = int(max(levels.classify(maxd[k]), w["level"].max() if len(w) else 0))
+        rows.append({
+            "level": lv, "level_name": levels.name(lv), "max_depth": round(float(maxd[k]), 4),
+            "flooded_area_m2": float(area[k]),
+            "time_first_warning": float(np.nanmin(w["time_first_warning"])) if len(w) else np.nan,
+            "roads_flooded": int((w["object_type"] == "road").sum()),
+            "road_length_flooded_m": float(w.loc[w["object_type"] == "road", "flooded_length"].sum()),
+            "buildings_affected": int((w["object_type"] == "building").sum()),
+            "hotspots_warned": int((w["object_type"] == "hotspot").sum()),
+        })
+    out = gpd.GeoDataFrame(pd.DataFrame(rows, index=regions.index), geometry=regions.geometry.to_numpy(),
+                           crs=regions.crs)
+    for col in ("name", "level_name_region", "parent"):
+        if col in regions:
+            out.insert(0, f"region_{col}" if col != "name" else "region", regions[col].to_numpy())
+    return out
+
+
+def bim_impacts(entrances: pd.DataFrame, storeys: pd.DataFrame, ds: xr.Dataset, dem: xr.DataArray, *,
+                building_geometry: shapely.Geometry, ring: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Which doors and storeys of a BIM building lie below the water next to it, and from when.
+
+    ``entrances`` needs ``guid, name, storey, sill_elevation, x, y``; ``storeys`` needs ``name, elevation``.
+    The water level at a door is the highest water surface (bed + depth) in the cells outside the building within
+    ``ring`` of it; a storey is reached when the highest water level around the building passes its floor.
+    """
+    if "depth" not in ds or ds["depth"].sizes.get("time", 0) < 2:
+        raise FloodValueError("bim_impacts needs the depth time series: run simulate with an output_interval")
+    times = ds["time"].to_numpy().astype(np.float64)
+    depth = ds["depth"].to_numpy()
+    bed = dem.to_numpy()
+    cells = CellIndex.of(ds["max_depth"])
+    ring_geom = shapely.difference(shapely.buffer(building_geometry, ring), building_geometry)
+    _, ring_cells = cells.pairs(np.array([ring_geom], dtype=object))
+    ring_depth = depth.reshape(len(times), -1)[:, ring_cells]
+    ring_levels = np.where(ring_depth > 0, bed.ravel()[ring_cells][None, :] + ring_depth, -np.inf)
+    ring_series = ring_levels.max(axis=1)
+
+    def first_above(series: np.ndarray, elevation: float) -> float:
+        hit = series > elevation
+        return float(times[hit.argmax()]) if hit.any() else np.nan
+
+    door_rows = []
+    for e in entrances.itertuples():
+        # the cells outside the building within `ring` of the door
+        near = shapely.difference(shapely.buffer(shapely.Point(e.x, e.y), ring), building_geometry)
+        _, door_cells = cells.pairs(np.array([near], dtype=object))
+        d = depth.reshape(len(times), -1)[:, door_cells]
+        series = np.where(d > 0, bed.ravel()[door_cells][None, :] + d, -np.inf).max(axis=1)
+        peak = float(series.max())
+        door_rows.append({"guid": e.guid, "name": e.name, "storey": e.storey, "sill_elevation": e.sill_elevation,
+                          "max_water_level": peak if np.isfinite(peak) else np.nan,
+                          "below_water": bool(peak > e.sill_elevation),
+                          "depth_over_sill": max(0.0, peak - e.sill_elevation) if np.isfinite(peak) else 0.0,
+                          "from_time": first_above(series, e.sill_elevation)})
+    peak = float(ring_series.max())
+    storey_rows = [{"storey": s.name, "elevation": s.elevation,
+                    "max_water_level": peak if np.isfinite(peak) else np.nan,
+                    "below_water": bool(peak > s.elevation), "from_time": first_above(ring_series, s.elevation)}
+                   for s in storeys.itertuples()]
+    return pd.DataFrame(door_rows), pd.DataFrame(storey_rows)

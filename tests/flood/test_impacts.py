@@ -1,0 +1,97 @@
+"""Warnings and impacts on hand-made depth fields, where every answer is known."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from shapely import LineString, Point, box
+
+from flood.impacts import bim_impacts, feature_warnings, region_summary
+from flood.levels import WarningLevels, first_exceedance
+
+DX = 2.0
+N = 20                                         # 40 m x 40 m, cell centres at 1, 3, ..., 39
+X = DX * (np.arange(N) + 0.5)
+Y = X[::-1].copy()
+TIMES = np.array([0.0, 60.0, 120.0, 180.0])
+
+
+def field() -> tuple[xr.Dataset, xr.DataArray]:
+    """Flat bed at 1.0 m; water rising in the west half (x < 20): 0, 0.1, 0.35, 0.6 m; east half dry."""
+    dem = xr.DataArray(np.full((N, N), 1.0), coords={"y": Y, "x": X}, dims=("y", "x"))
+    depth = np.zeros((len(TIMES), N, N), np.float32)
+    for k, d in enumerate([0.0, 0.1, 0.35, 0.6]):
+        depth[k][:, X < 20] = d
+    ds = xr.Dataset({"depth": (("time", "y", "x"), depth), "max_depth": (("y", "x"), depth.max(axis=0))},
+                    coords={"time": TIMES, "y": Y, "x": X})
+    return ds, dem
+
+
+def test_levels_and_first_times():
+    lv = WarningLevels()
+    assert lv.classify([0.0, 0.15, 0.29, 0.3, 0.99, 1.0, np.nan]).tolist() == [0, 1, 1, 2, 3, 4, 0]
+    custom = WarningLevels.from_mapping({"yellow": 0.2, "blue": 0.05})
+    assert custom.names == ("blue", "yellow") and custom.classify([0.1]).tolist() == [1]
+    with pytest.raises(ValueError, match="increasing"):
+        WarningLevels((0.3, 0.1), ("a", "b"), ("#000", "#111"))
+    d = np.array([[0.0, 0.0], [0.2, 0.0], [0.4, 0.16]])
+    f = first_exceedance(d, [0, 10, 20], [0.15, 0.3])
+    assert f[0].tolist() == [10.0, 20.0] and f[1, 0] == 20.0 and np.isnan(f[1, 1])
+
+
+def test_road_building_hotspot_warnings():
+    ds, dem = field()
+    roads = gpd.GeoDataFrame({"name": ["west street", "cross street", "east lane"]}, geometry=[
+        box(4, 10, 16, 14),                     # all in the wet half: 6 x 2 cells
+        LineString([(2, 31), (38, 31)]),        # crosses both halves: half its cells wet
+        box(24, 0, 36, 4),                      # dry
+    ])
+    w = feature_warnings(roads, ds, dem, object_type="road", name_column="name")
+    assert w["level"].tolist() == [3, 3, 0] and w["level_name"].tolist() == ["orange", "orange", "none"]
+    assert w["max_depth"].tolist() == pytest.approx([0.6, 0.6, 0.0])
+    assert w["time_first_warning"].iloc[0] == 120.0 and w["time_level"].iloc[0] == 180.0
+    assert np.isnan(w["time_level"].iloc[2])
+    assert w["water_level"].iloc[0] == pytest.approx(1.6)
+    assert w["flooded_fraction"].tolist() == pytest.approx([1.0, 0.5, 0.0])
+    assert w["flooded_length"].iloc[1] == pytest.approx(18.0)      # half of a 36 m line
+    assert w["flooded_length"].iloc[0] == pytest.approx(12.0)      # 12 m x 4 m road surface
+    # a building in the dry half whose west wall faces the water: judged by the ring of cells outside it
+    buildings = gpd.GeoDataFrame({"name": ["wet wall", "dry"]}, geometry=[box(20, 20, 30, 30), box(30, 4, 38, 12)])
+    wb = feature_warnings(buildings, ds, dem, object_type="building", ring=1.5 * DX)
+    assert wb["level"].tolist() == [3, 0] and wb["time_first_warning"].iloc[0] == 120.0
+    hot = gpd.GeoDataFrame({"name": ["underpass"]}, geometry=[Point(5, 5)])
+    wh = feature_warnings(hot, ds, dem, object_type="hotspot")
+    assert wh["level"].tolist() == [3] and wh["max_depth"].iloc[0] == pytest.approx(0.6)
+
+
+def test_region_summary_counts():
+    ds, dem = field()
+    roads = gpd.GeoDataFrame(geometry=[box(4, 10, 16, 14), box(24, 0, 36, 4)])
+    buildings = gpd.GeoDataFrame(geometry=[box(20, 20, 30, 30)])
+    warnings = pd.concat([feature_warnings(roads, ds, dem, object_type="road"),
+                          feature_warnings(buildings, ds, dem, object_type="building", ring=3.0)], ignore_index=True)
+    regions = gpd.GeoDataFrame({"name": ["city", "west", "east"]},
+                               geometry=[box(0, 0, 40, 40), box(0, 0, 20, 40), box(20, 0, 40, 40)])
+    s = region_summary(regions, warnings, ds)
+    assert s["region"].tolist() == ["city", "west", "east"]
+    assert s["level_name"].tolist() == ["orange", "orange", "orange"]
+    assert s["flooded_area_m2"].tolist() == pytest.approx([800.0, 800.0, 0.0])
+    assert s["roads_flooded"].tolist() == [1, 1, 0] and s["road_length_flooded_m"].iloc[0] == pytest.approx(12.0)
+    assert s["buildings_affected"].tolist() == [1, 0, 1]           # its representative point is in the east
+    assert s["time_first_warning"].iloc[0] == 120.0
+
+
+def test_bim_doors_and_storeys_below_water():
+    ds, dem = field()
+    building = box(20, 20, 30, 30)
+    entrances = pd.DataFrame({"guid": ["d1", "d2"], "name": ["west door", "east door"], "storey": ["00", "00"],
+                              "sill_elevation": [1.2, 1.2], "x": [19.0, 31.0], "y": [25.0, 25.0]})
+    storeys = pd.DataFrame({"name": ["00", "01"], "elevation": [1.3, 4.3]})
+    doors, floors = bim_impacts(entrances, storeys, ds, dem, building_geometry=building, ring=3.0)
+    assert doors["below_water"].tolist() == [True, False]
+    assert doors["depth_over_sill"].iloc[0] == pytest.approx(0.4) and doors["from_time"].iloc[0] == 120.0
+    assert np.isnan(doors["from_time"].iloc[1])
+    assert floors["below_water"].tolist() == [True, False] and floors["from_time"].iloc[0] == 120.0
