@@ -846,8 +846,17 @@ def add_observations(conn: sa.Connection, observations: Iterable[Observation], *
             "parameters": None if o.parameters is None else _dumps(o.parameters),
             "feature_of_interest_id": None if o.feature_of_interest is None else _foi_id(conn, o.feature_of_interest),
             "client_id": o.id})
+    if len(rows) >= _BULK_FROM and all(r["result_json"] is None and r["parameters"] is None
+                                       and r["feature_of_interest_id"] is None for r in rows):
+        return _bulk_new(conn, pd.DataFrame({
+            "datastream_id": [r["datastream_id"] for r in rows],
+            **{c: _utc([r[c] for r in rows]) for c in ("phenomenon_time", "phenomenon_time_end", "result_time")},
+            "result": [r["result"] for r in rows], "client_id": [r["client_id"] for r in rows]}))
     return sum(_insert_new(conn, observations_table, rows[i:i + chunk_size])
                for i in range(0, len(rows), chunk_size))
+
+
+_BULK_FROM = 200   # from this many plain numeric observations on, add_observations takes the bulk (COPY) road
 
 
 _FRAME_COLUMNS = ("datastream_id", "phenomenon_time", "phenomenon_time_end", "result_time", "result", "client_id")
@@ -919,6 +928,10 @@ def add_observation_frame(conn: sa.Connection, frame: pd.DataFrame, *, datastrea
         if "client_id" in frame else pd.Series(None, index=frame.index, dtype=object)})
     if (out["phenomenon_time_end"].notna() & (out["phenomenon_time_end"] < out["phenomenon_time"])).any():
         raise DataError("observation frame has phenomenon_time_end before phenomenon_time: fix the intervals")
+    return _bulk_new(conn, out)
+
+
+def _bulk_new(conn: sa.Connection, out: pd.DataFrame) -> int:
     if conn.dialect.name == "postgresql":
         return _copy_new_postgresql(conn, out)
     return _executemany_new_sqlite(conn, out)

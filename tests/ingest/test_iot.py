@@ -333,5 +333,21 @@ def test_frame_bulk_path_keeps_every_column_exactly(iot_engine):
     assert df["client_id"].tolist() == ['probe "A", 1', None]
     # the row path sees these as the same observations
     with iot_engine.begin() as conn:
-        assert iot.add_observations(conn, [iot.Observation(t0, 0.3), iot.Observation(t0 + pd.Timedelta("1h"), 9.9, id='probe "A", 1')],
-                                    datastream_id=ds_id) == 0
+        same = [iot.Observation(t0, 0.3), iot.Observation(t0 + pd.Timedelta("1h"), 9.9, id='probe "A", 1')]
+        assert iot.add_observations(conn, same, datastream_id=ds_id) == 0
+
+
+def test_large_batches_of_value_objects_take_the_bulk_road_with_the_same_rules(iot_engine):
+    with iot_engine.begin() as conn:
+        ds_id = iot.add_thing(conn, iot.Thing("pump 7", datastreams=(simple_stream(),))).datastream_ids["level"]
+    times = pd.date_range("2024-01-01T00:00Z", periods=600, freq="min")
+    batch = [iot.Observation(t, i / 100, id=f"p7-{i}") for i, t in enumerate(times)]
+    with iot_engine.begin() as conn:
+        assert iot.add_observations(conn, batch[:300], datastream_id=ds_id) == 300
+    with iot_engine.begin() as conn:    # half re-sent, plus one re-sent under a new time but its old client id
+        moved = iot.Observation(times[0] - pd.Timedelta("1h"), 0.0, id="p7-0")
+        assert iot.add_observations(conn, [moved, *batch], datastream_id=ds_id) == 300
+    with iot_engine.connect() as conn:
+        df = iot.observations(conn, ds_id)
+    assert len(df) == 600 and df["result"].sum() == pytest.approx(sum(i / 100 for i in range(600)))
+    assert df["client_id"].iloc[599] == "p7-599" and df["phenomenon_time"].iloc[0] == times[0]
