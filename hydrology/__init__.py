@@ -8,18 +8,56 @@ from __future__ import annotations
 import logging
 
 from hydrology.errors import CRSError, FlowDirectionError, GridError, HydrologyError, ParameterError
+from hydrology.runoff import (
+    NRCS_DIMENSIONLESS_UH,
+    TR55_CURVE_NUMBERS,
+    amc_adjust,
+    curve_number_grid,
+    green_ampt_cumulative,
+    green_ampt_rate,
+    horton_cumulative,
+    horton_rate,
+    nrcs_unit_hydrograph,
+    rational_peak,
+    scs_runoff,
+)
+from hydrology.storms import (
+    IDF,
+    ChineseStormFormula,
+    alternating_block,
+    chicago_hyetograph,
+    chinese_storm_formula,
+    hyetograph,
+)
 from hydrology.terrain import D8_CODES, fill_depressions, flow_accumulation, flow_direction
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "D8_CODES",
+    "IDF",
+    "NRCS_DIMENSIONLESS_UH",
+    "TR55_CURVE_NUMBERS",
     "CRSError",
+    "ChineseStormFormula",
     "FlowDirectionError",
     "GridError",
     "HydrologyError",
     "ParameterError",
+    "alternating_block",
+    "amc_adjust",
+    "chicago_hyetograph",
+    "chinese_storm_formula",
+    "curve_number_grid",
     "fill_depressions",
     "flow_accumulation",
     "flow_direction",
+    "green_ampt_cumulative",
+    "green_ampt_rate",
+    "horton_cumulative",
+    "horton_rate",
+    "hyetograph",
+    "nrcs_unit_hydrograph",
+    "rational_peak",
+    "scs_runoff",
 ]
