@@ -162,6 +162,7 @@ def grid_surface(x: np.ndarray, y: np.ndarray, z: np.ndarray, cell_feature: np.n
     gy, gx = np.gradient(z, y, x) if ny > 1 and nx > 1 else (np.zeros_like(z), np.zeros_like(z))
     nrm = np.stack([-gx, -gy, np.ones_like(z)], axis=-1)
     nrm /= np.linalg.norm(nrm, axis=-1, keepdims=True)
+    nrm[~np.isfinite(nrm).all(axis=-1)] = (0.0, 0.0, 1.0)       # next to no-data: gradient unknown, face up
     fin = np.isfinite(z)
     ok = fin[:-1, :-1] & fin[1:, :-1] & fin[:-1, 1:] & fin[1:, 1:] & (cell_feature >= 0)
     cy, cx = np.nonzero(ok)

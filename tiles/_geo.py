@@ -44,8 +44,7 @@ _ECEF_TO_GEODETIC = Transformer.from_crs("EPSG:4978", "EPSG:4979", always_xy=Tru
 def to_ecef(crs: CRS, xyz: np.ndarray) -> np.ndarray:
     """(n, 3) float64 scene coordinates -> (n, 3) float64 ECEF."""
     xyz = np.asarray(xyz, np.float64).reshape(-1, 3)
-    x, y, z = _to_ecef(crs.to_wkt()).transform(xyz[:, 0], xyz[:, 1], xyz[:, 2])
-    out = np.column_stack([x, y, z])
+    out = _transform(_to_ecef(crs.to_wkt()), xyz)
     if not np.isfinite(out).all():
         raise CRSError(f"coordinates could not be transformed from {crs.name!r} to ECEF (EPSG:4978): check that the "
                        "data really is in this CRS (axis order x=easting, y=northing)")
@@ -54,8 +53,13 @@ def to_ecef(crs: CRS, xyz: np.ndarray) -> np.ndarray:
 
 def from_ecef(crs: CRS, ecef: np.ndarray) -> np.ndarray:
     """Inverse of `to_ecef`."""
-    e = np.asarray(ecef, np.float64).reshape(-1, 3)
-    x, y, z = _from_ecef(crs.to_wkt()).transform(e[:, 0], e[:, 1], e[:, 2])
+    return _transform(_from_ecef(crs.to_wkt()), np.asarray(ecef, np.float64).reshape(-1, 3))
+
+
+def _transform(t: Transformer, xyz: np.ndarray) -> np.ndarray:
+    if len(xyz) == 1:           # pyproj's single-point path wants Python floats
+        return np.array([t.transform(*(float(v) for v in xyz[0]))], np.float64)
+    x, y, z = t.transform(xyz[:, 0], xyz[:, 1], xyz[:, 2])
     return np.column_stack([x, y, z])
 
 
@@ -68,7 +72,8 @@ def up_vectors(ecef: np.ndarray) -> np.ndarray:
 
 def enu_matrix(origin_ecef: np.ndarray) -> np.ndarray:
     """4x4 float64 transform from the local east-north-up frame at a point to ECEF (column vectors)."""
-    lon, lat, _ = _ECEF_TO_GEODETIC.transform(*origin_ecef)
+    origin_ecef = np.asarray(origin_ecef, np.float64).reshape(3)
+    lon, lat, _ = _ECEF_TO_GEODETIC.transform(*(float(v) for v in origin_ecef))
     lo, la = np.radians(lon), np.radians(lat)
     east = np.array([-np.sin(lo), np.cos(lo), 0.0])
     north = np.array([-np.sin(la) * np.cos(lo), -np.sin(la) * np.sin(lo), np.cos(la)])

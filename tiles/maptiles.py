@@ -42,7 +42,7 @@ def hillshade(dem, azimuth: float = 315.0, altitude: float = 45.0, z_factor: flo
     aspect = np.arctan2(-gx, gy)          # direction of steepest descent, from north, clockwise
     az, alt = np.radians(azimuth), np.radians(altitude)
     shade = np.sin(alt) * np.cos(slope) + np.cos(alt) * np.sin(slope) * np.cos(az - aspect)
-    out = np.where(np.isfinite(shade), 1 + np.clip(shade, 0, 1) * 254, 0).astype(np.uint8)
+    out = np.where(np.isfinite(shade), np.round(1 + np.clip(shade, 0, 1) * 254), 0).astype(np.uint8)
     return dem.copy(data=out).rio.write_nodata(0)
 
 

@@ -37,6 +37,12 @@ def pointcloud_to_3dtiles(path, out_dir, *, crs=None, jobs: int = 1, overwrite: 
             except Exception:       # malformed GeoTIFF keys
                 file_crs = None
             n = fh.header.point_count
+            dims = set(fh.header.point_format.dimension_names)
+            color_scale = None
+            if {"red", "green", "blue"} <= dims and n:
+                pts = fh.read_points(min(n, 100_000))
+                if max(int(pts.red.max()), int(pts.green.max()), int(pts.blue.max())) <= 255:
+                    color_scale = 256.0        # 8-bit colours stored in the 16-bit fields
     except Exception as exc:
         raise DataError(f"{str(path)!r} is not a readable LAS/LAZ file ({exc})") from None
     if crs is not None:
@@ -52,6 +58,7 @@ def pointcloud_to_3dtiles(path, out_dir, *, crs=None, jobs: int = 1, overwrite: 
         shutil.rmtree(out)
     compound = CRS.from_user_input(crs_in.to_wkt())
     convert.convert(path, outfolder=out, crs_in=compound, force_crs_in=True, crs_out=CRS.from_epsg(4978),
-                    pyproj_always_xy=True, jobs=jobs, use_process_pool=False, overwrite=overwrite)
+                    pyproj_always_xy=True, jobs=jobs, use_process_pool=False, overwrite=overwrite,
+                    color_scale=color_scale)
     log.info("converted %d points of %s to %s", n, path, out)
     return out / "tileset.json"
