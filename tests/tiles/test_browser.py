@@ -9,6 +9,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+import xarray as xr
 from PIL import Image
 from pyproj import Transformer
 
@@ -89,3 +90,36 @@ def test_viewer_config_lists_tilesets_and_frames(tmp_path):
     assert (tmp_path / "cesium" / "Cesium.js").is_file() and (tmp_path / "cesium").is_symlink()
     with pytest.raises(cim.ValidationError, match="not inside"):
         tiles.write_viewer(tmp_path / "other", [a])
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_cesium_shows_terrain_and_animates_water_frames(tmp_path):
+    from tests.tiles.test_surfaces import dem_grid
+
+    dem = dem_grid()
+    d = np.zeros((3, *dem.shape))
+    d[0, 20:40, 20:40] = 0.2
+    d[1, 20:40, 20:40] = 0.6                                # frame 2 stays dry: an empty tileset
+    depth = xr.DataArray(d, dims=("time", "y", "x"), coords={"time": [0, 600, 1200], "x": dem.x, "y": dem.y})
+    site = tmp_path / "site"
+    terrain = tiles.terrain_to_3dtiles(dem, site / "terrain", block=16, max_features=4)
+    frames = tiles.flood_to_3dtiles(depth.rio.write_crs("EPSG:28992"), dem, site / "water", block=8)
+    tiles.write_viewer(site, [terrain], frames=frames)
+    # the middle of the pond (cells 20..39): ground + 0.2 m
+    iy, ix = 30, 30
+    x, y = float(dem.x[ix]), float(dem.y[iy])
+    z = float(dem.to_numpy()[iy, ix]) + 0.2
+    pick = Transformer.from_crs("EPSG:28992", "EPSG:4978", always_xy=True).transform(x, y, z)
+    shot = ARTIFACTS / "terrain_water.png"
+    with Server(site) as srv:
+        res = run_viewer(f"{srv.url}/index.html?autoplay=0&pitch=-80&range=1.6", shot, picks=[pick])
+    assert res["errors"] == [], res["errors"]
+    assert [c for c in res["console"] if c.startswith("error")] == []
+    assert res["frames"] == 3 and res["frameShown"] == [False, True, False]
+    terrain_stats, *water = res["stats"]
+    assert terrain_stats["loadedTiles"] >= 1 and water[0]["show"] is True
+    props = res["picks"][0]["properties"]
+    assert props is not None and props["class"] == "flood_water"
+    assert props["max_depth"] == pytest.approx(0.2) and props["warning"] == "minor" and props["time"] == "0"
+    assert not_blank(shot) > 0.05

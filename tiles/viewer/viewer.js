@@ -23,6 +23,12 @@
   const scene = viewer.scene;
   scene.globe.baseColor = Cesium.Color.fromCssColorString("#4a5a48");
   scene.backgroundColor = Cesium.Color.fromCssColorString("#1d2630");
+  // a head light, so that shading does not depend on the time of day of the sun
+  scene.light = new Cesium.DirectionalLight({ direction: new Cesium.Cartesian3(0, 0, -1) });
+  scene.preRender.addEventListener(() => {
+    const d = Cesium.Cartesian3.add(scene.camera.directionWC, scene.camera.rightWC, new Cesium.Cartesian3());
+    Cesium.Cartesian3.normalize(Cesium.Cartesian3.add(d, Cesium.Cartesian3.multiplyByScalar(scene.camera.upWC, -0.5, new Cesium.Cartesian3()), d), scene.light.direction);
+  });
   scene.renderError.addEventListener((_s, err) => state.errors.push("render: " + String(err)));
   state.viewer = viewer;
 
