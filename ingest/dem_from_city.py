@@ -2,8 +2,8 @@
 
 The ground triangles (roads, land use, water, plant cover, TIN relief; never roofs) are rasterised at cell centres
 by linear interpolation in each triangle; where triangles overlap the lowest surface wins (an elevated deck over a
-road does not become ground). Cells no triangle covers — under buildings, in gaps — are filled by linear
-interpolation from the surrounding ground, and beyond its hull by the nearest ground value.
+road does not become ground). Cells no triangle covers — under buildings, in gaps, at the edges — are filled
+harmonically from the surrounding ground (a smooth surface that never rises above or dips below it).
 
 >>> tri = np.array([[[0, 0, 1], [4, 0, 1], [0, 4, 5]], [[4, 0, 1], [4, 4, 5], [0, 4, 5]]], float)
 >>> dem = dem_from_triangles(tri, resolution=1.0, crs="EPSG:28992")
@@ -22,62 +22,86 @@ from cim.errors import ValidationError
 __all__ = ["dem_from_triangles", "rasterise_triangles"]
 
 
-def rasterise_triangles(tris: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Lowest z of the triangles at cell centres ``x`` (ascending) × ``y`` (descending); NaN where none."""
-    out = np.full((len(y), len(x)), np.inf)
-    res_x = x[1] - x[0] if len(x) > 1 else 1.0
-    res_y = y[0] - y[1] if len(y) > 1 else 1.0
-    x0, y0 = x[0], y[0]
-    for t in tris:
-        (ax, ay, az), (bx, by, bz), (cx, cy, cz) = t
-        det = (by - cy) * (ax - cx) + (cx - bx) * (ay - cy)
-        if abs(det) < 1e-12:
-            continue
-        c0 = max(int(np.ceil((min(ax, bx, cx) - x0) / res_x - 1e-9)), 0)
-        c1 = min(int(np.floor((max(ax, bx, cx) - x0) / res_x + 1e-9)), len(x) - 1)
-        r0 = max(int(np.ceil((y0 - max(ay, by, cy)) / res_y - 1e-9)), 0)
-        r1 = min(int(np.floor((y0 - min(ay, by, cy)) / res_y + 1e-9)), len(y) - 1)
-        if c1 < c0 or r1 < r0:
-            continue
-        px = x[c0:c1 + 1][None, :]
-        py = y[r0:r1 + 1][:, None]
-        l1 = ((by - cy) * (px - cx) + (cx - bx) * (py - cy)) / det
-        l2 = ((cy - ay) * (px - cx) + (ax - cx) * (py - cy)) / det
+def rasterise_triangles(tris: np.ndarray, x: np.ndarray, y: np.ndarray, *, chunk: int = 4_000_000) -> np.ndarray:
+    """Lowest z of the triangles at cell centres ``x`` (ascending, regular) × ``y`` (descending); NaN where none.
+
+    Vectorised over (triangle, cell-in-its-bounding-box) pairs, ``chunk`` pairs at a time.
+    """
+    tris = np.asarray(tris, float).reshape(-1, 3, 3)
+    ny, nx = len(y), len(x)
+    out = np.full(ny * nx, np.inf)
+    if not len(tris) or not nx or not ny:
+        return out.reshape(ny, nx) * np.nan
+    res_x = x[1] - x[0] if nx > 1 else 1.0
+    res_y = y[0] - y[1] if ny > 1 else 1.0
+    a, b, c = tris[:, 0], tris[:, 1], tris[:, 2]
+    det = (b[:, 1] - c[:, 1]) * (a[:, 0] - c[:, 0]) + (c[:, 0] - b[:, 0]) * (a[:, 1] - c[:, 1])
+    lo, hi = tris[:, :, :2].min(axis=1), tris[:, :, :2].max(axis=1)
+    c0 = np.maximum(np.ceil((lo[:, 0] - x[0]) / res_x - 1e-9), 0).astype(np.int64)
+    c1 = np.minimum(np.floor((hi[:, 0] - x[0]) / res_x + 1e-9), nx - 1).astype(np.int64)
+    r0 = np.maximum(np.ceil((y[0] - hi[:, 1]) / res_y - 1e-9), 0).astype(np.int64)
+    r1 = np.minimum(np.floor((y[0] - lo[:, 1]) / res_y + 1e-9), ny - 1).astype(np.int64)
+    keep = np.nonzero((c1 >= c0) & (r1 >= r0) & (np.abs(det) > 1e-12))[0]
+    ncols = (c1 - c0 + 1)[keep]
+    counts = ncols * (r1 - r0 + 1)[keep]
+    ends = np.cumsum(counts)
+    start = 0
+    while start < len(keep):
+        stop = max(start + 1, int(np.searchsorted(ends, (ends[start - 1] if start else 0) + chunk, side="right")))
+        idx, cnt, nc = keep[start:stop], counts[start:stop], ncols[start:stop]
+        first = np.cumsum(cnt) - cnt
+        t = np.repeat(np.arange(len(idx)), cnt)
+        local = np.arange(int(cnt.sum())) - first[t]
+        rr = r0[idx][t] + local // nc[t]
+        cc = c0[idx][t] + local % nc[t]
+        px, py = x[cc], y[rr]
+        ti = idx[t]
+        ax, ay, bx, by, cx, cy = a[ti, 0], a[ti, 1], b[ti, 0], b[ti, 1], c[ti, 0], c[ti, 1]
+        l1 = ((by - cy) * (px - cx) + (cx - bx) * (py - cy)) / det[ti]
+        l2 = ((cy - ay) * (px - cx) + (ax - cx) * (py - cy)) / det[ti]
         l3 = 1.0 - l1 - l2
         inside = (l1 >= -1e-9) & (l2 >= -1e-9) & (l3 >= -1e-9)
-        if not inside.any():
-            continue
-        z = np.where(inside, l1 * az + l2 * bz + l3 * cz, np.inf)
-        block = out[r0:r1 + 1, c0:c1 + 1]
-        np.minimum(block, z, out=block)
+        z = l1 * a[ti, 2] + l2 * b[ti, 2] + l3 * c[ti, 2]
+        np.minimum.at(out, (rr * nx + cc)[inside], z[inside])
+        start = stop
     out[np.isinf(out)] = np.nan
-    return out
+    return out.reshape(ny, nx)
 
 
 def _fill(grid: np.ndarray) -> np.ndarray:
-    """Fill NaN cells: linear from the ground cells bordering them, nearest beyond."""
-    from scipy import ndimage
-    from scipy.interpolate import LinearNDInterpolator
+    """Fill NaN cells harmonically (Laplace's equation, the known cells as boundary values, no flow across the
+    grid edge): smooth, and never above or below the surrounding ground (maximum principle)."""
+    from scipy import sparse
+    from scipy.sparse.linalg import spsolve
 
     holes = np.isnan(grid)
     if not holes.any():
         return grid
     if holes.all():
         raise ValidationError("no ground cell to interpolate from")
-    border = ndimage.binary_dilation(holes, structure=np.ones((3, 3), bool)) & ~holes
-    rows, cols = np.nonzero(border)
-    out = grid.copy()
+    ny, nx = grid.shape
+    idx = np.full(grid.shape, -1, np.int64)
     hr, hc = np.nonzero(holes)
-    if len(rows) >= 3:
-        try:
-            interp = LinearNDInterpolator(np.column_stack([rows, cols]).astype(float), grid[rows, cols])
-            out[hr, hc] = interp(np.column_stack([hr, hc]).astype(float))
-        except Exception:   # a degenerate (collinear) border: nearest below
-            pass
-    still = np.isnan(out)
-    if still.any():
-        _, (ir, ic) = ndimage.distance_transform_edt(still, return_distances=True, return_indices=True)
-        out[still] = out[ir[still], ic[still]]
+    n = len(hr)
+    idx[hr, hc] = np.arange(n)
+    diag = np.zeros(n)
+    rhs = np.zeros(n)
+    rows, cols = [], []
+    for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        r, c = hr + dr, hc + dc
+        ok = (r >= 0) & (r < ny) & (c >= 0) & (c < nx)
+        diag[ok] += 1.0
+        rr, cc, me = r[ok], c[ok], np.nonzero(ok)[0]
+        other = idx[rr, cc]
+        known = other < 0
+        np.add.at(rhs, me[known], grid[rr[known], cc[known]])
+        rows.append(me[~known])
+        cols.append(other[~known])
+    rows_a, cols_a = np.concatenate(rows), np.concatenate(cols)
+    a = sparse.csr_matrix((np.full(len(rows_a), -1.0), (rows_a, cols_a)), shape=(n, n)) + sparse.diags(diag)
+    sol = spsolve(a.tocsc(), rhs)
+    out = grid.copy()
+    out[hr, hc] = sol
     return out
 
 
