@@ -15,3 +15,15 @@ from flood.model import Model, simulate
 __all__ = [*_errors_all, "Model", "PointInflow", "simulate"]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+
+# The scene-aware layer imports cim: load it only when asked for, so the solver stays independent of it.
+_LAZY = {"forecast": "flood.forecasting", "Forecast": "flood.forecasting", "WarningLevels": "flood.levels"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'flood' has no attribute {name!r}")

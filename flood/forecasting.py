@@ -1,0 +1,280 @@
+"""Flood forecasts for a scene: the model fed from the city model, with warnings and impacts written back.
+
+This is the scene-aware layer of `flood` (the only module here that imports `cim`). From the scene it takes the
+terrain (a raster layer of kind ``terrain``), buildings (kind ``buildings``: blocked cells), land-surface roughness
+by layer kind (roads, water, vegetation), roads and hotspots to warn about, the administrative regions, BIM models
+(doors and storeys) and rain gauges (SensorThings Datastreams); it runs `flood.simulate` and returns a `Forecast`.
+
+>>> import flood
+>>> sorted(MANNING_BY_KIND)
+['land_use', 'roads', 'vegetation', 'water']
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rioxarray  # noqa: F401
+import shapely
+import xarray as xr
+from rasterio import features as rio_features
+
+import cim
+from flood.impacts import bim_impacts, feature_warnings, region_summary
+from flood.levels import WarningLevels
+from flood.model import simulate
+
+__all__ = ["MANNING_BY_KIND", "Forecast", "forecast", "gauge_rainfall"]
+
+log = logging.getLogger(__name__)
+
+#: Manning's n (s m^-1/3) by layer kind, painted in this order over the default (Chow 1959; urban 2D practice).
+MANNING_BY_KIND: dict[str, float] = {"land_use": 0.035, "vegetation": 0.06, "water": 0.025, "roads": 0.016}
+MANNING_DEFAULT = 0.035
+
+
+@dataclass
+class Forecast:
+    """What a forecast gives: the model result, warnings per object, summaries per region and BIM impacts."""
+
+    name: str
+    dataset: xr.Dataset
+    warnings: gpd.GeoDataFrame
+    regions: gpd.GeoDataFrame
+    dem: xr.DataArray
+    levels: WarningLevels
+    start: pd.Timestamp | None = None
+    bim: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def impacts(self) -> gpd.GeoDataFrame:
+        """Flooded road length, buildings affected and hotspots warned, per region."""
+        return self.regions
+
+    def summary(self) -> str:
+        ds, w = self.dataset, self.warnings
+        warned = w[w["level"] > 0]
+        lines = [f"forecast {self.name!r}: {ds.attrs['steps']} steps, {ds.attrs['wall_seconds']:.1f} s wall "
+                 f"for {float(ds.attrs.get('duration', ds['time'][-1])):.0f} s simulated, "
+                 f"mass error {ds.attrs['mass_error']:.1e}",
+                 f"max depth {float(ds['max_depth'].max()):.2f} m; warnings: " +
+                 (", ".join(f"{n} {k}" for k, n in warned["level_name"].value_counts().items()) or "none")]
+        for r in self.regions.itertuples():
+            lines.append(f"  {getattr(r, 'region', r.Index)}: {r.level_name}, {r.road_length_flooded_m:.0f} m of road, "
+                         f"{r.buildings_affected} buildings")
+        lines += self.notes
+        return "\n".join(lines)
+
+    def to_files(self, out_dir: str | Path) -> dict[str, Path]:
+        """Write max depth and arrival time as GeoTIFF, warnings and regions as GeoJSON (CRS84)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {}
+        for var in ("max_depth", "arrival_time", "time_of_max"):
+            p = out / f"{self.name}_{var}.tif"
+            self.dataset[var].rio.to_raster(p, driver="COG", compress="DEFLATE")
+            paths[var] = p
+        for label, frame in (("warnings", self.warnings), ("regions", self.regions)):
+            p = out / f"{self.name}_{label}.geojson"
+            frame.to_crs("OGC:CRS84").to_file(p, driver="GeoJSON")
+            paths[label] = p
+        return paths
+
+
+def forecast(scene: cim.Scene, *, rainfall: Any, duration: float, name: str = "forecast",
+             dem: str | None = None, resolution: float | None = None, window: tuple[Any, Any] | None = None,
+             drainage: Any = None, infiltration: Any = None, boundary: Any = "closed",
+             levels: WarningLevels | dict[str, float] | None = None, output_interval: float = 60.0,
+             write: bool = True, progress: Callable[[float, float], None] | None = None) -> Forecast:
+    """Run a flood forecast on a scene and (with ``write``) store its results as layers ``flood_<name>_*``.
+
+    ``rainfall``: mm/h as a number, a 1-D DataArray over time, a (time, y, x) grid with a CRS, the name of a
+    rainfall layer of the scene, or ``"gauges"`` for the scene's rain-gauge Datastreams within ``window``.
+    ``resolution`` coarsens the terrain (block mean) to cells of that size in metres; ``drainage`` and
+    ``infiltration`` are loss rates in mm/h (sewer capacity, soil), numbers or grids aligned with the terrain.
+    """
+    lv = levels if isinstance(levels, WarningLevels) else WarningLevels.from_mapping(levels) if levels else WarningLevels()
+    grid = terrain(scene, dem, resolution)
+    dx = float(abs(grid.x[1] - grid.x[0]))
+    buildings = _layers_of(scene, "buildings", grid)
+    rain = _rainfall(scene, rainfall, window)
+    start = None
+    if isinstance(rain, xr.DataArray) and "time" in rain.dims and np.issubdtype(rain["time"].dtype, np.datetime64):
+        start = pd.Timestamp(rain["time"].to_numpy()[0], tz="UTC")
+    hotspots = _layers_of(scene, "hotspots", grid)
+    points = {f"hotspot {i}": (g.x, g.y) for i, g in zip(hotspots.index, hotspots.geometry.representative_point(),
+                                                          strict=True)} if len(hotspots) else None
+    ds = simulate(grid, rainfall=rain, duration=duration, manning=roughness(scene, grid),
+                  blocked=_burn(buildings, grid) if len(buildings) else None, drainage=drainage,
+                  infiltration=infiltration, boundary=boundary, output_interval=output_interval, points=points,
+                  progress=progress)
+    ds.attrs["duration"] = float(duration)
+    parts = []
+    roads = _layers_of(scene, "roads", grid)
+    for gdf, kind, ring in ((roads, "road", None), (buildings, "building", 1.5 * dx), (hotspots, "hotspot", None)):
+        if len(gdf):
+            name_col = next((c for c in ("name", "naam", "identificatie", "id") if c in gdf), None)
+            parts.append(feature_warnings(gdf, ds, grid, object_type=kind, levels=lv, ring=ring, name_column=name_col))
+    warnings = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=grid.rio.crs) if parts else \
+        gpd.GeoDataFrame({"object_type": [], "level": []}, geometry=[], crs=grid.rio.crs)
+    regions = scene.regions
+    summary = region_summary(regions, warnings, ds, lv) if len(regions) else gpd.GeoDataFrame()
+    fc = Forecast(name, ds, warnings, summary, grid, lv, start)
+    _bim(scene, fc, ring=1.5 * dx)
+    if start is not None:
+        for col in ("time_first_warning", "time_level"):
+            fc.warnings[col + "_utc"] = start + pd.to_timedelta(fc.warnings[col], unit="s")
+    if write:
+        _write_back(scene, fc)
+    return fc
+
+
+def terrain(scene: cim.Scene, name: str | None = None, resolution: float | None = None) -> xr.DataArray:
+    """The scene's terrain raster (the first of kind ``terrain`` unless named), optionally coarsened."""
+    if name is None:
+        names = [i.name for i in scene.layers if i.kind == "terrain" and i.storage == "raster"]
+        if not names:
+            raise cim.ValidationError(f"scene {scene.name!r} has no terrain raster; add a DEM layer of kind 'terrain' "
+                                      "(e.g. `cim ingest` of a GeoTIFF, or the DEM derived from a CityJSON model)")
+        name = names[0]
+    dem = scene.layer(name).astype("float64")
+    nodata = dem.rio.nodata
+    if nodata is not None and not np.isnan(nodata):
+        dem = dem.where(dem != nodata)
+    dx = float(abs(dem.x[1] - dem.x[0]))
+    if resolution is not None and resolution > dx * 1.0001:
+        factor = round(resolution / dx)
+        if abs(factor * dx - resolution) > 1e-6 * resolution:
+            raise cim.ValidationError(f"resolution {resolution} m is not a multiple of the terrain's {dx} m cells")
+        dem = dem.coarsen(x=factor, y=factor, boundary="trim").mean()
+    return dem.rio.write_crs(scene.crs)
+
+
+def roughness(scene: cim.Scene, grid: xr.DataArray) -> xr.DataArray:
+    """Manning's n per cell from the land-surface layers of the scene (MANNING_BY_KIND over MANNING_DEFAULT)."""
+    n = np.full(grid.shape, MANNING_DEFAULT, dtype=np.float64)
+    for kind, value in MANNING_BY_KIND.items():
+        gdf = _layers_of(scene, kind, grid)
+        if len(gdf):
+            n[_burn(gdf, grid)] = value
+    return grid.copy(data=n)
+
+
+def _layers_of(scene: cim.Scene, kind: str, grid: xr.DataArray) -> gpd.GeoDataFrame:
+    """All vector layers of a kind, limited to the grid's bounds, as one GeoDataFrame (polygons in 2D)."""
+    frames = [scene.layer(i.name, bbox=grid.rio.bounds()) for i in scene.layers
+              if i.kind == kind and i.storage == "vector"]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return gpd.GeoDataFrame(geometry=[], crs=scene.crs)
+    gdf = gpd.GeoDataFrame(pd.concat(frames), crs=scene.crs)
+    gdf = gdf[~(gdf.geometry.is_empty | gdf.geometry.isna())]
+    return gdf.set_geometry(shapely.force_2d(gdf.geometry.to_numpy()), crs=scene.crs)
+
+
+def _burn(gdf: gpd.GeoDataFrame, grid: xr.DataArray) -> np.ndarray:
+    """Cells whose centres lie in the (polygonal) features."""
+    shapes = [g for g in gdf.geometry if g is not None and g.geom_type in ("Polygon", "MultiPolygon")]
+    if not shapes:
+        return np.zeros(grid.shape, bool)
+    return rio_features.rasterize(((g, 1) for g in shapes), out_shape=grid.shape, transform=grid.rio.transform(),
+                                  fill=0, dtype="uint8").astype(bool)
+
+
+def gauge_rainfall(scene: cim.Scene, window: tuple[Any, Any] | None = None, *, time_label: str = "end") -> xr.DataArray:
+    """Rain rate (mm/h, 1-D over interval starts) from the scene's rain gauge within ``window``.
+
+    Gauge values are depths (mm) per interval; ``time_label="end"`` (KNMI's convention) means a value stamped
+    15:00 fell from 14:00 to 15:00. With several gauges the scene needs a gridded product instead.
+    """
+    from cim import iot
+
+    start, end = window if window is not None else (None, None)
+    with scene.transaction() as conn:
+        streams = iot.datastreams(conn)
+        rain = streams[streams["observed_property"].str.contains("precipitation|rain", case=False, na=False)]
+        if rain.empty:
+            raise cim.ValidationError(f"scene {scene.name!r} has no rain-gauge Datastream (observed property "
+                                      "with 'precipitation' or 'rain'); ingest one, or give rainfall= directly")
+        if len(rain) > 1:
+            raise cim.ValidationError(f"scene {scene.name!r} has {len(rain)} rain gauges; grid them first (e.g. "
+                                      "hydrology's gauge interpolation) and pass the grid as rainfall=")
+        row = rain.iloc[0]
+        obs = iot.observations(conn, int(row["id"]), start, end)
+    if obs.empty:
+        raise cim.ValidationError(f"rain gauge {row['name']!r} has no observations in {window}")
+    t = pd.DatetimeIndex(obs["phenomenon_time"])
+    t_end = pd.DatetimeIndex(obs["phenomenon_time_end"])
+    if t_end.isna().all():
+        step = pd.Series(t).diff().median()
+        t0, t1 = (t - step, t) if time_label == "end" else (t, t + step)
+    else:
+        t0, t1 = t, t_end
+    hours = (t1 - t0).total_seconds().to_numpy() / 3600.0
+    unit = str(row["unit_symbol"])
+    scale = {"mm": 1.0, "m": 1000.0}.get(unit)
+    if scale is None:
+        raise cim.ValidationError(f"rain gauge {row['name']!r} reports in {unit!r}; expected depths in mm or m")
+    rate = obs["result"].to_numpy(dtype=np.float64) * scale / hours
+    return xr.DataArray(rate, coords={"time": t0.tz_localize(None).to_numpy()}, dims="time", name="rainfall",
+                        attrs={"units": "mm/h", "source": f"rain gauge {row['name']}"})
+
+
+def _rainfall(scene: cim.Scene, rainfall: Any, window) -> Any:
+    if isinstance(rainfall, str):
+        if rainfall == "gauges":
+            return gauge_rainfall(scene, window)
+        da = scene.layer(rainfall)
+        if window is not None:
+            da = da.sel(time=slice(*window))
+        return da
+    return rainfall
+
+
+def _bim(scene: cim.Scene, fc: Forecast, ring: float) -> None:
+    """Doors and storeys below the water for every BIM building inside the modelled area."""
+    x0, y0, x1, y1 = fc.dem.rio.bounds()
+    for info in scene.layers:
+        if info.kind != "bim":
+            continue
+        elements = scene.layer(info.name)
+        footprint = shapely.convex_hull(shapely.union_all(shapely.force_2d(elements.geometry.to_numpy())))
+        if not shapely.box(x0, y0, x1, y1).contains(footprint):
+            fc.notes.append(f"BIM model {info.name}: outside the modelled area, no impacts computed")
+            continue
+        for b in info.attrs.get("buildings", []):
+            doors = pd.DataFrame([{**e, "storey": e.get("storey")} for e in b.get("entrances", [])],
+                                 columns=["guid", "name", "storey", "sill_elevation", "x", "y"])
+            storeys = pd.DataFrame([s for s in info.attrs.get("storeys", []) if s.get("building") == b["guid"]],
+                                   columns=["name", "elevation"])
+            d, s = bim_impacts(doors, storeys, fc.dataset, fc.dem, building_geometry=footprint, ring=ring)
+            fc.bim[b.get("name") or b["guid"]] = {"doors": d, "storeys": s}
+
+
+def _write_back(scene: cim.Scene, fc: Forecast) -> None:
+    prefix = f"flood_{fc.name}"
+    src = f"flood.forecast {fc.name!r}"
+    with scene.transaction():
+        for var in ("max_depth", "arrival_time", "max_speed"):
+            da = fc.dataset[var].astype("float32").rio.write_crs(scene.crs).rio.write_nodata(np.nan)
+            units = "s" if var == "arrival_time" else "m/s" if var == "max_speed" else "m"
+            scene.add_layer(f"{prefix}_{var}", da, kind="flood_result", units=units, source=src, replace=True,
+                            attrs={k: v for k, v in fc.dataset.attrs.items() if isinstance(v, int | float | str)})
+        if len(fc.warnings):
+            w = fc.warnings.copy()
+            w["level"] = w["level"].astype("int16")
+            scene.add_layer(f"{prefix}_warnings", w, kind="flood_result", source=src, replace=True,
+                            attrs={"levels": json.dumps(dict(zip(fc.levels.names, fc.levels.thresholds, strict=True)))})
+        if len(fc.regions):
+            r = fc.regions.copy()
+            r["level"] = r["level"].astype("int16")
+            scene.add_layer(f"{prefix}_regions", r, kind="flood_result", source=src, replace=True)

@@ -1,0 +1,89 @@
+"""flood.forecast on scenes: inputs taken from the scene, warnings consistent with the model, results written back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import rioxarray  # noqa: F401
+import xarray as xr
+from shapely import box
+
+import cim
+import flood.forecasting as F
+import ingest
+
+CRS = "EPSG:28992"
+X0, Y0 = 85000.0, 447000.0
+DATA = Path(__file__).resolve().parents[2] / "data" / "demo"
+
+
+def bowl_scene(url) -> cim.Scene:
+    """60 m x 60 m, 2 m cells: a bowl 0.8 m deep in the middle, a building on its east rim, a road through it."""
+    scene = cim.Scene.create(url, crs=CRS, name="bowl")
+    n, dx = 30, 2.0
+    x = X0 + dx * (np.arange(n) + 0.5)
+    y = Y0 + 60 - dx * (np.arange(n) + 0.5)
+    X, Y = np.meshgrid(x - X0 - 30, y - Y0 - 30)
+    z = np.minimum(0.8, 0.8 * (X ** 2 + Y ** 2) / 30 ** 2) + 1.0
+    dem = xr.DataArray(z.astype("float32"), coords={"y": y, "x": x}, dims=("y", "x")).rio.write_crs(CRS)
+    scene.add_layer("dem", dem.rio.write_nodata(np.nan), kind="terrain", units="m")
+    scene.add_layer("buildings", gpd.GeoDataFrame({"name": ["rim house"]},
+                    geometry=[box(X0 + 44, Y0 + 24, X0 + 52, Y0 + 36)], crs=CRS), kind="buildings")
+    scene.add_layer("roads", gpd.GeoDataFrame({"name": ["bowl road", "ridge road"]},
+                    geometry=[box(X0 + 4, Y0 + 28, X0 + 40, Y0 + 32), box(X0, Y0 + 56, X0 + 60, Y0 + 60)], crs=CRS),
+                    kind="roads")
+    scene.add_region("Town", "city", box(X0, Y0, X0 + 60, Y0 + 60))
+    scene.add_region("West", "district", box(X0, Y0, X0 + 30, Y0 + 60), parent="Town")
+    scene.add_region("East", "district", box(X0 + 30, Y0, X0 + 60, Y0 + 60), parent="Town")
+    return scene
+
+
+def test_forecast_on_a_scene(store_url, tmp_path):
+    scene = bowl_scene(store_url)
+    fc = F.forecast(scene, rainfall=200.0, duration=900.0, name="storm", output_interval=60.0)
+    ds = fc.dataset
+    assert abs(ds.attrs["mass_error"]) < 1e-6
+    # 200 mm/h for 15 min on the open cells (the building's cells are walls)
+    open_cells = int((~F._burn(F._layers_of(scene, "buildings", fc.dem), fc.dem)).sum())
+    assert ds.attrs["rain_volume"] == pytest.approx(0.2 / 4 * open_cells * 4.0, rel=1e-9)
+    w = fc.warnings.set_index("name")
+    # the road through the bowl collects water; the ridge road stays dry; levels agree with the depth maps
+    assert w.loc["bowl road", "level"] >= 1 and w.loc["ridge road", "level"] == 0
+    assert w.loc["bowl road", "max_depth"] == pytest.approx(
+        float(ds["max_depth"].sel(x=slice(X0 + 4, X0 + 40), y=slice(Y0 + 32, Y0 + 28)).max()), abs=1e-4)
+    assert fc.levels.classify(w["max_depth"]).tolist() == w["level"].tolist()
+    assert (w["time_level"].dropna() <= 900.0).all()
+    regions = fc.regions.set_index("region")
+    assert regions.loc["Town", "level"] == max(regions.loc["West", "level"], regions.loc["East", "level"])
+    assert regions.loc["Town", "flooded_area_m2"] == pytest.approx(
+        float((ds["max_depth"] >= 0.15).sum()) * 4.0)
+    # written back as layers, read back equal
+    stored = scene.layer("flood_storm_max_depth")
+    np.testing.assert_allclose(stored.values, ds["max_depth"].values.astype("float32"))
+    assert len(scene.layer("flood_storm_warnings")) == 3
+    assert set(scene.layer("flood_storm_regions")["region"]) == {"Town", "West", "East"}
+    paths = fc.to_files(tmp_path)
+    assert gpd.read_file(paths["warnings"]).crs.to_string() == "OGC:CRS84"
+    assert "storm" in fc.summary()
+
+
+def test_gauge_rainfall_from_the_vlissingen_observations(tmp_path):
+    scene = cim.Scene.create(tmp_path / "g.cim", crs=CRS, name="g")
+    ingest.ingest(scene, DATA / "sta_thing_knmi310_precip_20200617.json")
+    rain = F.gauge_rainfall(scene, (pd.Timestamp("2020-06-17T10:00Z"), pd.Timestamp("2020-06-17T18:00Z")))
+    assert rain.attrs["units"] == "mm/h"
+    # 51.3 mm stamped 15:00 fell between 14:00 and 15:00 (KNMI: interval ending at the stamp)
+    assert float(rain.sel(time=np.datetime64("2020-06-17T14:00")).item()) == pytest.approx(51.3)
+    assert float(rain.max()) == pytest.approx(51.3)
+    with pytest.raises(cim.ValidationError, match="no observations"):
+        F.gauge_rainfall(scene, (pd.Timestamp("2021-01-01", tz="UTC"), pd.Timestamp("2021-01-02", tz="UTC")))
+
+
+def test_forecast_needs_terrain(tmp_path):
+    scene = cim.Scene.create(tmp_path / "e.cim", crs=CRS, name="empty")
+    with pytest.raises(cim.ValidationError, match="no terrain raster"):
+        F.forecast(scene, rainfall=10.0, duration=60.0)
