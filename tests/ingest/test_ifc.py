@@ -126,3 +126,71 @@ def test_truncated_and_non_ifc_files(tmp_path):
     junk.write_text("hello")
     with pytest.raises(DataError, match="not an IFC STEP file"):
         ingest.read(junk)
+
+
+def _ifc2x3(path, *, metres: bool) -> Path:
+    """A one-wall IFC2X3 model georeferenced the IFC2X3 way (ePSet_MapConversion / ePSet_ProjectedCRS on the
+    project), local x pointing to map north (XAxisAbscissa 0, XAxisOrdinate 1)."""
+    import ifcopenshell
+    import ifcopenshell.api.aggregate as aggregate
+    import ifcopenshell.api.context as context
+    import ifcopenshell.api.geometry as geometry
+    import ifcopenshell.api.owner.settings as owner_settings
+    import ifcopenshell.api.pset as pset
+    import ifcopenshell.api.root as root
+    import ifcopenshell.api.spatial as spatial
+    import ifcopenshell.api.unit as unit
+
+    f = ifcopenshell.file(schema="IFC2X3")
+    user = f.createIfcPersonAndOrganization(f.createIfcPerson(FamilyName="Test"), f.createIfcOrganization(Name="cim"))
+    app = f.createIfcApplication(user.TheOrganization, "0.1", "cim-twin tests", "cim-twin")
+    get_user, get_app = owner_settings.get_user, owner_settings.get_application
+    owner_settings.get_user, owner_settings.get_application = (lambda _f: user), (lambda _f: app)
+    try:
+        project = root.create_entity(f, ifc_class="IfcProject", name="Test2x3")
+        if metres:
+            unit.assign_unit(f, units=[unit.add_si_unit(f, unit_type="LENGTHUNIT")])
+        else:
+            unit.assign_unit(f)                                            # millimetres
+        model = context.add_context(f, context_type="Model")
+        body = context.add_context(f, context_type="Model", context_identifier="Body", target_view="MODEL_VIEW",
+                                   parent=model)
+        site = root.create_entity(f, ifc_class="IfcSite", name="Site")
+        building = root.create_entity(f, ifc_class="IfcBuilding", name="B")
+        storey = root.create_entity(f, ifc_class="IfcBuildingStorey", name="Begane grond")
+        aggregate.assign_object(f, relating_object=project, products=[site])
+        aggregate.assign_object(f, relating_object=site, products=[building])
+        aggregate.assign_object(f, relating_object=building, products=[storey])
+        wall = root.create_entity(f, ifc_class="IfcWall", name="W1")
+        rep = geometry.add_wall_representation(f, context=body, length=5.0, height=3.0, thickness=0.2)  # SI in
+        geometry.assign_representation(f, product=wall, representation=rep)
+        geometry.edit_object_placement(f, product=wall, matrix=np.eye(4))
+        spatial.assign_container(f, relating_structure=storey, products=[wall])
+        ps = pset.add_pset(f, product=project, name="ePSet_MapConversion")
+        pset.edit_pset(f, pset=ps, properties={"Eastings": 85000.0, "Northings": 446000.0, "OrthogonalHeight": 0.5,
+                                               "XAxisAbscissa": 0.0, "XAxisOrdinate": 1.0, "Scale": 1.0})
+        crs = pset.add_pset(f, product=project, name="ePSet_ProjectedCRS")
+        pset.edit_pset(f, pset=crs, properties={"Name": "EPSG:28992"})
+    finally:
+        owner_settings.get_user, owner_settings.get_application = get_user, get_app
+    f.write(str(path))
+    return path
+
+
+def test_ifc2x3_epset_map_conversion_rotated_90_degrees(tmp_path):
+    bim = ingest.read(_ifc2x3(tmp_path / "wall2x3.ifc", metres=True)).bim
+    g = bim.georeference
+    assert bim.schema == "IFC2X3" and g.source == "ePSet_MapConversion" and g.crs == "EPSG:28992"
+    assert (g.eastings, g.northings, g.height, g.rotation_deg) == (85000.0, 446000.0, 0.5, 90.0)
+    # the 5 m wall along local x runs north from the origin; it is 0.2 m thick (local y) -> west of it
+    assert bim.elements.total_bounds == pytest.approx([84999.8, 446000.0, 85000.0, 446005.0], abs=1e-6)
+    (st,) = bim.storeys
+    assert (st.name, st.elevation) == ("Begane grond", 0.5)
+    assert bim.buildings[0].ground_floor == "Begane grond"
+
+
+def test_ifc2x3_in_millimetres_reads_map_values_in_project_units(tmp_path):
+    """No MapUnit: the map conversion is in the project's unit (mm), as IFC says — 85000 mm east is 85 m."""
+    bim = ingest.read(_ifc2x3(tmp_path / "wall2x3_mm.ifc", metres=False)).bim
+    assert bim.georeference.eastings == pytest.approx(85.0) and bim.georeference.height == pytest.approx(0.0005)
+    assert bim.elements.total_bounds == pytest.approx([84.8, 446.0, 85.0, 451.0], abs=1e-6)
