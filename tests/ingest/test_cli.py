@@ -51,3 +51,44 @@ def test_parse_options():
         "dem_resolution": 2, "units": "m", "bbox": [1, 2, 3, 4], "dem": False}
     with pytest.raises(cim.ValidationError, match="KEY=VALUE"):
         parse_options(["oops"])
+
+
+@pytest.mark.mqtt
+def test_cli_mqtt_subscribes_until_interrupted(scene_dir, mqtt_broker):
+    """`cim ingest SCENE FILE --mqtt HOST:PORT`: the file goes in, then live observations are stored until Ctrl-C."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from cim.iot import datastreams, observations
+    from ingest.mqtt import publish_observations
+
+    cmd = [sys.executable, "-c", "import sys; from cim.cli import main; sys.exit(main(sys.argv[1:]))",
+           "ingest", scene_dir, str(DATA / "sta_thing_knmi310_precip_20200617.json"),
+           "--mqtt", f"127.0.0.1:{mqtt_broker.port}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        scene = cim.open_scene(scene_dir)
+        deadline = time.monotonic() + 60
+        ds_id = None
+        while time.monotonic() < deadline and ds_id is None:            # the file is in once its Datastream is
+            time.sleep(0.5)
+            with scene.transaction() as conn:
+                d = datastreams(conn)
+            ds_id = int(d["id"].iloc[0]) if len(d) else None
+        assert ds_id is not None, proc.stderr.read() if proc.poll() is not None else "file not ingested in 60 s"
+        obs = {"phenomenonTime": "2020-06-18T00:00:00Z", "result": 4.2}
+        found = None
+        while time.monotonic() < deadline and found is None:            # resend until the subscriber is up
+            publish_observations("127.0.0.1", mqtt_broker.port, ds_id, [obs])
+            time.sleep(1.0)
+            with scene.transaction() as conn:
+                o = observations(conn, ds_id, start="2020-06-18T00:00:00Z")
+            found = o if len(o) else None
+        assert found is not None and found["result"].tolist() == [4.2]   # stored once, however often resent
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Ingest report" in out and "subscribing to SensorThings observations" in out
