@@ -25,12 +25,14 @@ __all__: list[str] = []
 WALL_Z = np.float32(1.0e6)
 # no "nnan"/"ninf": the kernels compare against sentinels and must keep IEEE semantics
 _FM = {"contract", "arcp", "reassoc", "nsz", "afn"}
+_FM_EXACT = {"contract", "arcp", "nsz", "afn"}  # no "reassoc": it would optimise the compensated sum away
 _THIRD = np.float32(1.0 / 3.0)
 _F4 = np.float32(4.0)
 _HALF = np.float32(0.5)
 _QUARTER = np.float32(0.25)
 _ZERO = np.float32(0.0)
 _ONE = np.float32(1.0)
+_EPS32 = np.float32(np.finfo(np.float32).eps)
 
 
 @njit(cache=True, fastmath=_FM, inline="always")
@@ -49,6 +51,8 @@ def _face(za, zb, ha, hb, q0, qt, qc, n2f, gdt, dtdx, hmin):
     """New unit discharge a -> b across one interior face (Bates et al. 2010, de Almeida et al. 2012)."""
     dz = zb - za
     dwse = dz + (hb - ha)  # water surface of b minus a, exact for close values
+    # a difference within float32 rounding of the depths is no slope (keeps a lake at rest exactly at rest)
+    dwse = dwse if abs(dwse) > _EPS32 * (ha + hb) else _ZERO
     hflow = max(ha - max(dz, _ZERO), hb - max(-dz, _ZERO))  # max surface minus max bed
     hf = max(hflow, hmin)
     qmag = np.sqrt(q0 * q0 + qc * qc)
@@ -144,11 +148,12 @@ def limiter(h, qx, qy, dt, dx, f_out):
             f_out[r + 1, c + 1] = min(_ONE, h[r, c] / max(out, tiny))
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
-def continuity(h, qx_new, qy_new, f, qx, qy, active, rain, rain_grid, loss_i, loss_d, loss_grid_i, loss_grid_d,
+@njit(cache=True, parallel=True, fastmath=_FM_EXACT)
+def continuity(h, carry, qx_new, qy_new, f, qx, qy, active, rain, rain_grid, loss_i, loss_d, loss_grid_i, loss_grid_d,
                loss_mode, dt, dx, t_new, hmin, wet, max_depth, time_of_max, max_speed, arrival, wet_since,
                duration_wet, row_hmax, row_vol):
-    """Depth update of one step, in place on ``h``; scaled discharges go back to ``qx``/``qy``.
+    """Depth update of one step, in place on ``h`` (with the Kahan ``carry``); scaled discharges go back to
+    ``qx``/``qy``.
 
     Sources: ``rain`` (m/s, uniform) or ``rain_grid`` (m/s per cell) when it has the grid's shape. Sinks:
     infiltration and drainage rates (m/s), uniform (``loss_mode`` 1) or per cell (2), taken from the water
@@ -189,7 +194,7 @@ def continuity(h, qx_new, qy_new, f, qx, qy, active, rain, rain_grid, loss_i, lo
             qy[r + 1, c] = ss
             ho = h[r, c]
             src = rain_grid[r, c] * dt32 if grid_rain else rain_d
-            hn = ho + (sw - se + sn - ss) * k + src * active[r, c]
+            d = (sw - se + sn - ss) * k + src * active[r, c]
             if loss_mode > 0:
                 pi = li
                 pd = ld
@@ -197,14 +202,21 @@ def continuity(h, qx_new, qy_new, f, qx, qy, active, rain, rain_grid, loss_i, lo
                     pi = loss_grid_i[r, c] * dt32
                     pd = loss_grid_d[r, c] * dt32
                 tot = pi + pd
-                if tot > _ZERO and hn > _ZERO:
-                    s = min(_ONE, hn / tot)
+                hp = ho + d
+                if tot > _ZERO and hp > _ZERO:
+                    s = min(_ONE, hp / tot)
                     inf_v += np.float64(pi * s)
                     drn_v += np.float64(pd * s)
-                    hn = hn - tot * s
+                    d = d - tot * s
+            # compensated (Kahan) update: increments below the float32 resolution of h are carried, not lost
+            y = d + carry[r, c]
+            hn = ho + y
+            cr = y - (hn - ho)
             if hn < _ZERO:
                 clamp_v -= np.float64(hn)
                 hn = _ZERO
+                cr = _ZERO
+            carry[r, c] = cr
             h[r, c] = hn
             hmx = max(hmx, hn)
             if hn > hmin and hn > max_depth[r, c]:
@@ -239,9 +251,14 @@ def continuity(h, qx_new, qy_new, f, qx, qy, active, rain, rain_grid, loss_i, lo
 
 @njit(cache=True)
 def add_point_sources(h, rows, cols, depth):
-    """Add ``depth[i]`` (m) to cell ``(rows[i], cols[i])`` (point inflows spread over their cells)."""
+    """Add ``depth[i]`` (m) to cell ``(rows[i], cols[i])``; returns the depth actually added (float32 rounding)."""
+    added = 0.0
     for i in range(rows.size):
-        h[rows[i], cols[i]] += np.float32(depth[i])
+        old = h[rows[i], cols[i]]
+        new = old + np.float32(depth[i])
+        h[rows[i], cols[i]] = new
+        added += np.float64(new) - np.float64(old)
+    return added
 
 
 @njit(cache=True, parallel=True)
@@ -267,3 +284,60 @@ def close_wet_durations(h, wet, t_end, wet_since, duration_wet):
         for c in range(nx):
             if h[r, c] > wet:
                 duration_wet[r, c] += t32 - wet_since[r, c]
+
+
+@njit(cache=True)
+def advance(z, h, carry, n2, active, qx, qy, qx_new, qy_new, f, open_sides, rain, rain_grid, loss_i, loss_d,
+            loss_grid_i, loss_grid_d, loss_mode, src_rows, src_cols, src_rate, max_depth, time_of_max, max_speed,
+            arrival, wet_since, duration_wet, row_hmax, row_vol, t0, t1, hmax0, dx, g, alpha, max_dt, theta, hmin,
+            wet, dt_prev0, stats):
+    """Steps from ``t0`` to exactly ``t1`` with constant forcing, each ``min(max_dt, alpha dx / sqrt(g h_max))``.
+
+    ``src_rate[i]`` is the depth rate (m/s) added to cell ``(src_rows[i], src_cols[i])`` at each step start.
+    ``stats`` (float64[6]) receives: time reached, steps, smallest and largest stable (uncut) step, the deepest
+    cell, and the source depth actually added (m, summed over cells). Stops early on a non-finite depth.
+    """
+    t = t0
+    hmax = hmax0
+    steps = 0
+    dt_lo = np.inf
+    dt_hi = 0.0
+    added = 0.0
+    tol = 1e-9 * max(1.0, abs(t1))
+    dt_prev = dt_prev0
+    while t < t1 - tol:
+        dt = max_dt
+        if hmax > 0.0:
+            dt = min(dt, alpha * dx / np.sqrt(g * hmax))
+        last = t + dt >= t1 - tol
+        if last:
+            dt = t1 - t
+        elif t + 2.0 * dt >= t1 - tol:
+            dt = 0.5 * (t1 - t)  # two equal steps rather than a full one and a sliver: smoother dt sequence
+        else:
+            dt_lo = min(dt_lo, dt)
+            dt_hi = max(dt_hi, dt)
+        for i in range(src_rows.size):
+            old = h[src_rows[i], src_cols[i]]
+            new = old + np.float32(src_rate[i] * dt)
+            h[src_rows[i], src_cols[i]] = new
+            added += np.float64(new) - np.float64(old)
+        dtm = dt if dt_prev <= 0.0 else 0.5 * (dt + dt_prev)
+        dt_prev = dt
+        momentum(z, h, n2, qx, qy, qx_new, qy_new, dtm, dx, g, theta, hmin, open_sides)
+        limiter(h, qx_new, qy_new, dt, dx, f)
+        continuity(h, carry, qx_new, qy_new, f, qx, qy, active, rain, rain_grid, loss_i, loss_d, loss_grid_i,
+                   loss_grid_d, loss_mode, dt, dx, t + dt, hmin, wet, max_depth, time_of_max, max_speed, arrival,
+                   wet_since, duration_wet, row_hmax, row_vol)
+        hmax = np.float64(row_hmax.max())
+        t = t1 if last else t + dt
+        steps += 1
+        if not np.isfinite(hmax) or hmax > 1e5:
+            break
+    stats[0] = t
+    stats[1] = steps
+    stats[2] = dt_lo
+    stats[3] = dt_hi
+    stats[4] = hmax
+    stats[5] = added
+    stats[6] = dt_prev

@@ -13,15 +13,17 @@ from __future__ import annotations
 import logging
 import math
 import time as _time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
+import numba
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 from flood import _kernels as K
-from flood.errors import FloodTypeError, FloodValueError, UnstableError
+from flood.errors import FloodTypeError, FloodValueError, FloodWarning, UnstableError
 from flood.forcing import (
     PointInflow,
     TimeSeries,
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 G = 9.80665
 SIDES = ("north", "east", "south", "west")
 BoundarySpec = Literal["closed", "open"] | Mapping[str, Literal["closed", "open"]]
+_SERIAL_CELLS = 20_000
 _BUDGET = ("outflow_volume", "infiltration_volume", "drainage_volume", "clamp_volume")
 
 
@@ -153,6 +156,11 @@ class Model:
         self.depth_threshold = _number(depth_threshold, "depth_threshold")
         self.wet_depth = _number(wet_depth, "wet_depth")
         self.start = start
+        if self.alpha > math.sqrt(self.theta / 2.0) + 1e-9:
+            warnings.warn(
+                f"alpha={self.alpha:g} exceeds the 2-D stability limit sqrt(theta/2)={math.sqrt(self.theta / 2):.3f} "
+                f"of the theta={self.theta:g} weighting; grid-scale oscillations may grow: lower alpha",
+                FloodWarning, stacklevel=2)
         ny, nx = z.shape
         self.shape = (ny, nx)
         wall = ~np.isfinite(z)
@@ -169,12 +177,12 @@ class Model:
 
         # friction
         if isinstance(manning, int | float | np.integer | np.floating) and not isinstance(manning, bool):
-            n = np.full(self.shape, _number(manning, "manning"))
+            n = np.full(self.shape, _number(manning, "manning", low=0.0, low_open=False))
         else:
             n = aligned_grid(manning, dem, "manning")
-            bad = ~wall & ~(np.isfinite(n) & (n > 0))
+            bad = ~wall & ~(np.isfinite(n) & (n >= 0))
             if bad.any():
-                raise FloodValueError(f"manning: {int(bad.sum())} active cells have no positive finite value")
+                raise FloodValueError(f"manning: {int(bad.sum())} active cells have no finite value >= 0")
             n = np.where(wall, 0.03, n)
         self.n2 = (n * n).astype(np.float32)
 
@@ -183,6 +191,9 @@ class Model:
 
         # initial water
         h0 = np.zeros(self.shape)
+        if initial_level is not None:
+            lvl = _number(initial_level, "initial_level", low=-math.inf)
+            h0 = np.maximum(lvl - np.where(wall, np.inf, z), 0.0)
         if initial_depth is not None:
             if isinstance(initial_depth, int | float | np.integer | np.floating) and not isinstance(initial_depth, bool):
                 h0 += _number(initial_depth, "initial_depth", low=0.0, low_open=False)
@@ -191,9 +202,6 @@ class Model:
                 if np.any(d < 0):
                     raise FloodValueError("initial_depth: depths must be >= 0")
                 h0 += d
-        if initial_level is not None:
-            lvl = _number(initial_level, "initial_level", low=-math.inf)
-            h0 = np.maximum(h0, lvl - np.where(wall, np.inf, z))
         h0[wall] = 0.0
         self.h = h0.astype(np.float32)
 
@@ -244,6 +252,9 @@ class Model:
         self._qx_new = np.zeros_like(self.qx)
         self._qy_new = np.zeros_like(self.qy)
         self._f = np.ones((ny + 2, nx + 2), np.float32)
+        self._carry = np.zeros(self.shape, np.float32)
+        self._stats = np.zeros(7, np.float64)
+        self._dt_prev = 0.0
         self._row_hmax = np.zeros(ny, np.float32)
         self._row_vol = np.zeros((ny, 4), np.float64)
         wet0 = self.h > self.wet_depth
@@ -329,13 +340,15 @@ class Model:
             for (rows, _), s in zip(self._inflow_cells, self._inflow_series, strict=True):
                 q = s.rate_at(t)
                 self._src_depth[i0:i0 + rows.size] = q * dt / (rows.size * self.area)
-                self.inflow_volume += q * dt
                 i0 += rows.size
-            K.add_point_sources(self.h, self._src_rows, self._src_cols, self._src_depth)
-        K.momentum(self.z, self.h, self.n2, self.qx, self.qy, self._qx_new, self._qy_new, dt, self.dx, G,
+            # count what the float32 state received, so that the budget closes to rounding of the sums
+            self.inflow_volume += K.add_point_sources(self.h, self._src_rows, self._src_cols, self._src_depth) * self.area
+        dtm = dt if self._dt_prev <= 0 else 0.5 * (dt + self._dt_prev)  # q lives half a step off h
+        self._dt_prev = dt
+        K.momentum(self.z, self.h, self.n2, self.qx, self.qy, self._qx_new, self._qy_new, dtm, self.dx, G,
                    self.theta, self.depth_threshold, self.open_sides)
         K.limiter(self.h, self._qx_new, self._qy_new, dt, self.dx, self._f)
-        K.continuity(self.h, self._qx_new, self._qy_new, self._f, self.qx, self.qy, self.active, rain, rain_grid,
+        K.continuity(self.h, self._carry, self._qx_new, self._qy_new, self._f, self.qx, self.qy, self.active, rain, rain_grid,
                      self.infiltration_rate, self.drainage_rate, self._inf_grid, self._drn_grid, self._loss_mode,
                      dt, self.dx, t + dt, self.depth_threshold, self.wet_depth, self.max_depth, self.time_of_max,
                      self.max_speed, self._arrival, self._wet_since, self._duration, self._row_hmax,
@@ -348,21 +361,63 @@ class Model:
         self.loop_seconds += _time.perf_counter() - t0
         return dt
 
+    def _segments(self, t_end: float) -> np.ndarray:
+        """Times at which forcing changes between now and ``t_end``, and ``t_end``."""
+        tol = 1e-9 * max(1.0, t_end)
+        inner = self._events[(self._events > self.time + tol) & (self._events < t_end - tol)]
+        return np.append(inner, t_end)
+
     def run_until(self, t_end: float) -> None:
-        """Advance with stable steps until ``t_end`` (s), landing on it exactly."""
+        """Advance with stable steps until ``t_end`` (s), landing on it exactly (the loop runs in numba)."""
         t_end = float(t_end)
-        while self.time < t_end - 1e-9 * max(1.0, t_end):
-            dt = self.calc_time_step()
-            if self.time + dt >= t_end - 1e-9 * max(1.0, t_end):
-                self.run_one_step(t_end - self.time)
-                self.time = t_end
-            else:
-                self.run_one_step(dt)
+        if t_end <= self.time + 1e-9 * max(1.0, t_end):
+            return
+        t0 = _time.perf_counter()
+        threads = numba.get_num_threads()
+        if self.h.size < _SERIAL_CELLS:
+            numba.set_num_threads(1)  # launching threads costs more than it saves on small grids
+        try:
+            for seg_end in self._segments(t_end):
+                self._advance(seg_end)
+        finally:
+            numba.set_num_threads(threads)
+            self.loop_seconds += _time.perf_counter() - t0
         if not math.isfinite(self._hmax) or self._hmax > 1e5:
             raise UnstableError(
                 f"the solution became unstable before t={self.time:g} s (max depth {self._hmax:g} m); "
                 "lower alpha (e.g. 0.5) or max_dt, or raise manning"
             )
+
+    def _advance(self, t1: float) -> None:
+        t = self.time
+        rain = 0.0
+        rain_grid = self._rain_dummy
+        if self._rain_series is not None:
+            rain = self._rain_series.rate_at(t)
+            self.rain_volume += rain * (t1 - t) * self.area * self.n_active
+        elif self._rain_grid_series is not None:
+            k = self._rain_grid_series.index(t)
+            if k >= 0:
+                rain_grid = self._rain_grid_series.values[k]
+                self.rain_volume += float(self._rain_frame_sums[k]) * (t1 - t)
+        i0 = 0
+        for (rows, _), s in zip(self._inflow_cells, self._inflow_series, strict=True):
+            self._src_depth[i0:i0 + rows.size] = s.rate_at(t) / (rows.size * self.area)
+            i0 += rows.size
+        st = self._stats
+        K.advance(self.z, self.h, self._carry, self.n2, self.active, self.qx, self.qy, self._qx_new, self._qy_new,
+                  self._f, self.open_sides, rain, rain_grid, self.infiltration_rate, self.drainage_rate,
+                  self._inf_grid, self._drn_grid, self._loss_mode, self._src_rows, self._src_cols, self._src_depth,
+                  self.max_depth, self.time_of_max, self.max_speed, self._arrival, self._wet_since, self._duration,
+                  self._row_hmax, self._row_vol, t, t1, self._hmax, self.dx, G, self.alpha, self.max_dt,
+                  self.theta, self.depth_threshold, self.wet_depth, self._dt_prev, st)
+        self.time = t1 if st[0] >= t1 - 1e-9 * max(1.0, t1) else float(st[0])
+        self.steps += int(st[1])
+        self.dt_min = min(self.dt_min, float(st[2]))
+        self.dt_max = max(self.dt_max, float(st[3]))
+        self._hmax = float(st[4])
+        self._dt_prev = float(st[6])
+        self.inflow_volume += float(st[5]) * self.area
 
     # -- state and results ----------------------------------------------------------------------------------
     def _grid(self, values: np.ndarray, name: str, attrs: dict) -> xr.DataArray:
@@ -487,7 +542,8 @@ def simulate(
     blocked : bool grid, optional
         Cells that water cannot enter (buildings); like NaN cells they are walls.
     initial_depth : number or grid, optional
-        Water depth at the start (m); ``initial_level`` fills every cell below that water level instead.
+        Water depth at the start (m), added to what ``initial_level`` (a water level, m) puts in every cell below
+        it (lakes, ponds; hot starts from a previous run's depth).
     infiltration, drainage : number or grid, optional
         Loss rates in mm/h (constant or per cell), taken only from water present (e.g. sewer capacity).
     inflows : list of PointInflow, optional
