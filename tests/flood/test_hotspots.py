@@ -1,0 +1,30 @@
+"""Hotspots: depressions found by filling the terrain, with exact depth, area and storage volume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rioxarray  # noqa: F401
+import xarray as xr
+
+from flood.hotspots import find_hotspots
+
+
+def test_two_pits_exact_measures():
+    z = np.full((12, 20), 5.0)
+    z[2:6, 2:6] = 4.6                       # 16 cells, 0.4 m deep
+    z[8:10, 14:17] = 4.9                    # 6 cells, 0.1 m deep
+    z[8, 15] = 4.7                          # its deepest cell, 0.3 m
+    x = 2.0 * (np.arange(20) + 0.5)
+    y = 2.0 * (np.arange(12) + 0.5)[::-1]
+    dem = xr.DataArray(z, coords={"y": y, "x": x}, dims=("y", "x")).rio.write_crs("EPSG:28992")
+    h = find_hotspots(dem, min_depth=0.05)
+    assert h["depth"].tolist() == pytest.approx([0.4, 0.3])
+    assert h["area_m2"].tolist() == pytest.approx([64.0, 24.0])
+    assert h["volume_m3"].tolist() == pytest.approx([16 * 0.4 * 4, (5 * 0.1 + 0.3) * 4])
+    assert h.geometry.iloc[1].coords[0] == (31.0, float(y[8]))
+    assert len(find_hotspots(dem, min_depth=0.05, min_area=30.0)) == 1
+    assert len(find_hotspots(dem, min_depth=0.35)) == 1
+    assert len(find_hotspots(dem, max_count=1)) == 1
+    flat = dem.copy(data=np.full_like(z, 5.0))
+    assert len(find_hotspots(flat)) == 0
