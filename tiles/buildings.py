@@ -44,7 +44,7 @@ def _safe_name(name: str, taken: set[str]) -> str:
 
 
 def metadata_table(gdf, *, id_column: str | None, name_column: str | None, class_column: str | None,
-                   default_class: str, height: np.ndarray | None, cim_level: int,
+                   default_class: str, height: np.ndarray | None, cim_level: int | np.ndarray,
                    attributes: list[str] | None) -> pd.DataFrame:
     """The per-feature metadata: id, name, class, height, cim_level, then the layer's attributes (typed).
 
@@ -59,7 +59,10 @@ def metadata_table(gdf, *, id_column: str | None, name_column: str | None, class
     }
     if height is not None:
         out["height"] = np.asarray(height, np.float64)
-    out["cim_level"] = np.full(n, int(cim_level), np.int32)
+    if isinstance(cim_level, int):
+        out["cim_level"] = np.full(n, cim_level, np.int32)
+    else:
+        out["cim_level"] = np.asarray(cim_level, np.int32)
     table = pd.DataFrame(out)
     taken = set(table.columns)
     used = {id_column, name_column, class_column, gdf.geometry.name}
@@ -105,7 +108,7 @@ def buildings_to_3dtiles(gdf, out_dir, height: str = "height", *, ground: str | 
     height : str
         Column with the building height above its base (metres).
     ground : str, optional
-        Column with the base elevation; default ``ground`` or ``z`` if present, else the lowest z of a 3D
+        Column with the base elevation; default ``ground``, ``ground_z`` or ``z`` if present, else the lowest z of a 3D
         footprint, else 0.
     surfaces : GeoDataFrame or dict, optional
         LoD2 surfaces kept by ingest (layer kind ``building_surfaces``: ``building_id`` + MultiPolygon Z of
@@ -137,7 +140,7 @@ def buildings_to_3dtiles(gdf, out_dir, height: str = "height", *, ground: str | 
     if not np.isfinite(h).all() or (h < 0).any():
         raise DataError(f"column {height!r} has {int((~np.isfinite(h) | (h < 0)).sum())} missing or negative "
                         "heights: fill them (e.g. with a default storey height) before tiling")
-    gcol = _pick(gdf, ground, ("ground", "z"), "ground")
+    gcol = _pick(gdf, ground, ("ground", "ground_z", "z"), "ground")
     if gcol is not None:
         base = pd.to_numeric(gdf[gcol], errors="coerce").to_numpy(np.float64)
     elif shapely.has_z(geoms).any():
@@ -150,7 +153,19 @@ def buildings_to_3dtiles(gdf, out_dir, height: str = "height", *, ground: str | 
     base = np.nan_to_num(base, nan=0.0)
 
     lod2 = _surfaces_by_row(gdf, surfaces, id_column)
-    level = cim_level if cim_level is not None else (3 if lod2 else 2)
+    if cim_level is not None:
+        level = int(cim_level)
+    elif "cim_level" in gdf.columns and gdf["cim_level"].notna().all():
+        level = gdf["cim_level"].astype(int).to_numpy()      # as ingest set it per building
+        if lod2:
+            rows = np.fromiter(lod2, int)
+            level = level.copy()
+            level[rows] = np.maximum(level[rows], 3)
+    else:
+        level = 3 if lod2 else 2
+        if lod2:
+            level = np.full(len(gdf), 2, np.int32)
+            level[np.fromiter(lod2, int)] = 3
     props = metadata_table(gdf, id_column=_pick(gdf, id_column, ("id", "identificatie"), "id"),
                            name_column=_pick(gdf, name_column, ("name", "naam"), "name"),
                            class_column=_pick(gdf, class_column, ("class", "type", "function"), "class"),

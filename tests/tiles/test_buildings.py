@@ -269,7 +269,9 @@ def test_lod2_surfaces_replace_the_block(tmp_path):
     _, _, z1 = back.transform(*ecef["B0001"].T)
     assert z1.max() == pytest.approx(gdf.loc[1, "ground"] + gdf.loc[1, "height"], abs=0.01)
     gltf, binary = tiles._glb.split_glb((tmp_path / "tiles" / "0-0-0.glb").read_bytes())
-    assert (tiles._glb.read_property_table(gltf, binary)["cim_level"] == 3).all()
+    table = tiles._glb.read_property_table(gltf, binary).set_index("id")
+    assert table.loc["B0000", "cim_level"] == 3                               # LoD2: CIM3 "standard"
+    assert (table.drop(index="B0000")["cim_level"] == 2).all()                # blocks: CIM2 "framework"
     assert_valid(all_content(ts))
 
 
