@@ -191,7 +191,7 @@ def encode_glb(mesh: MeshData, *, metadata: bool = True, batch_id: bool = False)
         table_props = {}
         for name, prop in schema["classes"][mesh.class_name]["properties"].items():
             values, offsets = _column_values(mesh.properties[name], prop)
-            entry = {"values": binbuf.add(values)}
+            entry = {"values": binbuf.add(values or b"\0")}      # a buffer view is never empty (all "")
             if offsets is not None:
                 entry["stringOffsets"] = binbuf.add(offsets)
                 entry["stringOffsetType"] = "UINT32"
