@@ -655,10 +655,14 @@ observations_table = sa.Table(
     sa.Column("result_json", sa.Text, nullable=True),              # any other result, as JSON
     sa.Column("parameters", sa.Text, nullable=True),
     sa.Column("feature_of_interest_id", sa.Integer, sa.ForeignKey("iot_features_of_interest.id"), nullable=True),
-    sa.Column("client_id", sa.String(255), nullable=True, unique=True),   # a client-given @iot.id
+    sa.Column("client_id", sa.String(255), nullable=True),     # a client-given @iot.id
     # one observation per datastream and time: a re-sent one is ignored; also the index of time-window queries
     sa.UniqueConstraint("datastream_id", "phenomenon_time", name="uq_iot_observations_stream_time"),
 )
+# a client-given @iot.id identifies an observation once; most have none, so only those with one are indexed
+sa.Index("ux_iot_observations_client_id", observations_table.c.client_id, unique=True,
+         postgresql_where=observations_table.c.client_id.isnot(None),
+         sqlite_where=observations_table.c.client_id.isnot(None))
 dead_letter_table = sa.Table(
     "iot_dead_letters", metadata,
     sa.Column("id", _BigId, primary_key=True, autoincrement=True),
