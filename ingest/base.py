@@ -161,7 +161,10 @@ class ReadResult:
             return self.layers[name].data
         if name in self.series:
             return self.series[name]
-        raise KeyError(f"{self.source.name}: no layer or series {name!r}; have {sorted(self.layers) + sorted(self.series)}")
+        from cim.errors import LayerNotFoundError
+
+        raise LayerNotFoundError(f"{self.source.name}: no layer or series {name!r}; have "
+                                 f"{sorted(self.layers) + sorted(self.series)}")
 
 
 class Reader:
