@@ -8,7 +8,7 @@ Elevations are in metres in the vertical of the CRS (e.g. NAP for EPSG:7415).
 
 >>> g = Georeference(crs="EPSG:28992", eastings=85000.0, northings=446000.0, rotation_deg=90.0)
 >>> g.apply([[1.0, 0.0, 2.0]]).round(6).tolist()
-[85000.0, 446001.0, 2.0]
+[[85000.0, 446001.0, 2.0]]
 """
 
 from __future__ import annotations
