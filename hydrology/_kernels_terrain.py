@@ -282,14 +282,26 @@ def d8_directions(z, dx, dy, out):
 
 
 @njit(cache=True)
+def _push(buf, n, v):
+    if n == buf.size:
+        buf = _grow_i64(buf)
+    buf[n] = v
+    return buf, n + 1
+
+
+@njit(cache=True)
 def resolve_flats(z, fdir):
     """Assign directions to NOFLOW cells of drainable flats (Barnes, Lehman & Mulla 2014).
 
     Flow goes towards lower terrain and away from higher terrain: a flat cell's mask is
     ``2 * (steps to the nearest low edge) + (max steps from a high edge - steps from the nearest high edge)``
     and each flat cell points to the same-flat neighbour with the smallest mask (cardinal first on ties), which
-    is always strictly smaller, so no cycle can form. NOFLOW cells of undrainable flats (true pits) become 0.
-    Memory: 8 bytes per cell (labels and masks, int32) plus queues. Returns the number of pits left.
+    is always strictly smaller, so no cycle can form. Low edges are cells with a direction (or an outlet) next
+    to a NOFLOW cell of the same height; high edges are NOFLOW cells next to higher terrain. NOFLOW cells of
+    flats without a low edge (undrained pits) become 0. Flats are handled one at a time (label, both
+    breadth-first gradients, directions), so the work stays local and proportional to the flats' size.
+    Memory: 8 bytes per cell (labels and masks, int32; pages away from flats are never touched) plus queues.
+    Returns the number of pit cells left.
     """
     nr, nc = z.shape
     n = nr * nc
@@ -297,52 +309,99 @@ def resolve_flats(z, fdir):
     ff = fdir.ravel()
     labels = np.zeros(n, dtype=np.int32)
     mask = np.zeros(n, dtype=np.int32)
-    low = np.empty(1024, dtype=np.int64)
-    nlow = 0
-    high = np.empty(1024, dtype=np.int64)
-    nhigh = 0
-    for i in range(n):
-        d = ff[i]
-        if d == NODATA:
-            continue
-        r = i // nc
-        c = i - r * nc
-        zc = zf[i]
-        for k in range(8):
-            rr = r + DR[k]
-            cc = c + DC[k]
-            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
-                continue
-            j = rr * nc + cc
-            if ff[j] == NODATA:
-                continue
-            if d == NOFLOW:
-                if zf[j] > zc:
-                    if nhigh == high.size:
-                        high = _grow_i64(high)
-                    high[nhigh] = i
-                    nhigh += 1
-                    break
-            elif ff[j] == NOFLOW and zf[j] == zc:
-                if nlow == low.size:
-                    low = _grow_i64(low)
-                low[nlow] = i
-                nlow += 1
-                break
-    # label flats by flooding equal elevations from the low edges
+    cells = np.empty(1024, dtype=np.int64)
+    low = np.empty(256, dtype=np.int64)
+    high = np.empty(256, dtype=np.int64)
     q = np.empty(1024, dtype=np.int64)
     nlab = 0
-    for a in range(nlow):
-        s = low[a]
-        if labels[s] != 0:
+    pits = 0
+    for s0 in range(n):
+        if ff[s0] != NOFLOW or labels[s0] != 0:
             continue
+        # 1. the connected set of cells at this height
         nlab += 1
-        labels[s] = nlab
-        zs = zf[s]
-        q[0] = s
+        labels[s0] = nlab
+        zs = zf[s0]
+        cells[0] = s0
+        ncell = 1
+        h = 0
+        while h < ncell:
+            i = cells[h]
+            h += 1
+            r = i // nc
+            c = i - r * nc
+            for k in range(8):
+                rr = r + DR[k]
+                cc = c + DC[k]
+                if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+                    continue
+                j = rr * nc + cc
+                if labels[j] == 0 and zf[j] == zs and ff[j] != NODATA:
+                    labels[j] = nlab
+                    cells, ncell = _push(cells, ncell, j)
+        # 2. its low and high edges
+        nlow = 0
+        nhigh = 0
+        for a in range(ncell):
+            i = cells[a]
+            flat_cell = ff[i] == NOFLOW
+            r = i // nc
+            c = i - r * nc
+            for k in range(8):
+                rr = r + DR[k]
+                cc = c + DC[k]
+                if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+                    continue
+                j = rr * nc + cc
+                if flat_cell:
+                    if ff[j] != NODATA and zf[j] > zs:
+                        high, nhigh = _push(high, nhigh, i)
+                        break
+                elif ff[j] == NOFLOW:
+                    low, nlow = _push(low, nlow, i)
+                    break
+        if nlow == 0:
+            for a in range(ncell):
+                if ff[cells[a]] == NOFLOW:
+                    ff[cells[a]] = OUTLET
+                    pits += 1
+            continue
+        # 3. away from higher: breadth-first levels over the NOFLOW cells, marked when queued
+        height = 0
+        qt = 0
+        for a in range(nhigh):
+            mask[high[a]] = 1
+            q, qt = _push(q, qt, high[a])
         qh = 0
-        qt = 1
         while qh < qt:
+            i = q[qh]
+            qh += 1
+            lev = mask[i]
+            if lev > height:
+                height = lev
+            r = i // nc
+            c = i - r * nc
+            for k in range(8):
+                rr = r + DR[k]
+                cc = c + DC[k]
+                if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+                    continue
+                j = rr * nc + cc
+                if mask[j] == 0 and ff[j] == NOFLOW and labels[j] == nlab:
+                    mask[j] = lev + 1
+                    q, qt = _push(q, qt, j)
+        # 4. towards lower, combined with 3; stored negated, which also marks the cell as visited
+        qt = 0
+        for a in range(nlow):
+            mask[low[a]] = -2
+            q, qt = _push(q, qt, low[a])
+        qh = 0
+        loops = 1
+        level_end = qt
+        while qh < qt:
+            if qh == level_end:
+                loops += 1
+                level_end = qt
             i = q[qh]
             qh += 1
             r = i // nc
@@ -353,118 +412,40 @@ def resolve_flats(z, fdir):
                 if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
                     continue
                 j = rr * nc + cc
-                if labels[j] != 0 or ff[j] == NODATA or zf[j] != zs:
+                if mask[j] >= 0 and ff[j] == NOFLOW and labels[j] == nlab:
+                    if mask[j] > 0:
+                        mask[j] = -(height - mask[j] + 2 * (loops + 1))
+                    else:
+                        mask[j] = -2 * (loops + 1)
+                    q, qt = _push(q, qt, j)
+        # 5. each flat cell points to its same-flat neighbour with the smallest mask
+        for a in range(ncell):
+            i = cells[a]
+            if ff[i] != NOFLOW:
+                continue
+            r = i // nc
+            c = i - r * nc
+            best = -mask[i]
+            bestk = -1
+            for k in range(8):
+                rr = r + DR[k]
+                cc = c + DC[k]
+                if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
                     continue
-                labels[j] = nlab
-                if qt == q.size:
-                    q = _grow_i64(q)
-                q[qt] = j
-                qt += 1
-    height = np.zeros(nlab + 1, dtype=np.int32)
-    # away from higher: breadth-first levels from the labelled high edges over NOFLOW cells of the same flat
-    qt = 0
-    for a in range(nhigh):
-        s = high[a]
-        if labels[s] != 0:
-            if qt == q.size:
-                q = _grow_i64(q)
-            q[qt] = s
-            qt += 1
-    qh = 0
-    loops = 1
-    level_end = qt
-    while qh < qt:
-        if qh == level_end:
-            loops += 1
-            level_end = qt
-        i = q[qh]
-        qh += 1
-        if mask[i] > 0:
-            continue
-        mask[i] = loops
-        lab = labels[i]
-        if loops > height[lab]:
-            height[lab] = loops
-        r = i // nc
-        c = i - r * nc
-        for k in range(8):
-            rr = r + DR[k]
-            cc = c + DC[k]
-            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
-                continue
-            j = rr * nc + cc
-            if labels[j] == lab and ff[j] == NOFLOW and mask[j] == 0:
-                if qt == q.size:
-                    q = _grow_i64(q)
-                q[qt] = j
-                qt += 1
-    # towards lower: breadth-first levels from the low edges; visited cells are marked negative
-    qt = 0
-    for a in range(nlow):
-        if qt == q.size:
-            q = _grow_i64(q)
-        q[qt] = low[a]
-        qt += 1
-    qh = 0
-    loops = 1
-    level_end = qt
-    while qh < qt:
-        if qh == level_end:
-            loops += 1
-            level_end = qt
-        i = q[qh]
-        qh += 1
-        if mask[i] < 0:
-            continue
-        lab = labels[i]
-        if mask[i] > 0:
-            mask[i] = -(height[lab] - mask[i] + 2 * loops)
-        else:
-            mask[i] = -2 * loops
-        r = i // nc
-        c = i - r * nc
-        for k in range(8):
-            rr = r + DR[k]
-            cc = c + DC[k]
-            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
-                continue
-            j = rr * nc + cc
-            if labels[j] == lab and ff[j] == NOFLOW and mask[j] >= 0:
-                if qt == q.size:
-                    q = _grow_i64(q)
-                q[qt] = j
-                qt += 1
-    # directions on the flats
-    pits = 0
-    for i in range(n):
-        if ff[i] != NOFLOW:
-            continue
-        lab = labels[i]
-        if lab == 0:
-            ff[i] = OUTLET
-            pits += 1
-            continue
-        r = i // nc
-        c = i - r * nc
-        best = -mask[i]
-        bestk = -1
-        for k in range(8):
-            rr = r + DR[k]
-            cc = c + DC[k]
-            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
-                continue
-            j = rr * nc + cc
-            if labels[j] != lab:
-                continue
-            mj = -mask[j]
-            if mj < best or (mj == best and bestk >= 0 and DR[k] * DC[k] == 0 and DR[bestk] * DC[bestk] != 0):
-                best = mj
-                bestk = k
-        if bestk < 0:  # cannot happen for a labelled flat (see docstring); keep the cell a pit if it does
-            ff[i] = OUTLET
-            pits += 1
-        else:
-            ff[i] = CODES[bestk]
+                j = rr * nc + cc
+                if labels[j] != nlab:
+                    continue
+                mj = -mask[j]
+                if mj < best or (
+                    mj == best and bestk >= 0 and DR[k] * DC[k] == 0 and DR[bestk] * DC[bestk] != 0
+                ):
+                    best = mj
+                    bestk = k
+            if bestk < 0:  # unreachable from a low edge: cannot happen in a connected flat, kept as a pit
+                ff[i] = OUTLET
+                pits += 1
+            else:
+                ff[i] = CODES[bestk]
     return pits
 
 
