@@ -172,6 +172,27 @@ class BIMModel:
     def properties(self, guid: str) -> dict[str, Any]:
         return json.loads(self.element(guid)["properties"])
 
+    @classmethod
+    def from_layer(cls, elements: Any, attrs: dict[str, Any], *, source: str | None = None) -> BIMModel:
+        """Rebuild a model from its elements layer and the attrs stored with it (the inverse of `attrs`):
+
+        ``BIMModel.from_layer(scene.layer(name), scene.layer_info(name).info["attrs"])``.
+        """
+        try:
+            g = dict(attrs["georeference"])
+            georef = Georeference(**{k: g[k] for k in ("crs", "eastings", "northings", "height", "rotation_deg",
+                                                       "scale", "source")})
+            storeys = tuple(Storey(**st) for st in attrs["storeys"])
+            buildings = tuple(
+                BuildingFloodInfo(b["guid"], b["name"], b["lowest_floor_elevation"], tuple(b["storey_elevations"]),
+                                  b["ground_floor"], tuple(Entrance(**e) for e in b["entrances"]))
+                for b in attrs["buildings"])
+            return cls(name=attrs["model_name"], schema=attrs["ifc_schema"], elements=elements, storeys=storeys,
+                       georeference=georef, buildings=buildings, source=source)
+        except (KeyError, TypeError) as exc:
+            raise ValidationError(f"the layer's attrs are not those of a BIM model ({exc}); read BIM layers that "
+                                  "ingest wrote (kind 'bim')") from None
+
     def attrs(self) -> dict[str, Any]:
         """What a scene keeps next to the elements layer (JSON-friendly)."""
         return {"ifc_schema": self.schema, "model_name": self.name, "georeference": self.georeference.as_dict(),

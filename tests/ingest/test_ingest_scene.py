@@ -116,3 +116,17 @@ def test_gauge_csv_becomes_a_sensorthings_datastream(scene):
     assert peak["phenomenon_time_end"].isoformat() == "2020-06-17T15:00:00+00:00"
     again = ingest.ingest(scene, gauge, units="m", station="KNMI 310 Vlissingen", location=(3.596, 51.442))
     assert again.added[0].count == 0 and "stored already" in again.skipped[0].reason
+
+
+def test_bim_model_comes_back_from_the_scene_with_its_entrances(scene):
+    from cim.bim import BIMModel
+
+    place = {"crs": "EPSG:28992", "eastings": 84700.0, "northings": 447500.0, "height": 0.4}
+    report = ingest.ingest(scene, DATA / "ifcos_project0-openings.ifc", placement=place)
+    (added,) = report.added
+    back = BIMModel.from_layer(scene.layer(added.name), scene.layer_info(added.name).info["attrs"])
+    original = ingest.read(DATA / "ifcos_project0-openings.ifc", placement=place).bim
+    assert back.georeference == original.georeference and back.storeys == original.storeys
+    assert back.buildings == original.buildings and back.lowest_floor_elevation == pytest.approx(0.4)
+    assert len(back.entrances) == 2 and {round(e.sill_elevation, 4) for e in back.entrances} == {0.4}
+    assert sorted(back.elements["guid"]) == sorted(original.elements["guid"])
