@@ -5,6 +5,7 @@ masked to NaN (integer rasters are promoted to float to hold NaN). ``crs=`` name
 ``to_crs=`` reprojects; ``match=`` (a DataArray
 with a CRS) reprojects and resamples onto its grid; ``resolution=`` resamples; ``resampling`` is a
 rasterio.enums.Resampling name ("bilinear" by default for continuous data, "nearest" for ``kind="land_cover"``).
+``nodata=`` masks a value the file uses for no data without saying so (pyflwdir's D8 grids use 247 untagged).
 ``kind=`` (default "terrain"), ``units=`` (default "m" for terrain) and ``name=`` describe the layer.
 """
 
@@ -27,12 +28,13 @@ class RasterReader(Reader):
     name = "raster"
     extensions = (".tif", ".tiff", ".vrt", ".asc", ".img")
     options = frozenset({"crs", "to_crs", "match", "resolution", "resampling", "kind", "units", "name",
-                         "cim_level"})
+                         "cim_level", "nodata"})
     description = "GeoTIFF/COG rasters through rioxarray"
 
     def read(self, path: Path, *, crs: Any = None, to_crs: Any = None, match: Any = None,
              resolution: float | None = None, resampling: str | None = None, kind: str = "terrain",
-             units: str | None = None, name: str | None = None, cim_level: int | None = None) -> ReadResult:
+             units: str | None = None, name: str | None = None, cim_level: int | None = None,
+             nodata: float | None = None) -> ReadResult:
         import rioxarray
         from rasterio.enums import Resampling
 
@@ -61,11 +63,13 @@ class RasterReader(Reader):
                 parse_crs(da.rio.crs.to_wkt(), path, "file CRS"), ignore_axis_order=True):
             raise CRSError(f"{path.name}: the raster says {da.rio.crs} but crs={crs!r} was given; drop crs "
                            "(use to_crs= to reproject)")
-        nodata = da.rio.encoded_nodata
+        file_nodata = da.rio.encoded_nodata
         if da.sizes.get("band", 1) == 1 and "band" in da.dims:
             da = da.squeeze("band", drop=True)
         if not np.issubdtype(da.dtype, np.floating):
             da = da.astype(np.float32)
+        if nodata is not None:
+            da = da.where(da != float(nodata))
         if match is not None:
             if getattr(match, "rio", None) is None or match.rio.crs is None:
                 raise ValidationError("match= must be a DataArray with a CRS (rioxarray)")
@@ -85,5 +89,6 @@ class RasterReader(Reader):
         result = ReadResult(source=path, format=self.name, crs=da.rio.crs)
         result.add_layer(LayerItem(lname, da, kind, check_cim_level(cim_level) if cim_level is not None
                                    else k.default_level, units,
-                                   attrs={"source_nodata": None if nodata is None else float(nodata)}))
+                                   attrs={"source_nodata": float(file_nodata) if file_nodata is not None
+                                          else (None if nodata is None else float(nodata))}))
         return result

@@ -135,3 +135,17 @@ def test_citygml_truncated(tmp_path):
     cut.write_bytes((DATA / "two_buildings_citygml2.gml").read_bytes()[:1500])
     with pytest.raises(DataError, match="not well-formed XML"):
         ingest.read(cut)
+
+
+def test_rhine_d8_untagged_nodata_masked_by_option():
+    path = DATA / "rhine_d8_esri.tif"
+    raw = ingest.read(path, kind="other", units="")["rhine_d8_esri"]
+    assert int((raw == 247).sum()) == 330_107 and int(raw.isnull().sum()) == 0        # no nodata tag in the file
+    d8 = ingest.read(path, kind="other", nodata=247)["rhine_d8_esri"]
+    assert int(d8.isnull().sum()) == 330_107
+    codes, counts = np.unique(d8.to_numpy()[~np.isnan(d8.to_numpy())], return_counts=True)
+    assert codes.tolist() == [0, 1, 2, 4, 8, 16, 32, 64, 128]                          # ESRI D8, one outlet
+    assert counts[0] == 1 and int(counts.sum()) == 682 * 997 - 330_107
+    # the D8 grid's no-data cells are exactly the elevation grid's
+    elv = ingest.read(DATA / "rhine_elv0.tif")["rhine_elv0"]
+    assert (d8.isnull().to_numpy() == elv.isnull().to_numpy()).all()
