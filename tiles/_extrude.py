@@ -23,6 +23,22 @@ class FeatureMeshes:
     triangles: np.ndarray       # (m, 3) int64 vertex indices
     vertex_feature: np.ndarray  # (n,) int64, sorted
     n_features: int
+    lift_from: np.ndarray | None = None   # (p,) for each point, a point straight below it (same x, y) or -1
+
+    def ecef(self, crs) -> np.ndarray:
+        """ECEF of the points (float64). Points with a point straight below them are placed along the ellipsoid
+        normal from it (same x, y; z is a height above the same surface), which halves the PROJ calls."""
+        from tiles import _geo
+
+        if self.lift_from is None:
+            return _geo.to_ecef(crs, self.points)
+        base = self.lift_from < 0
+        out = np.empty_like(self.points)
+        out[base] = _geo.to_ecef(crs, self.points[base])
+        src = self.lift_from[~base]
+        dz = self.points[~base, 2] - self.points[src, 2]
+        out[~base] = out[src] + dz[:, None] * _geo.up_vectors(out[src])
+        return out
 
     def feature_ranges(self) -> tuple[np.ndarray, np.ndarray]:
         """Start offsets (n_features + 1) of each feature's vertices and triangles."""
@@ -38,7 +54,8 @@ class FeatureMeshes:
                    np.empty((0, 3), np.int64), np.empty(0, np.int64), 0)
 
 
-def _sorted_by_feature(points, vertex_point, normals, triangles, vertex_feature, n_features) -> FeatureMeshes:
+def _sorted_by_feature(points, vertex_point, normals, triangles, vertex_feature, n_features,
+                       lift_from=None) -> FeatureMeshes:
     order = np.argsort(vertex_feature, kind="stable")
     new_index = np.empty_like(order)
     new_index[order] = np.arange(len(order))
@@ -46,7 +63,7 @@ def _sorted_by_feature(points, vertex_point, normals, triangles, vertex_feature,
     tri_feat = vertex_feature[triangles[:, 0]]
     tris = tris[np.argsort(tri_feat, kind="stable")]
     return FeatureMeshes(points, vertex_point[order], normals[order].astype(np.float32), tris,
-                         vertex_feature[order], n_features)
+                         vertex_feature[order], n_features, lift_from)
 
 
 def extrude(geoms: np.ndarray, base: np.ndarray, top: np.ndarray, *, floor: bool = False) -> FeatureMeshes:
@@ -100,20 +117,32 @@ def extrude(geoms: np.ndarray, base: np.ndarray, top: np.ndarray, *, floor: bool
     wall_tris = wall_tris.transpose(1, 0, 2).reshape(-1, 3)
     wall_feat = np.repeat(feat_of_coord[i], 4)
 
-    # roofs: ear clipping per polygon part, in 2D, holes kept
+    # roofs: convex single-ring footprints (most of them) as fans, vectorised; the rest by ear clipping in 2D
+    # with their holes kept
     rings_per_part = np.bincount(ring_part, minlength=len(parts))
     first_ring = np.r_[0, np.cumsum(rings_per_part)[:-1]]
-    roof_tris = []
-    for p in range(len(parts)):
-        r0, nr = first_ring[p], rings_per_part[p]
+    prv = idx - 1
+    first = idx == ring_start[coord_ring]
+    prv[first] = (ring_end - 1)[coord_ring[first]]
+    e1, e2 = coords[idx] - coords[prv], coords[nxt] - coords[idx]
+    turn = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    concave = np.bincount(coord_ring, weights=(turn < 0), minlength=n_rings) > 0
+    fan_part = (rings_per_part == 1) & (ring_len[first_ring] >= 3) & ~concave[first_ring]
+    fr = first_ring[fan_part]
+    n_tri = ring_len[fr] - 2
+    start = np.repeat(ring_start[fr], n_tri)
+    k = np.arange(n_tri.sum()) - np.repeat(np.cumsum(n_tri) - n_tri, n_tri) + 1
+    roof_tris = [np.column_stack([start, start + k, start + k + 1])]
+    for p in np.flatnonzero(~fan_part).tolist():
+        r0, nr = int(first_ring[p]), int(rings_per_part[p])
         if nr == 0 or ring_len[r0] < 3:
             continue
-        v0 = ring_start[r0]
+        v0 = int(ring_start[r0])
         ends = np.cumsum(ring_len[r0:r0 + nr]).astype(np.uint32)
         tri = earcut.triangulate_float64(coords[v0:v0 + int(ends[-1])], ends)
         if len(tri):
-            roof_tris.append(np.asarray(tri, np.int64) + v0)
-    roof_tris = np.concatenate(roof_tris).reshape(-1, 3) if roof_tris else np.empty((0, 3), np.int64)
+            roof_tris.append(np.asarray(tri, np.int64).reshape(-1, 3) + v0)
+    roof_tris = np.concatenate(roof_tris).reshape(-1, 3).astype(np.int64)
     a, bb, c = coords[roof_tris[:, 0]], coords[roof_tris[:, 1]], coords[roof_tris[:, 2]]
     cross = (bb[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (bb[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
     roof_tris[cross < 0] = roof_tris[cross < 0][:, ::-1]           # counter-clockwise from above: normal +z
@@ -130,8 +159,9 @@ def extrude(geoms: np.ndarray, base: np.ndarray, top: np.ndarray, *, floor: bool
         nrm.append(np.tile([0.0, 0.0, -1.0], (r, 1)))
         tris.append(roof_tris[:, ::-1] + off)
         vfeat.append(feat_of_coord)
+    lift = np.r_[np.full(r, -1), np.arange(r)]           # roof/top points stand on the base points
     return _sorted_by_feature(points, np.concatenate(vp), np.vstack(nrm), np.vstack(tris),
-                              np.concatenate(vfeat), len(geoms))
+                              np.concatenate(vfeat), len(geoms), lift)
 
 
 def from_triangle_soup(tri_xyz: np.ndarray, tri_feature: np.ndarray, n_features: int,

@@ -103,10 +103,14 @@ def _column_values(col: pd.Series, prop: dict) -> tuple[bytes, bytes | None]:
         dt = np.int32 if prop["componentType"] == "INT32" else np.int64
         vals = col.astype("float64").fillna(prop.get("noData", 0)).to_numpy()
         return vals.astype(dt).tobytes(), None
-    text = col.astype(object).where(col.notna(), "")
-    encoded = [(v if isinstance(v, str) else str(v)).encode("utf-8") for v in text.tolist()]
-    offsets = np.zeros(len(encoded) + 1, np.uint32)
-    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    text = [v if isinstance(v, str) else str(v) for v in col.astype(object).where(col.notna(), "").tolist()]
+    joined = "".join(text)
+    offsets = np.zeros(len(text) + 1, np.uint32)
+    if joined.isascii():                # one byte per character: lengths without encoding each value
+        np.cumsum(np.fromiter(map(len, text), np.int64, len(text)), out=offsets[1:])
+        return joined.encode("ascii"), offsets.tobytes()
+    encoded = [v.encode("utf-8") for v in text]
+    np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), out=offsets[1:])
     return b"".join(encoded), offsets.tobytes()
 
 

@@ -106,8 +106,7 @@ class Tiler:
         lo, hi = pe.min(axis=0), pe.max(axis=0)
         node.frame = _geo.enu_matrix((lo + hi) / 2)
         local = _geo.to_local(node.frame, pe)
-        centre_crs = (mesh.points[vp].min(axis=0) + mesh.points[vp].max(axis=0)) / 2
-        rot = _geo.crs_axes_in_frame(self.crs, centre_crs, node.frame)
+        rot = _geo.crs_axes_in_frame(self.crs, _geo.from_ecef(self.crs, node.frame[:3, 3])[0], node.frame)
         normals = mesh.normals[vsl].astype(np.float64) @ rot.T
         normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
         tris = mesh.triangles[tsl] - vsl.start
@@ -137,7 +136,7 @@ class Tiler:
         self.out.mkdir(parents=True, exist_ok=True)
         root, order = quadtree(anchors, max_features)
         mesh = make_mesh(order)
-        ecef = _geo.to_ecef(self.crs, mesh.points)
+        ecef = mesh.ecef(self.crs)
         vstart, tstart = mesh.feature_ranges()
         extra = vertex_attributes(mesh, order) if vertex_attributes else None
         for node in _walk(root):
@@ -152,7 +151,7 @@ class Tiler:
             made = coarse(node.features, node.depth) if coarse else None
             if made is not None and made[0].n_features:
                 cm, kept, own = made
-                cecef = _geo.to_ecef(self.crs, cm.points)
+                cecef = cm.ecef(self.crs)
                 cv, ct = cm.feature_ranges()
                 self._content(node, cm, cecef, slice(0, cv[-1]), slice(0, ct[-1]), properties.iloc[kept], 0)
             else:
