@@ -150,18 +150,19 @@ def limiter(h, qx, qy, dt, dx, f_out):
 
 @njit(cache=True, parallel=True, fastmath=_FM_EXACT)
 def continuity(h, carry, qx_new, qy_new, f, qx, qy, active, rain, rain_grid, loss_i, loss_d, loss_grid_i, loss_grid_d,
-               loss_mode, dt, dx, t_new, hmin, wet, max_depth, time_of_max, max_speed, arrival, wet_since,
+               loss_mode, dt, dx, t_new, hmin, wet, max_depth, time_of_max, max_speed2, arrival, wet_since,
                duration_wet, row_hmax, row_vol):
     """Depth update of one step, in place on ``h`` (with the Kahan ``carry``); scaled discharges go back to
     ``qx``/``qy``.
 
     Sources: ``rain`` (m/s, uniform) or ``rain_grid`` (m/s per cell) when it has the grid's shape. Sinks:
     infiltration and drainage rates (m/s), uniform (``loss_mode`` 1) or per cell (2), taken from the water
-    present. Per row, ``row_vol[:, 0..3]`` accumulate the boundary outflow, infiltration, drainage and clamp
-    volumes (m³, float64); ``row_hmax`` the deepest cell.
+    present. Per row, ``row_vol[:, 0..2]`` accumulate the boundary outflow, infiltration and drainage volumes
+    (m³, float64); ``row_hmax`` receives the deepest cell.
 
-    Running outputs: ``max_depth``/``time_of_max`` above ``hmin``; ``max_speed``, ``arrival`` (-1 = never),
-    ``wet_since``/``duration_wet`` above ``wet``.
+    Running outputs: ``max_depth``/``time_of_max`` above ``hmin``; above ``wet``: ``max_speed2`` (speed
+    squared), ``arrival`` (-1 = never), ``wet_since`` (start of the current wet spell, -1 = dry) and
+    ``duration_wet``.
     """
     ny, nx = h.shape
     dt32 = np.float32(dt)
@@ -176,10 +177,7 @@ def continuity(h, carry, qx_new, qy_new, f, qx, qy, active, rain, rain_grid, los
     li = np.float32(loss_i * dt)
     ld = np.float32(loss_d * dt)
     for r in prange(ny):
-        hmx = _ZERO
-        inf_v = 0.0
-        drn_v = 0.0
-        clamp_v = 0.0
+        # 1. scaled fluxes and the compensated depth update: branch-free, so that it vectorises
         for c in range(nx):
             qw = qx_new[r, c]
             qe = qx_new[r, c + 1]
@@ -194,54 +192,58 @@ def continuity(h, carry, qx_new, qy_new, f, qx, qy, active, rain, rain_grid, los
             qy[r + 1, c] = ss
             ho = h[r, c]
             src = rain_grid[r, c] * dt32 if grid_rain else rain_d
-            d = (sw - se + sn - ss) * k + src * active[r, c]
-            if loss_mode > 0:
+            # Kahan: increments below the float32 resolution of h are carried to the next step, not lost
+            y = (sw - se + sn - ss) * k + src * active[r, c] + carry[r, c]
+            hn = ho + y
+            cr = y - (hn - ho)
+            neg = hn < _ZERO  # only by rounding: the limiter keeps outflows within the water present
+            h[r, c] = _ZERO if neg else hn
+            carry[r, c] = _ZERO if neg else cr
+        qx[r, 0] = qx_new[r, 0] * f[r + 1, 1]  # the first column's west face belongs to this row too
+        row_vol[r, 0] += (max(-qx[r, 0], _ZERO) + max(qx[r, nx], _ZERO)) * face_vol
+        # 2. infiltration and drainage, from the water present
+        if loss_mode > 0:
+            inf_v = 0.0
+            drn_v = 0.0
+            for c in range(nx):
                 pi = li
                 pd = ld
                 if loss_mode == 2:
                     pi = loss_grid_i[r, c] * dt32
                     pd = loss_grid_d[r, c] * dt32
                 tot = pi + pd
-                hp = ho + d
-                if tot > _ZERO and hp > _ZERO:
-                    s = min(_ONE, hp / tot)
+                hn = h[r, c]
+                if tot > _ZERO and hn > _ZERO:
+                    s = min(_ONE, hn / tot)
                     inf_v += np.float64(pi * s)
                     drn_v += np.float64(pd * s)
-                    d = d - tot * s
-            # compensated (Kahan) update: increments below the float32 resolution of h are carried, not lost
-            y = d + carry[r, c]
-            hn = ho + y
-            cr = y - (hn - ho)
-            if hn < _ZERO:
-                clamp_v -= np.float64(hn)
-                hn = _ZERO
-                cr = _ZERO
-            carry[r, c] = cr
-            h[r, c] = hn
+                    h[r, c] = max(hn - tot * s, _ZERO)
+            row_vol[r, 1] += inf_v * area
+            row_vol[r, 2] += drn_v * area
+        # 3. running outputs
+        hmx = _ZERO
+        for c in range(nx):
+            hn = h[r, c]
             hmx = max(hmx, hn)
             if hn > hmin and hn > max_depth[r, c]:
                 max_depth[r, c] = hn
                 time_of_max[r, c] = t32
             if hn > wet:
-                ux = _HALF * (sw + se)
-                uy = _HALF * (sn + ss)
-                sp = np.sqrt(ux * ux + uy * uy) / hn
-                if sp > max_speed[r, c]:
-                    max_speed[r, c] = sp
-                if not ho > wet:
+                qn = qy_new[r, c]
+                sn = qn * (f[r, c + 1] if qn > _ZERO else f[r + 1, c + 1])  # the north face is another row's
+                ux = _HALF * (qx[r, c] + qx[r, c + 1])
+                uy = _HALF * (sn + qy[r + 1, c])
+                s2 = ux * ux + uy * uy
+                if s2 > max_speed2[r, c] * hn * hn:
+                    max_speed2[r, c] = s2 / (hn * hn)
+                if wet_since[r, c] < _ZERO:
+                    wet_since[r, c] = t32
                     if arrival[r, c] < _ZERO:
                         arrival[r, c] = t32
-                    wet_since[r, c] = t32
-            elif ho > wet:
+            elif wet_since[r, c] >= _ZERO:
                 duration_wet[r, c] += t32 - wet_since[r, c]
-        # the first column's west face is written by its own row
-        qw = qx_new[r, 0]
-        qx[r, 0] = qw * f[r + 1, 1]
+                wet_since[r, c] = -_ONE
         row_hmax[r] = hmx
-        row_vol[r, 0] += (max(-qx[r, 0], _ZERO) + max(qx[r, nx], _ZERO)) * face_vol
-        row_vol[r, 1] += inf_v * area
-        row_vol[r, 2] += drn_v * area
-        row_vol[r, 3] += clamp_v * area
     edge = 0.0
     for c in range(nx):
         qy[0, c] = qy_new[0, c] * f[1, c + 1]
@@ -275,20 +277,19 @@ def volume(h, active, dx):
 
 
 @njit(cache=True, parallel=True)
-def close_wet_durations(h, wet, t_end, wet_since, duration_wet):
-    """At the end of a run, add the open wet spell of every cell still wet."""
-    ny, nx = h.shape
-    wet = np.float32(wet)
+def close_wet_durations(wet_since, t_end, duration_wet):
+    """Add the open wet spell of every cell still wet at ``t_end`` (into ``duration_wet``)."""
+    ny, nx = wet_since.shape
     t32 = np.float32(t_end)
     for r in prange(ny):
         for c in range(nx):
-            if h[r, c] > wet:
+            if wet_since[r, c] >= 0:
                 duration_wet[r, c] += t32 - wet_since[r, c]
 
 
 @njit(cache=True)
 def advance(z, h, carry, n2, active, qx, qy, qx_new, qy_new, f, open_sides, rain, rain_grid, loss_i, loss_d,
-            loss_grid_i, loss_grid_d, loss_mode, src_rows, src_cols, src_rate, max_depth, time_of_max, max_speed,
+            loss_grid_i, loss_grid_d, loss_mode, src_rows, src_cols, src_rate, max_depth, time_of_max, max_speed2,
             arrival, wet_since, duration_wet, row_hmax, row_vol, t0, t1, hmax0, dx, g, alpha, max_dt, theta, hmin,
             wet, dt_prev0, stats):
     """Steps from ``t0`` to exactly ``t1`` with constant forcing, each ``min(max_dt, alpha dx / sqrt(g h_max))``.
@@ -327,7 +328,7 @@ def advance(z, h, carry, n2, active, qx, qy, qx_new, qy_new, f, open_sides, rain
         momentum(z, h, n2, qx, qy, qx_new, qy_new, dtm, dx, g, theta, hmin, open_sides)
         limiter(h, qx_new, qy_new, dt, dx, f)
         continuity(h, carry, qx_new, qy_new, f, qx, qy, active, rain, rain_grid, loss_i, loss_d, loss_grid_i,
-                   loss_grid_d, loss_mode, dt, dx, t + dt, hmin, wet, max_depth, time_of_max, max_speed, arrival,
+                   loss_grid_d, loss_mode, dt, dx, t + dt, hmin, wet, max_depth, time_of_max, max_speed2, arrival,
                    wet_since, duration_wet, row_hmax, row_vol)
         hmax = np.float64(row_hmax.max())
         t = t1 if last else t + dt

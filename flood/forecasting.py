@@ -111,8 +111,9 @@ def forecast(scene: cim.Scene, *, rainfall: Any, duration: float, name: str = "f
     if isinstance(rain, xr.DataArray) and "time" in rain.dims and np.issubdtype(rain["time"].dtype, np.datetime64):
         start = pd.Timestamp(rain["time"].to_numpy()[0], tz="UTC")
     hotspots = _layers_of(scene, "hotspots", grid)
-    points = {f"hotspot {i}": (g.x, g.y) for i, g in zip(hotspots.index, hotspots.geometry.representative_point(),
-                                                          strict=True)} if len(hotspots) else None
+    labels = hotspots["name"].astype(str) if "name" in hotspots else [f"hotspot {i}" for i in hotspots.index]
+    points = {label: (g.x, g.y) for label, g in zip(labels, hotspots.geometry.representative_point(), strict=True)} \
+        if len(hotspots) else None
     ds = simulate(grid, rainfall=rain, duration=duration, manning=roughness(scene, grid),
                   blocked=_burn(buildings, grid) if len(buildings) else None, drainage=drainage,
                   infiltration=infiltration, boundary=boundary, output_interval=output_interval, points=points,

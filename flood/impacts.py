@@ -98,6 +98,14 @@ def feature_warnings(features: gpd.GeoDataFrame, ds: xr.Dataset, dem: xr.DataArr
     else:
         first_by_level = np.full((len(levels.thresholds), n), np.nan)
     time_level = np.array([first_by_level[lv - 1, i] if lv else np.nan for i, lv in enumerate(level)])
+    if "time_of_max" in ds:
+        # a level reached between two depth maps: its deepest cell reached it at the latest at its time of max
+        tmax = ds["time_of_max"].to_numpy().ravel()[cell]
+        at_peak = _group_reduce(feat, np.where(depth_at >= max_depth[feat] - 1e-9, tmax, np.nan), n, "min")
+        late = (level > 0) & np.isnan(time_level)
+        time_level[late] = at_peak[late]
+        first = first_by_level[0]
+        first[(level > 0) & np.isnan(first)] = at_peak[(level > 0) & np.isnan(first)]
     # water level where the feature is deepest
     surface = np.where(depth_at > 0, bed[cell] + depth_at, np.nan)
     water_level = _group_reduce(feat, surface, n, "max")

@@ -43,7 +43,7 @@ G = 9.80665
 SIDES = ("north", "east", "south", "west")
 BoundarySpec = Literal["closed", "open"] | Mapping[str, Literal["closed", "open"]]
 _SERIAL_CELLS = 20_000
-_BUDGET = ("outflow_volume", "infiltration_volume", "drainage_volume", "clamp_volume")
+_BUDGET = ("outflow_volume", "infiltration_volume", "drainage_volume")
 
 
 def _number(value: Any, name: str, *, low: float = 0.0, low_open: bool = True, high: float = math.inf) -> float:
@@ -256,13 +256,13 @@ class Model:
         self._stats = np.zeros(7, np.float64)
         self._dt_prev = 0.0
         self._row_hmax = np.zeros(ny, np.float32)
-        self._row_vol = np.zeros((ny, 4), np.float64)
+        self._row_vol = np.zeros((ny, 3), np.float64)
         wet0 = self.h > self.wet_depth
         self.max_depth = np.where(self.h > self.depth_threshold, self.h, 0).astype(np.float32)
         self.time_of_max = np.where(self.h > self.depth_threshold, 0.0, np.nan).astype(np.float32)
-        self.max_speed = np.zeros(self.shape, np.float32)
+        self._max_speed2 = np.zeros(self.shape, np.float32)
         self._arrival = np.where(wet0, 0.0, -1.0).astype(np.float32)
-        self._wet_since = np.zeros(self.shape, np.float32)
+        self._wet_since = np.where(wet0, 0.0, -1.0).astype(np.float32)
         self._duration = np.zeros(self.shape, np.float32)
 
         self.time = 0.0
@@ -351,7 +351,7 @@ class Model:
         K.continuity(self.h, self._carry, self._qx_new, self._qy_new, self._f, self.qx, self.qy, self.active, rain, rain_grid,
                      self.infiltration_rate, self.drainage_rate, self._inf_grid, self._drn_grid, self._loss_mode,
                      dt, self.dx, t + dt, self.depth_threshold, self.wet_depth, self.max_depth, self.time_of_max,
-                     self.max_speed, self._arrival, self._wet_since, self._duration, self._row_hmax,
+                     self._max_speed2, self._arrival, self._wet_since, self._duration, self._row_hmax,
                      self._row_vol)
         self._hmax = float(self._row_hmax.max())
         self.time = t + dt
@@ -408,7 +408,7 @@ class Model:
         K.advance(self.z, self.h, self._carry, self.n2, self.active, self.qx, self.qy, self._qx_new, self._qy_new,
                   self._f, self.open_sides, rain, rain_grid, self.infiltration_rate, self.drainage_rate,
                   self._inf_grid, self._drn_grid, self._loss_mode, self._src_rows, self._src_cols, self._src_depth,
-                  self.max_depth, self.time_of_max, self.max_speed, self._arrival, self._wet_since, self._duration,
+                  self.max_depth, self.time_of_max, self._max_speed2, self._arrival, self._wet_since, self._duration,
                   self._row_hmax, self._row_vol, t, t1, self._hmax, self.dx, G, self.alpha, self.max_dt,
                   self.theta, self.depth_threshold, self.wet_depth, self._dt_prev, st)
         self.time = t1 if st[0] >= t1 - 1e-9 * max(1.0, t1) else float(st[0])
@@ -432,6 +432,11 @@ class Model:
         return self._grid(self.h, "depth", {"units": "m", "long_name": "water depth"})
 
     @property
+    def max_speed(self) -> np.ndarray:
+        """Largest flow speed so far (m/s) per cell, where deeper than ``wet_depth``."""
+        return np.sqrt(self._max_speed2)
+
+    @property
     def volume(self) -> float:
         """Water volume on the grid now (m³)."""
         return K.volume(self.h, self.active, self.dx)
@@ -442,7 +447,7 @@ class Model:
         b = dict(zip(_BUDGET, (float(v) for v in sums), strict=True))
         b.update(initial_volume=self.initial_volume, rain_volume=self.rain_volume, inflow_volume=self.inflow_volume,
                  final_volume=self.volume)
-        inputs = b["initial_volume"] + b["rain_volume"] + b["inflow_volume"] + b["clamp_volume"]
+        inputs = b["initial_volume"] + b["rain_volume"] + b["inflow_volume"]
         outputs = b["outflow_volume"] + b["infiltration_volume"] + b["drainage_volume"]
         err = b["final_volume"] - (inputs - outputs)
         b["mass_error"] = err / inputs if inputs > 0 else 0.0
@@ -451,7 +456,7 @@ class Model:
     def result_maps(self) -> dict[str, xr.DataArray]:
         """Running maps so far: max_depth, time_of_max, max_speed, arrival_time, duration_wet."""
         dur = self._duration.copy()
-        K.close_wet_durations(self.h, self.wet_depth, self.time, self._wet_since, dur)
+        K.close_wet_durations(self._wet_since, self.time, dur)
         arrival = np.where(self._arrival < 0, np.nan, self._arrival)
         return {
             "max_depth": self._grid(self.max_depth, "max_depth", {

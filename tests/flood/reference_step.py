@@ -5,12 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 
-def reference_step(z, h, n2, qx, qy, dt, dx, g=9.80665, theta=1.0, hmin=1e-3, rain=0.0, open_sides=(0, 0, 0, 0)):
+def reference_step(z, h, n2, qx, qy, dt, dx, g=9.80665, theta=1.0, hmin=1e-3, rain=0.0, open_sides=(0, 0, 0, 0),
+                   dt_prev=None):
     """One step on closed or open edges; returns (h, qx, qy) after it, all float64.
+
+    The momentum update spans the mean of this and the previous step (``dt_prev``), continuity this step.
 
     Same conventions as flood._kernels: qx (ny, nx+1) west faces, qy (ny+1, nx) faces before each row.
     """
     z, h, n2, qx, qy = (np.asarray(a, dtype=np.float64) for a in (z, h, n2, qx, qy))
+    dtc = dt
+    dt = dt if not dt_prev else 0.5 * (dt + dt_prev)  # momentum step
     ny, nx = h.shape
     qxn = np.zeros_like(qx)
     qyn = np.zeros_like(qy)
@@ -61,7 +66,7 @@ def reference_step(z, h, n2, qx, qy, dt, dx, g=9.80665, theta=1.0, hmin=1e-3, ra
                               0.5 * (qx[-1, c] + qx[-1, c + 1]), n2[-1, c])
     # scale the outflows of every cell so that it cannot go below zero
     out = (np.maximum(qxn[:, 1:], 0) - np.minimum(qxn[:, :-1], 0) + np.maximum(qyn[1:], 0) - np.minimum(qyn[:-1], 0))
-    out = out * dt / dx
+    out = out * dtc / dx
     f = np.ones((ny + 2, nx + 2))
     with np.errstate(divide="ignore", invalid="ignore"):
         f[1:-1, 1:-1] = np.where(out > h, h / out, 1.0)
@@ -69,5 +74,5 @@ def reference_step(z, h, n2, qx, qy, dt, dx, g=9.80665, theta=1.0, hmin=1e-3, ra
     fy_up = np.where(qyn > 0, f[:-1, 1:-1], f[1:, 1:-1])
     qxn = qxn * fx_up
     qyn = qyn * fy_up
-    hn = h + (qxn[:, :-1] - qxn[:, 1:] + qyn[:-1] - qyn[1:]) * dt / dx + rain * dt
+    hn = h + (qxn[:, :-1] - qxn[:, 1:] + qyn[:-1] - qyn[1:]) * dtc / dx + rain * dtc
     return np.maximum(hn, 0.0), qxn, qyn

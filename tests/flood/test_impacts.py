@@ -95,3 +95,15 @@ def test_bim_doors_and_storeys_below_water():
     assert doors["depth_over_sill"].iloc[0] == pytest.approx(0.4) and doors["from_time"].iloc[0] == 120.0
     assert np.isnan(doors["from_time"].iloc[1])
     assert floors["below_water"].tolist() == [True, False] and floors["from_time"].iloc[0] == 120.0
+
+
+def test_level_reached_between_depth_maps_takes_the_time_of_maximum():
+    ds, dem = field()
+    # a spike to 1.2 m at 150 s in one cell, seen by the running maximum but not by the 60 s depth maps
+    ds["max_depth"][5, 2] = 1.2
+    ds["time_of_max"] = xr.zeros_like(ds["max_depth"]) + 180.0
+    ds["time_of_max"][5, 2] = 150.0
+    spot = gpd.GeoDataFrame(geometry=[Point(5.0, Y[5])])
+    w = feature_warnings(spot, ds, dem, object_type="hotspot")
+    assert w["level_name"].iloc[0] == "red" and w["time_level"].iloc[0] == 150.0
+    assert w["time_first_warning"].iloc[0] == 120.0

@@ -1,0 +1,79 @@
+"""The numba kernels against the slow, obvious NumPy step in reference_step.py (property tests, JIT on)."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import flood
+from flood import _kernels as K
+from tests.flood.reference_step import reference_step
+
+
+def _dem(z, dx):
+    ny, nx = z.shape
+    return xr.DataArray(z, dims=("y", "x"), coords={"y": (np.arange(ny)[::-1] + 0.5) * dx,
+                                                     "x": (np.arange(nx) + 0.5) * dx})
+
+
+@st.composite
+def states(draw):
+    ny = draw(st.integers(2, 9))
+    nx = draw(st.integers(2, 9))
+    seed = draw(st.integers(0, 2**31))
+    rng = np.random.default_rng(seed)
+    z = rng.uniform(0.0, 0.5, (ny, nx)).astype(np.float32)
+    h = np.where(rng.random((ny, nx)) < 0.3, 0.0, rng.uniform(0.0, 0.4, (ny, nx))).astype(np.float32)
+    n = rng.uniform(0.01, 0.08, (ny, nx))
+    theta = draw(st.sampled_from([1.0, 0.8]))
+    sides = draw(st.lists(st.booleans(), min_size=4, max_size=4))
+    dx = draw(st.sampled_from([1.0, 5.0]))
+    return z, h, n, theta, np.array(sides, np.uint8), dx
+
+
+@settings(max_examples=60, deadline=None)
+@given(states(), st.integers(1, 6))
+def test_steps_match_the_numpy_reference(state, nsteps):
+    z, h, n, theta, sides, dx = state
+    dem = _dem(z, dx)
+    names = ("north", "east", "south", "west")  # row 0 is north here, so kernel order (N, E, S, W)
+    model = flood.Model(dem, initial_depth=_dem(h, dx), manning=_dem(n, dx), theta=theta, alpha=0.5,
+                        boundary={s: ("open" if o else "closed") for s, o in zip(names, sides, strict=True)})
+    hr, qxr, qyr = model.h.astype(np.float64), model.qx.astype(np.float64), model.qy.astype(np.float64)
+    prev = None
+    for _ in range(nsteps):
+        dt = model.calc_time_step()
+        model.run_one_step(dt)
+        hr, qxr, qyr = reference_step(model.z, hr, model.n2, qxr, qyr, dt, dx, theta=theta, open_sides=tuple(sides),
+                                      dt_prev=prev)
+        prev = dt
+        np.testing.assert_allclose(model.h, hr, atol=2e-6)
+        np.testing.assert_allclose(model.qx, qxr, atol=2e-6)
+        np.testing.assert_allclose(model.qy, qyr, atol=2e-6)
+    assert (model.h >= 0).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(1e-3, 1e3))
+def test_reciprocal_cube_root_power(x):
+    got = K._rcbrt7(np.float32(x))
+    assert abs(got / np.float64(np.float32(x)) ** (-7.0 / 3.0) - 1) < 1e-6
+
+
+def test_limiter_never_lets_a_cell_go_negative():
+    rng = np.random.default_rng(1)
+    h = rng.uniform(0, 0.01, (20, 30)).astype(np.float32)
+    qx = rng.normal(0, 0.5, (20, 31)).astype(np.float32)
+    qy = rng.normal(0, 0.5, (21, 30)).astype(np.float32)
+    qx[:, [0, -1]] = 0
+    qy[[0, -1], :] = 0
+    f = np.ones((22, 32), np.float32)
+    K.limiter(h, qx, qy, 1.0, 1.0, f)
+    fx = np.where(qx > 0, f[1:-1, :-1], f[1:-1, 1:])
+    fy = np.where(qy > 0, f[:-1, 1:-1], f[1:, 1:-1])
+    sx, sy = qx * fx, qy * fy
+    out = np.maximum(sx[:, 1:], 0) - np.minimum(sx[:, :-1], 0) + np.maximum(sy[1:], 0) - np.minimum(sy[:-1], 0)
+    assert (out <= h * (1 + 1e-6)).all()
+    assert (f[1:-1, 1:-1] < 1).mean() > 0.5  # the case does limit most cells
