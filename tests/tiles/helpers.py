@@ -131,7 +131,11 @@ def check_tileset(path: Path, *, version: str | None = None) -> list[dict]:
         if "refine" in tile:
             assert tile["refine"] in ("ADD", "REPLACE")
         if "content" in tile:
-            assert (path.parent / tile["content"]["uri"]).is_file(), tile["content"]["uri"]
+            content = path.parent / tile["content"]["uri"]
+            assert content.is_file(), tile["content"]["uri"]
+            if content.suffix in (".glb", ".b3dm"):      # the content lies inside its tile's box
+                local = yup_to_zup(mesh_of(content)["positions"])
+                assert _inside_box(local, bv["box"], tol=1e-3), tile["content"]["uri"]
         if parent is not None:
             assert tile["geometricError"] < parent["tile"]["geometricError"]
             corners = _box_corners(bv["box"])

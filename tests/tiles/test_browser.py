@@ -15,7 +15,7 @@ from pyproj import Transformer
 
 import cim
 import tiles
-from tests.tiles.helpers import Server, run_viewer
+from tests.tiles.helpers import Server, assert_valid, run_viewer
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "tiles"
 DELFT = (84_900.0, 447_400.0)
@@ -57,6 +57,7 @@ def test_cesium_loads_counts_and_picks_buildings(tmp_path, fmt):
     ts = tiles.buildings_to_3dtiles(gdf, site / "buildings", max_features=20, format=fmt)
     n_tiles = len(list((site / "buildings" / "tiles").iterdir()))
     tiles.write_viewer(site, [ts])
+    assert_valid(sorted((site / "buildings" / "tiles").iterdir()))
     tower = int(np.argmax(gdf["height"]))
     shot = ARTIFACTS / f"buildings_{fmt}.png"
     with Server(site) as srv:
@@ -106,6 +107,7 @@ def test_cesium_shows_terrain_and_animates_water_frames(tmp_path):
     terrain = tiles.terrain_to_3dtiles(dem, site / "terrain", block=16, max_features=4)
     frames = tiles.flood_to_3dtiles(depth.rio.write_crs("EPSG:28992"), dem, site / "water", block=8)
     tiles.write_viewer(site, [terrain], frames=frames)
+    assert_valid(sorted(site.rglob("*.glb")))
     # the middle of the pond (cells 20..39): ground + 0.2 m
     iy, ix = 30, 30
     x, y = float(dem.x[ix]), float(dem.y[iy])

@@ -10,7 +10,7 @@ import xarray as xr
 
 import cim
 from cim.cli import main
-from tests.tiles.helpers import check_tileset
+from tests.tiles.helpers import assert_valid, check_tileset
 from tests.tiles.test_buildings import town
 from tests.tiles.test_surfaces import dem_grid
 
@@ -37,6 +37,7 @@ def test_cim_tiles_build_writes_every_layer_and_the_viewer(scene_url, tmp_path, 
     assert "tiles: done" in printed.err and "viewer:" in printed.out
     for ts in ("buildings/tileset.json", "dem/tileset.json", "flood/t000/tileset.json", "flood/t001/tileset.json"):
         check_tileset(out / ts)
+    assert_valid(sorted(out.rglob("*.glb")))
     ids = set()
     for f in (out / "buildings" / "tiles").iterdir():
         from tiles._glb import read_property_table, split_glb
@@ -61,4 +62,5 @@ def test_cim_tiles_build_one_layer_as_b3dm(scene_url, tmp_path):
     assert main(["tiles", "build", scene_url, str(out), "--layers", "buildings", "--format", "b3dm",
                  "--no-viewer"]) == 0
     assert check_tileset(out / "buildings" / "tileset.json", version="1.0")
+    assert_valid(sorted(out.rglob("*.b3dm")))
     assert not (out / "dem").exists() and not (out / "index.html").exists()
