@@ -8,6 +8,16 @@ from __future__ import annotations
 import logging
 
 from hydrology.errors import CRSError, FlowDirectionError, GridError, HydrologyError, ParameterError
+from hydrology.network import (
+    flow_accumulation_mfd,
+    flow_direction_mfd,
+    hand,
+    slope,
+    snap_outlets,
+    stream_lines,
+    streams,
+    watersheds,
+)
 from hydrology.runoff import (
     NRCS_DIMENSIONLESS_UH,
     TR55_CURVE_NUMBERS,
@@ -51,13 +61,21 @@ __all__ = [
     "curve_number_grid",
     "fill_depressions",
     "flow_accumulation",
+    "flow_accumulation_mfd",
     "flow_direction",
+    "flow_direction_mfd",
     "green_ampt_cumulative",
     "green_ampt_rate",
+    "hand",
     "horton_cumulative",
     "horton_rate",
     "hyetograph",
     "nrcs_unit_hydrograph",
     "rational_peak",
     "scs_runoff",
+    "slope",
+    "snap_outlets",
+    "stream_lines",
+    "streams",
+    "watersheds",
 ]

@@ -129,8 +129,9 @@ def wrap(values: np.ndarray, like: xr.DataArray, grid: Grid, name: str, *, nodat
         values = values[::-1]
     coords = {k: v for k, v in like.coords.items() if set(v.dims) <= set(like.dims)}
     out = xr.DataArray(values, dims=like.dims, coords=coords, name=name, attrs=dict(attrs or {}))
-    if like.rio.crs is not None:
-        out = out.rio.write_crs(like.rio.crs)
+    # in place: rioxarray's default (inplace=False) deep-copies the data, a full extra grid per output
+    if like.rio.crs is not None and out.rio.crs is None:
+        out.rio.write_crs(like.rio.crs, inplace=True)
     if nodata is not None:
-        out = out.rio.write_nodata(nodata, encoded=False)
+        out.rio.write_nodata(nodata, encoded=False, inplace=True)
     return out

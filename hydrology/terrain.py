@@ -78,8 +78,9 @@ def fill_depressions(dem: xr.DataArray, *, epsilon: bool = False) -> xr.DataArra
 def flow_direction(
     dem: xr.DataArray,
     *,
-    method: Literal["d8"] = "d8",
+    method: Literal["d8", "mfd"] = "d8",
     flats: Literal["resolve", "keep"] = "resolve",
+    exponent: float = 1.1,
 ) -> xr.DataArray:
     """D8 flow directions by steepest descent (drop divided by the distance to the neighbour).
 
@@ -94,8 +95,9 @@ def flow_direction(
     ----------
     dem : xarray.DataArray
         Elevations (y, x) with a CRS, NaN = no-data; usually the output of :func:`fill_depressions`.
-    method : {"d8"}
-        Only D8 for now.
+    method : {"d8", "mfd"}
+        ``"mfd"`` returns multiple-flow-direction shares instead
+        (:func:`hydrology.network.flow_direction_mfd`, Freeman weights with ``exponent``).
     flats : {"resolve", "keep"}
         ``"keep"`` leaves every interior cell without a lower neighbour at 0.
 
@@ -114,8 +116,12 @@ def flow_direction(
     >>> flow_direction(dem.rio.write_crs("EPSG:32631")).values.tolist()
     [[2, 4, 8], [1, 2, 4], [128, 1, 0]]
     """
+    if method == "mfd":
+        from hydrology.network import flow_direction_mfd
+
+        return flow_direction_mfd(dem, exponent=exponent)
     if method != "d8":
-        raise ParameterError(f"method must be 'd8', got {method!r}")
+        raise ParameterError(f"method must be 'd8' or 'mfd', got {method!r}")
     if flats not in ("resolve", "keep"):
         raise ParameterError(f"flats must be 'resolve' or 'keep', got {flats!r}")
     grid = check_grid(dem, "dem")
@@ -165,7 +171,8 @@ def flow_accumulation(fdir: xr.DataArray, weights: xr.DataArray | None = None) -
     Parameters
     ----------
     fdir : xarray.DataArray
-        ESRI D8 codes as returned by :func:`flow_direction` (255 or ``rio.nodata`` = no-data).
+        ESRI D8 codes as returned by :func:`flow_direction` (255 or ``rio.nodata`` = no-data), or the
+        ``(direction, y, x)`` shares of ``flow_direction(dem, method="mfd")``.
     weights : xarray.DataArray, optional
         Per-cell values on the same grid (NaN counts as 0).
 
@@ -188,6 +195,10 @@ def flow_accumulation(fdir: xr.DataArray, weights: xr.DataArray | None = None) -
     >>> flow_accumulation(f).values.tolist()
     [[1.0, 2.0, 3.0], [1.0, 2.0, 6.0]]
     """
+    if isinstance(fdir, xr.DataArray) and fdir.ndim == 3 and "direction" in fdir.dims:
+        from hydrology.network import flow_accumulation_mfd
+
+        return flow_accumulation_mfd(fdir, weights)
     a, grid = _fdir_values(fdir)
     if weights is not None:
         wgrid = check_grid(weights, "weights", need_crs=False, need_size=False)
