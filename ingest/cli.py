@@ -50,6 +50,7 @@ def ingest_command(
     crs: str | None = typer.Option(None, "--crs", help="CRS of files that carry none, e.g. EPSG:7415"),
     format: str | None = typer.Option(None, "--format", help="Force a reader (see `cim ingest --help`)"),
     option: list[str] = typer.Option(None, "--option", "-o", help="Reader option KEY=VALUE (repeatable)"),
+    prefix: str | None = typer.Option(None, "--prefix", help="Put this before every layer name, e.g. rdam_"),
     mqtt: str | None = typer.Option(None, "--mqtt", help="Then subscribe to SensorThings MQTT at HOST:PORT"),
 ) -> None:
     """Ingest files into a scene (city models, vectors, rasters, rainfall, IFC, point clouds, SensorThings)."""
@@ -76,7 +77,7 @@ def ingest_command(
                 reader = ingest.find_reader(f, format)
                 if crs is not None and "crs" in reader.options:
                     opts.setdefault("crs", crs)
-                ingest.ingest(scene, f, format=format, report=report, **opts)
+                ingest.ingest(scene, f, format=format, report=report, prefix=prefix, **opts)
             except CIMError as exc:
                 report.fail(f, str(exc))
                 log.debug("refused %s", f, exc_info=True)

@@ -48,6 +48,16 @@ def test_delft_city_model_into_scene(scene):
     assert "buildings" in text and "160" in text and "added" in text
 
 
+def test_two_city_models_in_one_scene_with_a_prefix(scene):
+    ingest.ingest(scene, DATA / "rotterdam_subset_lod2.city.json", crs="EPSG:7415")
+    with pytest.raises(LayerExistsError):
+        ingest.ingest(scene, DATA / "denhaag_subset_lod2.city.json", crs="EPSG:7415")
+    report = ingest.ingest(scene, DATA / "denhaag_subset_lod2.city.json", crs="EPSG:7415", prefix="dh_")
+    assert [a.name for a in report.added] == ["dh_buildings", "dh_building_surfaces"]
+    assert _names(scene) == ["building_surfaces", "buildings", "dh_building_surfaces", "dh_buildings"]
+    assert len(scene.layer("buildings")) == 16 and len(scene.layer("dh_buildings")) == 4
+
+
 def test_failure_mid_file_leaves_the_scene_unchanged(scene):
     import geopandas as gpd
     from shapely import box
