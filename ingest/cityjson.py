@@ -3,7 +3,8 @@
 What a read gives (layer names):
 
 - ``buildings`` (kind buildings): one row per Building (its BuildingParts and other children folded in) with
-  ``id, lod, lods, ground_z, roof_z, eaves_z, height, n_parts, cim_level, attributes`` (JSON text) and the 2D
+  ``id, lod, lods, ground_z, roof_z, eaves_z, height, n_parts, cim_level, attributes`` (JSON text; the parts'
+  own attributes under ``"parts"``) and the 2D
   footprint (from GroundSurface semantics, else the union of the surfaces seen from above).
 - ``building_surfaces`` (kind building_surfaces): triangle meshes (MultiPolygon Z) per building, object
   (building or part), semantic surface type and LoD.
@@ -12,8 +13,8 @@ What a read gives (layer names):
 - ``dem`` (kind terrain, unless ``dem=False``): the ground rasterised from roads, land use, water, plant cover and
   TIN relief at ``dem_resolution`` metres, ground under buildings interpolated (`ingest.dem_from_city`).
 
-Options: ``crs`` (when the file has no ``metadata.referenceSystem``), ``lod`` (a LoD such as "2.2" instead of
-the highest per object), ``dem``, ``dem_resolution``, ``dem_types``.
+Options: ``crs`` (when the file has no ``metadata.referenceSystem``), ``lod`` (a building LoD such as "2.2"
+instead of the highest per building; other objects always use their highest), ``dem``, ``dem_resolution``, ``dem_types``.
 """
 
 from __future__ import annotations
@@ -288,7 +289,7 @@ class CityJSONReader(Reader):
             rtype = objects.get(root, {}).get("type", "")
             is_building = rtype == "Building" or otype == "Building" or otype in _BUILDING_CHILDREN
             all_lods = {str(g.get("lod")) for g in obj.get("geometry") or []}
-            geoms = _pick_geometries(obj, lod)
+            geoms = _pick_geometries(obj, lod if is_building else None)   # lod= chooses among building LoDs
             if not geoms:
                 if obj.get("geometry") and lod is not None:
                     result.skipped.append(Skipped(oid, f"{otype} has no LoD {lod} (has {sorted(all_lods)})"))
@@ -312,6 +313,8 @@ class CityJSONReader(Reader):
                 b["tris"].append(tris)
                 b["types"] += type_list
                 b["objs"].append(oid)
+                if oid != root and obj.get("attributes"):
+                    b.setdefault("part_attrs", {})[oid] = obj["attributes"]
                 b["lods"] |= all_lods
                 b.setdefault("lod", glod)
                 b["lod"] = max(b["lod"], glod, key=_lod_key)
@@ -350,7 +353,10 @@ class CityJSONReader(Reader):
                          "ground_z": ground_z, "roof_z": roof_z, "eaves_z": eaves_z, "height": roof_z - ground_z,
                          "n_parts": len([o for o in b["objs"] if o != bid]),
                          "cim_level": lod_cim_level(b["lod"]),
-                         "attributes": _attrs_json(objects[bid]), "geometry": fp})
+                         "attributes": _attrs_json({"attributes": {**(objects[bid].get("attributes") or {}),
+                                                                   **({"parts": b["part_attrs"]}
+                                                                      if b.get("part_attrs") else {})}}),
+                         "geometry": fp})
         if rows:
             gdf = gpd.GeoDataFrame(rows, geometry="geometry", crs=the_crs)
             result.add_layer(LayerItem("buildings", gdf, "buildings", int(gdf["cim_level"].max()), "m"))

@@ -127,6 +127,12 @@ def test_denhaag_cityjson11_lod2_parts_eaves_and_ridge():
     assert one["roof_z"] == pytest.approx(attrs["AbsoluteRidgeHeight"], abs=1e-3)      # 14.739
     assert one["eaves_z"] == pytest.approx(attrs["AbsoluteEavesHeight"], abs=1e-3)     # 11.38
     assert (b["lod"] == "2").all() and (b["cim_level"] == 3).all()
+    # buildings made of parts: the ridge is the highest part's AbsoluteRidgeHeight (kept under "parts")
+    for bid in ("GUID_8CE54418-E2F7-49A7-9A8D-C3D172BA62C4", "GUID_13974D93-CB4F-4B5A-AB1E-577DD9928CF2",
+                "GUID_DBDABF53-7DD5-4C2F-BE7F-51F29A0CBA16"):
+        parts = json.loads(b.loc[bid, "attributes"])["parts"]
+        assert len(parts) == b.loc[bid, "n_parts"]
+        assert b.loc[bid, "roof_z"] == pytest.approx(max(p["AbsoluteRidgeHeight"] for p in parts.values()), abs=1e-3)
     s = r["building_surfaces"]
     assert set(s["surface"]) == {"GroundSurface", "RoofSurface", "WallSurface"}
     # the parts' surfaces are kept under their building, with the part as object_id
@@ -155,6 +161,8 @@ def test_3dbag_multi_lod_picks_highest_or_requested_lod():
     assert first["ground_z"] == pytest.approx(attrs["h_maaiveld"], abs=1e-3)       # 5.254
     assert attrs["dak_type"] == "slanted" and attrs["oorspronkelijk_bouwjaar"] == 1965
     lod12 = ingest.read(path, crs="EPSG:7415", lod="1.2")["buildings"].set_index("id")
+    # lod= picks among building LoDs only: Delft's LoD1 roads are still read with lod="2"
+    assert len(ingest.read(DELFT, lod="2", dem=False)["roads"]) == 143
     assert set(lod12["lod"]) == {"1.2"} and (lod12["cim_level"] == 2).all()
     # LoD1.2 blocks are flat: the roof is lower than the LoD2.2 ridge
     assert (lod12["roof_z"] <= b.loc[lod12.index, "roof_z"] + 1e-6).all()
