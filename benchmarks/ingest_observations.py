@@ -1,13 +1,16 @@
 """Benchmark: 1,000,000 SensorThings observations into a scene, embedded (SQLite) and PostGIS, vs PostgreSQL COPY.
 
 The same seeded observations (100 Datastreams x 10,000 one-minute values) go in through:
-- ``cim.iot.add_observation_frame`` (the bulk path: checks, then COPY into a temporary table and one
-  ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` on PostgreSQL; ``INSERT OR IGNORE`` executemany on SQLite),
-  once into an empty table and once more with the same rows (all duplicates: the idempotent re-send);
-- ``cim.iot.add_observations`` (the row path used by MQTT and the API, with value objects) on 100,000 rows;
-- the anchor: psycopg ``cursor.copy`` of the same rows (text COPY) straight into a table of the same columns,
-  with the same unique key (what the store table has) and with no index at all. COPY alone cannot skip
-  duplicates: a re-send fails on the unique key.
+- ``cim.iot.add_observation_frame`` (the bulk path: column-wise checks, then on PostgreSQL COPY straight into
+  the table under a savepoint — and, when some rows are there already, COPY into a temporary table and one
+  ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``; on SQLite ``INSERT OR IGNORE`` executemany), once into an
+  empty table and once more with the same rows (all duplicates: the idempotent re-send);
+- ``cim.iot.add_observations`` with value objects (what MQTT and the HTTP API build; a batch of 200 or more
+  plain numeric observations takes the same bulk road), timed on ``--row-n`` rows and scaled to the total;
+- the anchor: psycopg ``cursor.copy`` of the same rows (text COPY, from pandas ``to_csv``) straight into a
+  table of the same key columns: with the same unique key, with the unique key and a foreign key to a
+  Datastream table (what the store table has), and with no index at all; "COPY alone" leaves out the CSV
+  formatting. COPY alone cannot skip duplicates: a re-send fails on the unique key.
 Each timing is the median of ``--repeat`` runs, each on a fresh store; a throwaway PostGIS cluster is started
 unless ``--postgis URL`` is given.
 
