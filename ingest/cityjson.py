@@ -1,4 +1,4 @@
-"""CityJSON 1.0/1.1/2.0 city models: buildings, their 3D surfaces, other city objects, and a DEM from the ground.
+"""CityJSON 1.0/1.1/2.0 city models (and CityJSON Text Sequences, .city.jsonl): buildings, their 3D surfaces, other city objects, and a DEM from the ground.
 
 What a read gives (layer names):
 
@@ -237,14 +237,14 @@ def _attrs_json(obj: dict) -> str:
 @register
 class CityJSONReader(Reader):
     name = "cityjson"
-    extensions = (".city.json", ".cityjson", ".json")
+    extensions = (".city.json", ".cityjson", ".json", ".city.jsonl")
     options = frozenset({"crs", "lod", "dem", "dem_resolution", "dem_types"})
-    description = "CityJSON 1.0/1.1/2.0 city models"
+    description = "CityJSON 1.0/1.1/2.0 city models and CityJSON Text Sequences (.city.jsonl)"
 
     def guess_can_open(self, path: Path) -> bool:
         path = Path(path)
         name = path.name.lower()
-        if name.endswith((".city.json", ".cityjson")):
+        if name.endswith((".city.json", ".cityjson", ".city.jsonl")):
             return True
         if name.endswith(".json"):
             try:
@@ -384,10 +384,55 @@ class CityJSONReader(Reader):
         return result
 
 
+def _shift(boundaries: Any, offset: int) -> Any:
+    """Vertex indices in nested boundary lists, moved by ``offset``."""
+    if isinstance(boundaries, list):
+        return [_shift(b, offset) for b in boundaries]
+    return boundaries + offset if isinstance(boundaries, int) else boundaries
+
+
+def _load_seq(path: Path) -> dict:
+    """CityJSON Text Sequences (.city.jsonl): the header line, then one CityJSONFeature per line, merged into one
+    document (each feature's vertex indices moved past the vertices before it)."""
+    objects: dict[str, Any] = {}
+    vertices: list = []
+    doc: dict | None = None
+    with open(path, "rb") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path.name}: line {n} is not valid JSON ({exc.msg}); the sequence is truncated or "
+                                "corrupt") from None
+            if doc is None:
+                if not isinstance(item, dict) or item.get("type") != "CityJSON":
+                    raise DataError(f"{path.name}: the first line must be the CityJSON header (type \"CityJSON\")")
+                doc = item
+                continue
+            if not isinstance(item, dict) or item.get("type") != "CityJSONFeature":
+                raise DataError(f"{path.name}: line {n} is not a CityJSONFeature (field 'type')")
+            offset = len(vertices)
+            vertices.extend(item.get("vertices") or [])
+            for oid, obj in (item.get("CityObjects") or {}).items():
+                for g in obj.get("geometry") or []:
+                    g["boundaries"] = _shift(g.get("boundaries"), offset)
+                objects[oid] = obj
+    if doc is None:
+        raise DataError(f"{path.name}: empty CityJSON sequence")
+    doc["CityObjects"] = {**(doc.get("CityObjects") or {}), **objects}
+    doc["vertices"] = list(doc.get("vertices") or []) + vertices
+    return doc
+
+
 def _load(path: Path) -> dict:
     try:
-        with open(path, "rb") as fh:
-            doc = json.load(fh)
+        if path.name.lower().endswith(".jsonl"):
+            doc = _load_seq(path)
+        else:
+            with open(path, "rb") as fh:
+                doc = json.load(fh)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path.name}: not valid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); the file "
                         "is truncated or corrupt — download or export it again") from None

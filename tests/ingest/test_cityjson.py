@@ -183,3 +183,48 @@ def test_truncated_and_wrong_version(tmp_path):
     old.write_text(json.dumps({"type": "CityJSON", "version": "0.9", "CityObjects": {}, "vertices": []}))
     with pytest.raises(DataError, match=r"version .0\.9.*upgrade"):
         ingest.read(old)
+
+
+def _as_sequence(doc: dict, path) -> None:
+    """Write a CityJSON document as CityJSON Text Sequences: header, then one feature per top-level object with
+    its children and only the vertices it uses (indices renumbered)."""
+    header = {k: v for k, v in doc.items() if k not in ("CityObjects", "vertices")}
+    header.update(CityObjects={}, vertices=[])
+    lines = [json.dumps(header)]
+    objs = doc["CityObjects"]
+    for oid, obj in objs.items():
+        if obj.get("parents"):
+            continue
+        members = {oid: obj, **{c: objs[c] for c in obj.get("children", [])}}
+        used: dict[int, int] = {}
+
+        def renumber(b, used=used):
+            if isinstance(b, list):
+                return [renumber(x, used) for x in b]
+            return used.setdefault(b, len(used))
+
+        feature_objs = {}
+        for mid, m in members.items():
+            m = json.loads(json.dumps(m))
+            for g in m.get("geometry", []):
+                g["boundaries"] = renumber(g["boundaries"])
+            feature_objs[mid] = m
+        verts = [doc["vertices"][i] for i in sorted(used, key=used.get)]
+        lines.append(json.dumps({"type": "CityJSONFeature", "id": oid, "CityObjects": feature_objs, "vertices": verts}))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_cityjson_text_sequence_reads_like_the_document(tmp_path):
+    src = DATA / "denhaag_subset_lod2.city.json"
+    seq = tmp_path / "denhaag.city.jsonl"
+    _as_sequence(json.loads(src.read_text()), seq)
+    assert ingest.find_reader(seq).name == "cityjson"
+    a = ingest.read(src, crs="EPSG:7415")["buildings"].set_index("id").sort_index()
+    b = ingest.read(seq, crs="EPSG:7415")["buildings"].set_index("id").sort_index()
+    assert len(b) == 4 and b["n_parts"].sum() == 8
+    assert np.allclose(a[["ground_z", "roof_z", "eaves_z"]], b[["ground_z", "roof_z", "eaves_z"]])
+    assert a.geometry.area.to_numpy() == pytest.approx(b.geometry.area.to_numpy())
+    cut = tmp_path / "cut.city.jsonl"
+    cut.write_text(seq.read_text()[:-200])
+    with pytest.raises(DataError, match=r"cut\.city\.jsonl: line \d+ is not valid JSON"):
+        ingest.read(cut, crs="EPSG:7415")
