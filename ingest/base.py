@@ -17,11 +17,15 @@ A reader is a subclass of `Reader` registered with the `register` decorator at i
             ...
         def read(self, path, **options) -> ReadResult:   # no scene, no store: cim objects only
             ...
-        # optional: how the result goes into a scene (default: layers, files and BIM model, see Reader.write)
+        # optional: how the result goes into a scene (default: its layers and files, see Reader.write)
         def write(self, scene, result, report) -> None:
             ...
 
-Rules: `read` never touches a scene and never writes anything; it raises `cim.CIMError` subclasses whose message
+Rules: `ingest.read` checks the options against ``options`` (a typo gets a "did you mean" error) before it calls
+`read`, and `ingest.ingest` may rename ``result.layers``/``result.files`` (``prefix=``) before `write`, so
+`write` must use the item names it is given. Conventions for options: ``crs`` is the CRS of a file that carries
+none (a conflict with the file's own is refused), ``to_crs`` reprojects, ``name`` names the layer.
+`read` never touches a scene and never writes anything; it raises `cim.CIMError` subclasses whose message
 names the file, the field and the fix (`DataError` for malformed content, `CRSError` for a missing or unusable
 CRS, `ValidationError` for bad options, `MissingDependencyError` via `cim.errors.require(module, "io")` for an
 optional dependency). Repairs the reader made (e.g. invalid geometries fixed with make_valid) go to
