@@ -10,6 +10,12 @@ Things, Sensors, ObservedProperties, Locations and FeaturesOfInterest are found 
 Thing by name, a Datastream by Thing and name, the others by their content), so loading a file twice adds
 nothing. Malformed messages from streams go to a dead-letter table with the reason and the raw payload.
 
+Writes: `add_thing` (a Thing with everything nested), `add_observations` (value objects; big numeric batches
+take the bulk road), `add_observation_frame` (a DataFrame: COPY on PostgreSQL), `add_dead_letter`. Reads:
+`observations` / `observation_series` (one Datastream, a ``[start, end)`` window, as pandas), `datastreams`
+(also by linked city object), `get_datastream`, `dead_letters`. All run on the caller's Connection, inside the
+caller's transaction.
+
 >>> ds = Datastream(name="rain", unit_of_measurement=UnitOfMeasurement("millimetre", "mm"),
 ...                 sensor=Sensor("gauge"), observed_property=ObservedProperty("precipitation_amount"))
 >>> ds.unit_of_measurement.symbol
