@@ -4,7 +4,7 @@ Every ``gml:Polygon`` inside a ``bldg:Building`` (its BuildingParts folded in) i
 ``lodN…`` property it sits under) and its semantic surface (``bldg:RoofSurface``, ``WallSurface``,
 ``GroundSurface``, …); the highest LoD per building is used unless ``lod=`` says otherwise. ``measuredHeight``
 (converted to metres from its ``uom``) and the other simple attributes (bldg:function, yearOfConstruction,
-roofType, gen:*Attribute) are kept. The CRS comes from the first ``srsName`` (OGC URN/URL or EPSG:n), or ``crs=``.
+roofType, gen:*Attribute) are kept; BuildingParts' own attributes go under ``"parts"``. The CRS comes from the first ``srsName`` (OGC URN/URL or EPSG:n), or ``crs=``.
 """
 
 from __future__ import annotations
@@ -148,6 +148,10 @@ class CityGMLReader(Reader):
                 continue
             attrs = _attributes(b)
             mh = attrs.pop("measuredHeight", None)
+            part_attrs = {pt.get(f"{{{GML}}}id") or f"part_{i}": a
+                          for i, pt in enumerate(b.iter(f"{{{BLDG}}}BuildingPart")) if (a := _attributes(pt))}
+            if part_attrs:
+                attrs["parts"] = part_attrs
             ground_z, roof_z = float(tri[:, :, 2].min()), float(tri[:, :, 2].max())
             roof = [i for i, s in enumerate(types) if s == "RoofSurface"]
             rows.append({"id": bid, "lod": str(use), "lods": ",".join(str(k) for k in sorted(by_lod)),

@@ -22,7 +22,7 @@ def scene_dir(tmp_path):
 
 def test_cli_ingests_files_and_prints_the_report(scene_dir, capsys):
     code = main(["ingest", scene_dir, str(DATA / "3dbag_multi_lod.city.json"),
-                 str(DATA / "two_buildings_citygml2.gml"), "--crs", "EPSG:7415", "-o", "lod=2.2"])
+                 str(DATA / "three_buildings_citygml2.gml"), "--crs", "EPSG:7415", "-o", "lod=2.2"])
     out = capsys.readouterr().out
     assert code == 1          # the CityGML file has no LoD2.2: refused, the CityJSON went in
     assert "Ingest report" in out and "added" in out and "failed" in out

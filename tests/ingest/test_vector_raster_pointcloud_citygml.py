@@ -112,7 +112,7 @@ def test_truncated_laz(tmp_path):
 
 
 def test_citygml2_lod1_and_lod2_buildings():
-    r = ingest.read(DATA / "two_buildings_citygml2.gml")
+    r = ingest.read(DATA / "three_buildings_citygml2.gml")
     assert r.crs.to_epsg() == 7415                      # compound URN 28992 + 5709
     b = r["buildings"].set_index("id")
     a, h = b.loc["BLDG_A"], b.loc["BLDG_B"]
@@ -122,7 +122,12 @@ def test_citygml2_lod1_and_lod2_buildings():
                                            "yearOfConstruction": 1965}
     assert (h["lod"], h["cim_level"], h["ground_z"], h["eaves_z"], h["roof_z"]) == ("2", 3, 1.0, 4.0, 7.0)
     assert h.geometry.area == pytest.approx(60.0)
+    c = b.loc["BLDG_C"]                                 # two LoD1 BuildingParts, 9 m and 4 m tall
+    assert (c["n_parts"], c["roof_z"], c["height"]) == (2, 9.8, 9.0) and c.geometry.area == pytest.approx(60.0)
+    parts = json.loads(c["attributes"])["parts"]
+    assert {k: v["measuredHeight"] for k, v in parts.items()} == {"BLDG_C_P1": 9.0, "BLDG_C_P2": 4.0}
     s = r["building_surfaces"]
+    assert sorted(s[s.building_id == "BLDG_C"]["object_id"]) == ["BLDG_C_P1", "BLDG_C_P2"]
     roof = s[(s.building_id == "BLDG_B") & (s.surface == "RoofSurface")].geometry.iloc[0]
     from cim.mesh import TriangleMesh
 
@@ -132,7 +137,7 @@ def test_citygml2_lod1_and_lod2_buildings():
 
 def test_citygml_truncated(tmp_path):
     cut = tmp_path / "cut.gml"
-    cut.write_bytes((DATA / "two_buildings_citygml2.gml").read_bytes()[:1500])
+    cut.write_bytes((DATA / "three_buildings_citygml2.gml").read_bytes()[:1500])
     with pytest.raises(DataError, match="not well-formed XML"):
         ingest.read(cut)
 

@@ -74,7 +74,7 @@ def main() -> None:
     (HERE / "gauge_nan.csv").write_text("time,rain [mm]\n2020-06-17 14:00,0.5\n2020-06-17 15:00,NaN\n")
     (HERE / "gauge_unknown_units.csv").write_text("time,rain [furlong]\n2020-06-17 14:00,0.5\n2020-06-17 15:00,1\n")
     (HERE / "gauge_no_units.csv").write_text("time,RH\n2020-06-17 14:00,0.0005\n2020-06-17 15:00,0.001\n")
-    cut("two_buildings_citygml2.gml", "truncated.gml", 1_500)
+    cut("three_buildings_citygml2.gml", "truncated.gml", 1_500)
 
 
 if __name__ == "__main__":
