@@ -18,6 +18,7 @@ from hydrology.network import (
     streams,
     watersheds,
 )
+from hydrology.rainfall import gauges_to_grid, mean_field_bias, merge_radar_gauges
 from hydrology.runoff import (
     NRCS_DIMENSIONLESS_UH,
     TR55_CURVE_NUMBERS,
@@ -64,12 +65,15 @@ __all__ = [
     "flow_accumulation_mfd",
     "flow_direction",
     "flow_direction_mfd",
+    "gauges_to_grid",
     "green_ampt_cumulative",
     "green_ampt_rate",
     "hand",
     "horton_cumulative",
     "horton_rate",
     "hyetograph",
+    "mean_field_bias",
+    "merge_radar_gauges",
     "nrcs_unit_hydrograph",
     "rational_peak",
     "scs_runoff",

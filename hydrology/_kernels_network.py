@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hydrology._kernels_terrain import CODES, DC, DR
+from hydrology._kernels_terrain import CODES, DC, DR, _grow_i64
 
 __all__: list[str] = []
 
@@ -39,9 +39,7 @@ def label_upstream(rec, seeds, seed_labels, out):
                 lab = out[i]
                 break
             if m == path.size:
-                p2 = np.empty(2 * m, dtype=np.int64)
-                p2[:m] = path
-                path = p2
+                path = _grow_i64(path)
             path[m] = i
             m += 1
             j = rec[i]
@@ -119,9 +117,7 @@ def drainage_height(rec, z, stream, out):
                 b = base[i]
                 break
             if m == path.size:
-                p2 = np.empty(2 * m, dtype=np.int64)
-                p2[:m] = path
-                path = p2
+                path = _grow_i64(path)
             path[m] = i
             m += 1
             j = rec[i]
