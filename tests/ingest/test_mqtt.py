@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import paho.mqtt.client as paho
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -308,3 +309,58 @@ def test_serve_runs_until_sigterm_in_its_own_process(gauge, mqtt_broker, tmp_pat
             proc.wait(5)
     assert proc.returncode == 0, err
     assert out.strip() == "stored 1"
+
+
+def test_a_killed_subscriber_resumes_its_session_and_stores_each_message_exactly_once(gauge, mqtt_broker,
+                                                                                      tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    scene, ds_id, _ = gauge
+    engine = scene.store.engine
+    root = Path(__file__).parents[2]
+    script = tmp_path / "serve.py"
+    script.write_text(
+        "import sys, cim\nfrom ingest.mqtt import serve\n"
+        f"serve(cim.open_scene({scene.store.url!r}), '127.0.0.1:{mqtt_broker.port}', client_id=sys.argv[1])\n")
+    client_id = f"cim-kill-{uuid.uuid4().hex[:8]}"
+
+    def start():
+        proc = subprocess.Popen([sys.executable, str(script), client_id], cwd=root, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(root)})
+        procs.append(proc)
+        return proc
+
+    procs: list[subprocess.Popen] = []
+    try:
+        first = start()
+
+        def subscribed():   # publish a marker until the serving process has its session and stored it
+            publish_observations("127.0.0.1", mqtt_broker.port, ds_id,
+                                 [{"phenomenonTime": "2000-01-01T00:00:00Z", "result": 0.0}])
+            return count(engine) == 1
+
+        wait_until(subscribed, "the serving process to subscribe", timeout=30)
+        times = pd.date_range("2024-01-01T00:00Z", periods=1000, freq="min")
+        publish_observations("127.0.0.1", mqtt_broker.port, ds_id,
+                             [{"phenomenonTime": t.isoformat(), "result": i / 10} for i, t in enumerate(times)])
+        wait_until(lambda: count(engine) >= 101, "the first hundred observations")
+        first.send_signal(signal.SIGKILL)                                    # no goodbye, no last acks
+        first.wait(10)
+        stored_at_kill = count(engine)
+        assert stored_at_kill < 1001, "the subscriber finished before it could be killed"
+        second = start()                                                     # the same client id resumes
+        wait_until(lambda: count(engine) == 1001, "all 1000 observations after the restart", timeout=60)
+        second.send_signal(signal.SIGTERM)
+        second.wait(15)
+        assert second.returncode == 0, second.stderr.read()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(5)
+    with engine.connect() as conn:
+        s = iot.observation_series(conn, ds_id, "2024-01-01T00:00Z")
+    assert len(s) == 1000 and s.sum() == pytest.approx(sum(i / 10 for i in range(1000)))
