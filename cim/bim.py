@@ -102,7 +102,8 @@ class Storey:
 
 @dataclass(frozen=True)
 class Entrance:
-    """A ground-floor door: where water gets in first."""
+    """A ground-floor door: where water gets in first. ``external`` is Pset_DoorCommon.IsExternal (None when the
+    model does not say; doors the model marks as internal are not entrances)."""
 
     guid: str
     name: str
@@ -111,6 +112,7 @@ class Entrance:
     sill_height: float          # metres above its storey's floor
     x: float
     y: float
+    external: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -251,11 +251,14 @@ class IFCReader(Reader):
                 cont = element.get_container(d)
                 if cont is None or cont.GlobalId != ground.guid or d.id() not in meshes:
                     continue
+                external = (element.get_pset(d, "Pset_DoorCommon") or {}).get("IsExternal")
+                if external is False:
+                    continue                                    # an internal door is no entrance
                 tri = meshes[d.id()]
                 sill = float(tri[:, :, 2].min())
                 cx, cy = tri[:, :, :2].reshape(-1, 2).mean(axis=0)
                 entrances.append(Entrance(d.GlobalId, d.Name or "", ground.name, sill, sill - ground.elevation,
-                                          float(cx), float(cy)))
+                                          float(cx), float(cy), None if external is None else bool(external)))
             buildings.append(BuildingFloodInfo(b.GlobalId, b.Name or "", bst[0].elevation,
                                                tuple(st.elevation for st in bst), ground.name, tuple(entrances)))
         project = model.by_type("IfcProject")[0]

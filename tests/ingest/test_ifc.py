@@ -104,6 +104,24 @@ def test_ground_floor_doors_with_sill_heights():
         assert 85000 <= d.x <= 85004 and 446000 <= d.y <= 446007
     door = bim.properties(doors[0].guid)
     assert json.loads(door["BBIM_Door"]["Data"])["overall_height"] == 2.0
+    assert {d.external for d in doors} == {None}                 # the model does not say
+
+
+def test_internal_doors_are_not_entrances(tmp_path):
+    import ifcopenshell
+    import ifcopenshell.api.pset as pset
+
+    model = ifcopenshell.open(str(DATA / "ifcos_project0-openings.ifc"))
+    inner, outer = model.by_type("IfcDoor")
+    pset.edit_pset(model, pset=pset.add_pset(model, product=inner, name="Pset_DoorCommon"),
+                   properties={"IsExternal": False})
+    pset.edit_pset(model, pset=pset.add_pset(model, product=outer, name="Pset_DoorCommon"),
+                   properties={"IsExternal": True})
+    path = tmp_path / "doors.ifc"
+    model.write(str(path))
+    bim = ingest.read(path, placement=PLACE).bim
+    assert [(e.guid, e.external) for e in bim.entrances] == [(outer.GlobalId, True)]
+    assert json.loads(bim.element(inner.GlobalId)["properties"])["Pset_DoorCommon"]["IsExternal"] is False
 
 
 def test_placement_conflicts_and_bad_placements():
