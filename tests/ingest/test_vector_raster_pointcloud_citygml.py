@@ -154,3 +154,20 @@ def test_rhine_d8_untagged_nodata_masked_by_option():
     # the D8 grid's no-data cells are exactly the elevation grid's
     elv = ingest.read(DATA / "rhine_elv0.tif")["rhine_elv0"]
     assert (d8.isnull().to_numpy() == elv.isnull().to_numpy()).all()
+
+
+def test_zipped_shapefile_and_kml(tmp_path, footprints):
+    import zipfile
+
+    part = footprints.iloc[2:12]
+    part.to_file(tmp_path / "blocks.shp")
+    with zipfile.ZipFile(tmp_path / "blocks.zip", "w") as z:
+        for p in tmp_path.glob("blocks.*"):
+            if p.suffix != ".zip":
+                z.write(p, p.name)
+    r = ingest.read(tmp_path / "blocks.zip")
+    assert r["blocks"].crs.to_epsg() == 7415 and len(r["blocks"]) == 10
+    assert r["blocks"]["height"].tolist() == pytest.approx(part["height"].tolist())
+    part.to_crs("EPSG:4326").to_file(tmp_path / "blocks.kml", driver="KML")
+    k = ingest.read(tmp_path / "blocks.kml", to_crs="EPSG:7415")["blocks"]
+    assert len(k) == 10 and k.geometry.area.sum() == pytest.approx(part.geometry.area.sum(), rel=1e-3)
