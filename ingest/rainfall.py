@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from cim.errors import CRSError, DataError, ValidationError
-from ingest._crs import resolve_crs
+from ingest._crs import parse_crs, resolve_crs
 from ingest.base import LayerItem, Reader, ReadResult, register
 
 __all__ = ["AMOUNT_UNITS", "RATE_UNITS", "RainfallNetCDFReader", "rate_factor", "to_rate"]
@@ -180,13 +180,15 @@ def _interval_seconds(times: np.ndarray, path: Path, given: Any) -> float:
 class RainfallNetCDFReader(Reader):
     name = "rainfall_netcdf"
     extensions = (".nc", ".nc4", ".netcdf")
-    options = frozenset({"variable", "units", "crs", "interval", "time_label", "nan", "name", "bbox"})
+    options = frozenset({"variable", "units", "crs", "interval", "time_label", "nan", "name", "bbox", "bbox_crs"})
     description = "CF NetCDF rainfall grids (radar, nowcasts, reanalysis) to mm/h"
 
     def read(self, path: Path, *, variable: str | None = None, units: str | None = None, crs: Any = None,
              interval: Any = None, time_label: Literal["start", "end"] | None = None,
              nan: Literal["raise", "missing"] = "raise", name: str = "rainfall",
-             bbox: tuple[float, float, float, float] | None = None) -> ReadResult:
+             bbox: tuple[float, float, float, float] | None = None, bbox_crs: Any = None) -> ReadResult:
+        """``bbox`` (xmin, ymin, xmax, ymax) limits the grid; it is in the file's CRS unless ``bbox_crs`` says
+        otherwise (e.g. the scene's CRS: ``bbox=scene.extent, bbox_crs=scene.crs``)."""
         import rioxarray  # noqa: F401
         import xarray as xr
 
@@ -223,6 +225,11 @@ class RainfallNetCDFReader(Reader):
                 raise CRSError(f"{path.name}: {var!r} has no grid_mapping and its axes are not lon/lat; pass crs=")
             the_crs = resolve_crs(file_crs.to_wkt() if hasattr(file_crs, "to_wkt") else file_crs, crs, path,
                                   "grid_mapping")
+            if bbox is not None and bbox_crs is not None:
+                from pyproj import Transformer
+
+                tf = Transformer.from_crs(parse_crs(bbox_crs, path, "bbox_crs option"), the_crs, always_xy=True)
+                bbox = tf.transform_bounds(*bbox, densify_pts=21)
             if bbox is not None:
                 xs, ys = da["x"].to_numpy(), da["y"].to_numpy()
                 keep_x = (xs >= bbox[0]) & (xs <= bbox[2])

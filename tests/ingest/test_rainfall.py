@@ -58,6 +58,13 @@ def test_radar_bbox_option_clips():
     clip = ingest.read(RADAR, bbox=(287_000, -4_118_000, 337_000, -4_068_000))["rainfall"]
     assert clip.shape[1:] == (50, 50)
     assert bool(clip.notnull().all())                    # Delft lies well inside the radar coverage
+    # the same area asked for in RD New: Delft's centre +- 10 km
+    rd = ingest.read(RADAR, bbox=(74_900, 437_600, 94_900, 457_600), bbox_crs="EPSG:28992")["rainfall"]
+    assert 20 <= rd.sizes["x"] <= 23 and 20 <= rd.sizes["y"] <= 23
+    from pyproj import Transformer
+
+    x, y = Transformer.from_crs("EPSG:28992", rd.rio.crs, always_xy=True).transform(84_900, 447_600)
+    assert rd.x.min() < x < rd.x.max() and rd.y.min() < y < rd.y.max()
 
 
 def test_gauge_in_metres_peaks_at_51_3_mm_per_hour():
