@@ -693,12 +693,14 @@ def create_tables(bind: sa.Engine | sa.Connection) -> None:
 
 @dataclass
 class AddResult:
-    """What `add_thing` wrote: ids of the Thing and its Datastreams (by name), and how many observations were new."""
+    """What `add_thing` wrote: ids of the Thing and its Datastreams (by name), and how many observations were new
+    (in all, and per Datastream name)."""
 
     thing_id: int
     datastream_ids: dict[str, int] = field(default_factory=dict)
     observations_new: int = 0
     observations_total: int = 0
+    new_by_datastream: dict[str, int] = field(default_factory=dict)
 
 
 def _bump_sequence(conn: sa.Connection, table: sa.Table) -> None:
@@ -783,9 +785,10 @@ def add_thing(conn: sa.Connection, thing: Thing) -> AddResult:
     for ds in thing.datastreams:
         ds_id = _add_datastream(conn, ds, thing_id)
         out.datastream_ids[ds.name] = ds_id
-        if ds.observations:
-            out.observations_total += len(ds.observations)
-            out.observations_new += add_observations(conn, ds.observations, datastream_id=ds_id)
+        new = add_observations(conn, ds.observations, datastream_id=ds_id) if ds.observations else 0
+        out.new_by_datastream[ds.name] = new
+        out.observations_total += len(ds.observations)
+        out.observations_new += new
     return out
 
 

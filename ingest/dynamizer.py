@@ -272,7 +272,7 @@ class DynamizerReader(Reader):
 
         with begin(scene) as conn:
             for thing in result.extra["things"]:
-                add_thing(conn, thing)
+                added = add_thing(conn, thing)
                 for ds in thing.datastreams:
                     report.add(result.source, f"{ds.city_object.feature_id} / {ds.name}", "sensors",
-                               len(ds.observations))
+                               added.new_by_datastream[ds.name])

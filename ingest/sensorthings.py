@@ -265,7 +265,7 @@ class SensorThingsReader(Reader):
             for thing in result.extra["things"]:
                 added = add_thing(conn, thing)
                 for ds in thing.datastreams:
-                    report.add(result.source, f"{thing.name} / {ds.name}", "sensors", len(ds.observations))
+                    report.add(result.source, f"{thing.name} / {ds.name}", "sensors", added.new_by_datastream[ds.name])
                 if added.observations_new < added.observations_total:
                     report.skip(result.source, thing.name,
                                 f"{added.observations_total - added.observations_new} observations were stored "
@@ -294,13 +294,7 @@ class ObservationsCSVReader(Reader):
         obs = result.extra["observations"]
         with begin(scene) as conn:
             new = add_observations(conn, obs)
-        for ds in sorted({o.datastream_id for o in obs}):
-            report.add(result.source, f"Datastream {ds}", "sensors", sum(o.datastream_id == ds for o in obs))
+        report.add(result.source, "observations", "sensors", new)
         if new < len(obs):
             report.skip(result.source, "observations",
                         f"{len(obs) - new} were stored already (same Datastream and phenomenonTime)")
-
-
-# The CityGML 3.0 Dynamizer reader registers itself on import; it rides on this module's place in
-# ingest.base.BUILTIN_MODULES until "ingest.dynamizer" is listed there itself.
-import ingest.dynamizer  # noqa: E402, F401

@@ -54,8 +54,9 @@ def test_dynamizers_ingest_into_a_scene_found_by_their_city_objects(store_url):
         assert ingest.find_reader(SENSOR).name == "citygml3_dynamizer"
         ingest.ingest(scene, SENSOR)
         report = ingest.ingest(scene, INLINE)
-        ingest.ingest(scene, INLINE)                                     # again: nothing new
+        again = ingest.ingest(scene, INLINE)                             # again: nothing new
         assert report.added_count("DEBY_LOD2_5744682_roofsurface1 / DiffuseIrradiationPerMonth") == 12
+        assert again.added_count("DEBY_LOD2_5744682_roofsurface1 / DiffuseIrradiationPerMonth") == 0
         with scene.store.engine.connect() as conn:
             room = iot.datastreams(conn, city_layer="building_rooms", feature_id="DEBY_LOD2_5744682_room1")
             roof = iot.datastreams(conn, feature_id="DEBY_LOD2_5744682_roofsurface1")

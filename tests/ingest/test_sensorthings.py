@@ -45,6 +45,7 @@ def test_sample_json_ingests_once_with_the_peak_at_15_utc(scene):
     first = ingest.ingest(scene, STA)
     second = ingest.ingest(scene, STA)
     assert first.added_count("KNMI AWS 310 Vlissingen / Hourly precipitation 310") == 24
+    assert second.added_count("KNMI AWS 310 Vlissingen / Hourly precipitation 310") == 0
     assert any("24 observations were stored already" in s.reason for s in second.skipped)
     assert n_rows(scene, iot.observations_table) == 24
     assert n_rows(scene, iot.things) == 1 and n_rows(scene, iot.datastreams_table) == 1
@@ -62,7 +63,8 @@ def test_csv_observations_load_once_into_the_gauge_datastream(scene):
     with scene.transaction() as conn:            # empty the series, then load it again from CSV
         conn.execute(sa.delete(iot.observations_table))
     report = ingest.ingest(scene, CSV_MM, datastream_id=int(ds_id))
-    assert report.added_count(f"Datastream {ds_id}") == 24
+    assert report.added_count("observations") == 24
+    assert ingest.ingest(scene, CSV_MM, datastream_id=int(ds_id)).added_count("observations") == 0
     assert load_observations(scene, read_observations_csv(CSV_MM, datastream_id=int(ds_id))) == 0
     with scene.store.engine.connect() as conn:
         s = iot.observation_series(conn, ds_id, "2020-06-17T15:00Z", "2020-06-17T16:00Z")
