@@ -48,7 +48,9 @@ def ingest_command(
     scene_url: str = typer.Argument(..., metavar="SCENE", help="Scene directory or PostGIS URL"),
     files: list[Path] = typer.Argument(None, metavar="FILE...", help="Files to ingest (format detected)"),
     crs: str | None = typer.Option(None, "--crs", help="CRS of files that carry none, e.g. EPSG:7415"),
-    format: str | None = typer.Option(None, "--format", help="Force a reader (see `cim ingest --help`)"),
+    format: str | None = typer.Option(None, "--format", help="Force a reader: cityjson, citygml, vector, raster, rainfall_netcdf, "
+                                "rainfall_stack, gauge_csv, ifc, pointcloud, sensorthings, observations_csv, "
+                                "citygml3_dynamizer (ingest.readers() lists them)"),
     option: list[str] = typer.Option(None, "--option", "-o", help="Reader option KEY=VALUE (repeatable)"),
     prefix: str | None = typer.Option(None, "--prefix", help="Put this before every layer name, e.g. rdam_"),
     mqtt: str | None = typer.Option(None, "--mqtt", help="Then subscribe to SensorThings MQTT at HOST:PORT"),
