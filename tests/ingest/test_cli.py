@@ -92,3 +92,13 @@ def test_cli_mqtt_subscribes_until_interrupted(scene_dir, mqtt_broker):
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Ingest report" in out and "subscribing to SensorThings observations" in out
+
+
+def test_format_help_names_every_registered_reader():
+    import inspect
+
+    import ingest
+    from ingest.cli import ingest_command
+
+    text = inspect.signature(ingest_command).parameters["format"].default.help
+    assert [n for n in ingest.readers() if n not in text] == []
