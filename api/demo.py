@@ -13,16 +13,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import typer
 from shapely import box
 
 import cim
+import flood
+import hydrology
 import ingest
+import tiles
+from flood.forecasting import forecast, terrain
+from flood.hotspots import find_hotspots
 
 __all__ = ["DEMO_DATA", "DemoResult", "register", "run_demo"]
 
 DEMO_DATA = Path(__file__).resolve().parent.parent / "data" / "demo"
 SCENE_CRS = "EPSG:7415"          # Amersfoort / RD New + NAP height
+RESOLUTION = 2.0                 # flood model cells (m); the city model's DEM is 1 m
+#: the gauge event: KNMI 310 stamps hourly sums at the end of the hour; 51.3 mm fell 14:00-15:00 UTC
+GAUGE_WINDOW = (pd.Timestamp("2020-06-17T14:00", tz="UTC"), pd.Timestamp("2020-06-17T17:00", tz="UTC"))
 
 
 @dataclass
@@ -31,6 +40,10 @@ class DemoResult:
     out: Path
     timings: dict[str, float] = field(default_factory=dict)
     reports: list = field(default_factory=list)
+    forecasts: list = field(default_factory=list)
+    rains: dict = field(default_factory=dict)
+    outputs: dict[str, Path] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def _data(name: str) -> Path:
@@ -91,12 +104,92 @@ def _bbox_in_file_crs(scene: cim.Scene, path: Path, margin: float) -> tuple[floa
     return transform_bounds(scene.crs, file_crs, x0 - margin, y0 - margin, x1 + margin, y1 + margin)
 
 
+def step_bim(res: DemoResult) -> None:
+    """The TU Delft Bouwkunde IFC model, placed by its IfcMapConversion."""
+    res.reports.append(ingest.ingest(res.scene, _data("bouwkunde_georeferenced.ifc")))
+
+
+def step_hotspots(res: DemoResult) -> None:
+    """Low-lying points from the terrain's depressions (hydrology), outside buildings and water bodies."""
+    dem = terrain(res.scene, resolution=RESOLUTION)
+    spots = find_hotspots(dem, min_depth=0.05, min_area=4 * RESOLUTION**2)
+    covered = pd.concat([res.scene.layer("buildings").geometry, res.scene.layer("water").geometry])
+    inside = spots.geometry.apply(lambda p: bool(covered.intersects(p).any()))
+    spots = spots[~inside.to_numpy()].head(8).reset_index(drop=True)
+    spots.insert(0, "name", [f"low point {i + 1}" for i in range(len(spots))])
+    res.scene.add_layer("hotspots", spots, kind="hotspots", units="m", source="flood.hotspots on the DEM")
+
+
+def design_storm():
+    """A 100-year, 60-minute Chicago storm (peak at 40 %) from Beijing's storm-intensity formula."""
+    idf = hydrology.chinese_storm_formula("beijing").idf(100.0)
+    return hydrology.chicago_hyetograph(idf, duration=60.0, dt=5.0, r=0.4)
+
+
+def step_forecast_design(res: DemoResult) -> None:
+    """Forecast for the 100-year design storm: 60 min of rain, 90 min simulated."""
+    rain = design_storm()
+    res.rains["design_100y"] = rain
+    res.forecasts.append(forecast(res.scene, rainfall=rain, duration=5400.0, name="design_100y",
+                                  resolution=RESOLUTION, output_interval=300.0))
+
+
+def step_forecast_gauge(res: DemoResult) -> None:
+    """Forecast for the real 2020-06-17 gauge event (KNMI 310 Vlissingen, transposed onto Delft)."""
+    res.forecasts.append(forecast(res.scene, rainfall="gauges", window=GAUGE_WINDOW, duration=9000.0,
+                                  name="gauge_20200617", resolution=RESOLUTION, output_interval=300.0))
+    res.rains["gauge_20200617"] = flood.forecasting.gauge_rainfall(res.scene, GAUGE_WINDOW)
+
+
+def step_outputs(res: DemoResult) -> None:
+    """GeoTIFF and GeoJSON results of each forecast."""
+    for fc in res.forecasts:
+        for key, path in fc.to_files(res.out / "results").items():
+            res.outputs[f"{fc.name} {key}"] = path
+
+
+def step_tiles(res: DemoResult) -> None:
+    """3D Tiles: buildings (LoD from the city model), the BIM model, terrain, and the design storm's water."""
+    scene, out = res.scene, res.out / "tiles"
+    fc = res.forecasts[0]
+    sets = [tiles.buildings_to_3dtiles(scene.layer("buildings"), out / "buildings", height="height",
+                                       ground="ground_z", surfaces=scene.layer("building_surfaces"),
+                                       id_column="id", cim_level=2),
+            tiles.terrain_to_3dtiles(fc.dem, out / "terrain")]
+    for info in scene.layers:
+        if info.kind == "bim":
+            sets.append(tiles.bim_to_3dtiles(scene.layer(info.name), out / info.name))
+    levels = tuple(zip(fc.levels.thresholds, fc.levels.names, strict=True))
+    frames = tiles.flood_to_3dtiles(fc.dataset["depth"], fc.dem, out / "water", warning_levels=levels)
+    res.outputs.update({p.parent.name: p for p in sets})
+    try:
+        res.outputs["viewer"] = tiles.write_viewer(out, sets, frames=frames)
+    except cim.MissingDependencyError as exc:
+        res.notes.append(f"3D viewer not written: {exc}")
+
+
+def step_report(res: DemoResult) -> None:
+    """The HTML report: maps, hydrographs, warnings by region, timings and attributions."""
+    from api.report import write_report
+
+    extra = [f"Serve the scene and its tiles: cim serve {res.scene.url}"] + res.notes
+    res.outputs["report"] = write_report(res.out / "report.html", scene=res.scene, forecasts=res.forecasts,
+                                         rains=res.rains, timings=res.timings, extra=extra)
+
+
 STEPS: list[tuple[str, Callable[[DemoResult], None]]] = [
     ("scene", step_scene),
     ("city model", step_city_model),
     ("regions", step_regions),
+    ("BIM model", step_bim),
     ("rain gauge", step_sensors),
     ("radar", step_radar),
+    ("hotspots", step_hotspots),
+    ("forecast: 100-year design storm", step_forecast_design),
+    ("forecast: 2020-06-17 gauge event", step_forecast_gauge),
+    ("results", step_outputs),
+    ("3D tiles", step_tiles),
+    ("report", step_report),
 ]
 
 
@@ -136,6 +229,12 @@ def register(app: typer.Typer) -> None:
         for r in res.reports:
             console.print(r)
         print_scene(res.scene)
+        for fc in res.forecasts:
+            console.print(fc.summary())
+        for note in res.notes:
+            console.print(f"[yellow]note:[/] {note}")
         total = sum(res.timings.values())
         console.print(f"demo finished in {total:.1f} s; scene at {res.scene.url}")
+        console.print(f"report: {res.outputs['report']}")
         console.print(f"inspect it with:  cim scene info {res.scene.url}")
+        console.print(f"serve it with:    cim serve {res.scene.url}")
