@@ -22,6 +22,7 @@ js-deps: system-deps
 	bash .ci/js-deps.sh
 
 demo: venv
+	@if command -v npm >/dev/null; then bash .ci/js-deps.sh; else echo "npm not found: the 3D viewer needs CesiumJS (make js-deps)"; fi
 	$(VENV)/bin/cim demo
 
 test: venv system-deps js-deps
