@@ -291,7 +291,7 @@ class CityJSONReader(Reader):
             all_lods = {str(g.get("lod")) for g in obj.get("geometry") or []}
             geoms = _pick_geometries(obj, lod if is_building else None)   # lod= chooses among building LoDs
             if not geoms:
-                if obj.get("geometry") and lod is not None:
+                if is_building and lod is not None and obj.get("geometry"):
                     result.skipped.append(Skipped(oid, f"{otype} has no LoD {lod} (has {sorted(all_lods)})"))
                 elif otype not in ("Building", "CityObjectGroup") and not obj.get("children"):
                     result.skipped.append(Skipped(oid, f"{otype} has no surface geometry"))
