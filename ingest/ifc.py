@@ -7,7 +7,8 @@ without a map conversion needs ``placement={"crs": ..., "eastings": ..., "northi
 
 What a read gives: ``result.bim`` (a `cim.bim.BIMModel`) and its elements as the layer ``bim_<model>`` (kind
 bim, CIM level 6): per element GUID, IFC class, name, storey, storey elevation, property sets (JSON) and the
-triangle mesh from ``ifcopenshell.geom`` (world coordinates) placed in the CRS. Per building: the lowest floor
+triangle mesh from ``ifcopenshell.geom`` (world coordinates) placed in the CRS; rooms (IfcSpace) too unless
+``spaces=False``. Per building: the lowest floor
 elevation, the storey elevations, and the ground-floor doors with their sill elevations and heights.
 """
 
@@ -138,13 +139,14 @@ def _wcs_inverse_m(model, unit_m: float) -> np.ndarray | None:
     return np.linalg.inv(w)
 
 
-def _meshes(model, path: Path, threads: int):
+def _meshes(model, path: Path, threads: int, spaces: bool):
     """Yield (product, vertices (n,3) metres world, faces (m,3))."""
     import ifcopenshell.geom
 
     settings = ifcopenshell.geom.settings()
     settings.set("use-world-coords", True)
-    products = [p for p in model.by_type("IfcProduct") if not p.is_a("IfcSpatialStructureElement")
+    products = [p for p in model.by_type("IfcProduct")
+                if (not p.is_a("IfcSpatialStructureElement") or (spaces and p.is_a("IfcSpace")))
                 and not any(p.is_a(c) for c in _SKIP_CLASSES)]
     if not products:
         return
@@ -176,11 +178,11 @@ def _jsonable(v: Any) -> Any:
 class IFCReader(Reader):
     name = "ifc"
     extensions = (".ifc",)
-    options = frozenset({"crs", "placement", "threads"})
+    options = frozenset({"crs", "placement", "threads", "spaces"})
     description = "IFC2X3/IFC4 building models (ifcopenshell)"
 
     def read(self, path: Path, *, crs: Any = None, placement: dict | None = None,
-             threads: int | None = None) -> ReadResult:
+             threads: int | None = None, spaces: bool = True) -> ReadResult:
         import geopandas as gpd
         import ifcopenshell.util.element as element
         import ifcopenshell.util.placement as uplacement
@@ -213,12 +215,14 @@ class IFCReader(Reader):
         rows, skipped = [], []
         threads = threads or min(2, os.cpu_count() or 1)
         meshes: dict[int, np.ndarray] = {}
-        for product, verts, faces in _meshes(model, path, threads):
+        for product, verts, faces in _meshes(model, path, threads, spaces):
             if not len(faces):
                 skipped.append(Skipped(product.GlobalId, f"{product.is_a()} has no surface geometry"))
                 continue
             v = to_map(verts)
             container = element.get_container(product)
+            if container is None and product.is_a("IfcSpace"):        # rooms are aggregated into their storey
+                container = element.get_aggregate(product)
             storey = storeys.get(container.id()) if container is not None and container.is_a("IfcBuildingStorey") else None
             props = _jsonable(element.get_psets(product))
             meshes[product.id()] = v[faces]

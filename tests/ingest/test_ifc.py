@@ -212,3 +212,31 @@ def test_ifc2x3_in_millimetres_reads_map_values_in_project_units(tmp_path):
     bim = ingest.read(_ifc2x3(tmp_path / "wall2x3_mm.ifc", metres=False)).bim
     assert bim.georeference.eastings == pytest.approx(85.0) and bim.georeference.height == pytest.approx(0.0005)
     assert bim.elements.total_bounds == pytest.approx([84.8, 446.0, 85.0, 451.0], abs=1e-6)
+
+
+def test_rooms_are_elements_of_their_storey(tmp_path):
+    import ifcopenshell
+    import ifcopenshell.api.aggregate as aggregate
+    import ifcopenshell.api.geometry as geometry
+    import ifcopenshell.api.root as root
+    import ifcopenshell.util.representation as urep
+
+    model = ifcopenshell.open(str(DATA / "ifcos_basic.ifc"))
+    ground = next(s for s in model.by_type("IfcBuildingStorey") if s.Name == "Ground Floor")
+    room = root.create_entity(model, ifc_class="IfcSpace", name="Hall")
+    body = urep.get_context(model, "Model", "Body", "MODEL_VIEW")
+    rep = geometry.add_wall_representation(model, context=body, length=4.0, height=2.5, thickness=3.0)
+    geometry.assign_representation(model, product=room, representation=rep)
+    geometry.edit_object_placement(model, product=room, matrix=np.eye(4))
+    aggregate.assign_object(model, relating_object=ground, products=[room])
+    path = tmp_path / "rooms.ifc"
+    model.write(str(path))
+    bim = ingest.read(path, placement=PLACE).bim
+    hall = bim.element(room.GlobalId)
+    assert (hall["ifc_class"], hall["name"], hall["storey"], hall["storey_elevation"]) == (
+        "IfcSpace", "Hall", "Ground Floor", 1.5)
+    from cim.mesh import TriangleMesh
+
+    mesh = TriangleMesh.from_multipolygon(hall.geometry)
+    assert mesh.area() == pytest.approx(2 * (4 * 3) + 2 * (4 * 2.5) + 2 * (3 * 2.5), rel=1e-6)     # a closed box
+    assert room.GlobalId not in set(ingest.read(path, placement=PLACE, spaces=False).bim.elements["guid"])
