@@ -289,6 +289,8 @@ def rate_grid(value: Any, dem: xr.DataArray, name: str) -> tuple[float, np.ndarr
 def aligned_grid(value: Any, dem: xr.DataArray, name: str) -> np.ndarray:
     """A DataArray or ndarray with the DEM's shape (and coordinates, for a DataArray) -> float64 array."""
     if isinstance(value, xr.DataArray):
+        if set(value.dims) == set(dem.dims):
+            value = value.transpose(*dem.dims)
         if value.shape != dem.shape or tuple(value.dims) != tuple(dem.dims):
             raise GridMismatchError(
                 f"{name}: the grid has dims {value.dims} shape {value.shape}; it must match the DEM's "

@@ -378,7 +378,7 @@ class Model:
             numba.set_num_threads(1)  # launching threads costs more than it saves on small grids
         try:
             for seg_end in self._segments(t_end):
-                self._advance(seg_end)
+                self._advance(float(seg_end))
         finally:
             numba.set_num_threads(threads)
             self.loop_seconds += _time.perf_counter() - t0
@@ -451,7 +451,7 @@ class Model:
         outputs = b["outflow_volume"] + b["infiltration_volume"] + b["drainage_volume"]
         err = b["final_volume"] - (inputs - outputs)
         b["mass_error"] = err / inputs if inputs > 0 else 0.0
-        return b
+        return {k: float(v) for k, v in b.items()}
 
     def result_maps(self) -> dict[str, xr.DataArray]:
         """Running maps so far: max_depth, time_of_max, max_speed, arrival_time, duration_wet."""
