@@ -97,7 +97,7 @@ def test_radar_in_another_crs_is_reprojected():
 def test_radar_needs_a_dem_crs():
     dem = grid(np.zeros((10, 10)), 5.0)
     radar = _radar(np.ones((1, 2, 2)), [10.0, 40.0], [40.0, 10.0], "EPSG:28992")
-    with pytest.raises(flood.FloodCRSError, match="dem.rio.write_crs"):
+    with pytest.raises(flood.FloodCRSError, match=r"dem\.rio\.write_crs"):
         flood.simulate(dem, rainfall=radar, duration=10.0)
 
 
@@ -105,7 +105,7 @@ def test_point_inflow_volume_and_spreading():
     dem = flat(21, dx=2.0)
     q = xr.DataArray([0.5, 0.0], coords={"time": [0.0, 100.0]}, dims="time")
     model = flood.Model(dem, inflows=[flood.PointInflow(21.0, 21.0, q, radius=3.0)], manning=5.0)
-    rows, cols = model._inflow_cells[0]
+    rows, _ = model._inflow_cells[0]
     assert len(rows) == 9  # the centre cell and the 8 within 3 m (diagonals at 2.83 m)
     model.run_until(200.0)
     assert model.inflow_volume == pytest.approx(50.0, rel=1e-6)
