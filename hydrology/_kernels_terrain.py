@@ -300,15 +300,17 @@ def resolve_flats(z, fdir):
     to a NOFLOW cell of the same height; high edges are NOFLOW cells next to higher terrain. NOFLOW cells of
     flats without a low edge (undrained pits) become 0. Flats are handled one at a time (label, both
     breadth-first gradients, directions), so the work stays local and proportional to the flats' size.
-    Memory: 8 bytes per cell (labels and masks, int32; pages away from flats are never touched) plus queues.
+    Memory: 1 byte per cell (flat membership) plus 4 bytes per cell of gradient masks that are only written
+    on flats (the array is never initialised elsewhere, so its pages away from flats stay unallocated), plus
+    queues.
     Returns the number of pit cells left.
     """
     nr, nc = z.shape
     n = nr * nc
     zf = z.ravel()
     ff = fdir.ravel()
-    labels = np.zeros(n, dtype=np.int32)
-    mask = np.zeros(n, dtype=np.int32)
+    member = np.zeros(n, dtype=np.uint8)  # 0 not yet seen, 1 in the current flat, 2 in a finished flat
+    mask = np.empty(n, dtype=np.int32)  # valid only for cells of the current flat (set to 0 when labelled)
     cells = np.empty(1024, dtype=np.int64)
     low = np.empty(256, dtype=np.int64)
     high = np.empty(256, dtype=np.int64)
@@ -316,11 +318,12 @@ def resolve_flats(z, fdir):
     nlab = 0
     pits = 0
     for s0 in range(n):
-        if ff[s0] != NOFLOW or labels[s0] != 0:
+        if ff[s0] != NOFLOW or member[s0] != 0:
             continue
         # 1. the connected set of cells at this height
         nlab += 1
-        labels[s0] = nlab
+        member[s0] = 1
+        mask[s0] = 0
         zs = zf[s0]
         cells[0] = s0
         ncell = 1
@@ -336,8 +339,9 @@ def resolve_flats(z, fdir):
                 if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
                     continue
                 j = rr * nc + cc
-                if labels[j] == 0 and zf[j] == zs and ff[j] != NODATA:
-                    labels[j] = nlab
+                if member[j] == 0 and zf[j] == zs and ff[j] != NODATA:
+                    member[j] = 1
+                    mask[j] = 0
                     cells, ncell = _push(cells, ncell, j)
         # 2. its low and high edges
         nlow = 0
@@ -357,11 +361,12 @@ def resolve_flats(z, fdir):
                     if ff[j] != NODATA and zf[j] > zs:
                         high, nhigh = _push(high, nhigh, i)
                         break
-                elif ff[j] == NOFLOW:
+                elif ff[j] == NOFLOW and member[j] == 1:  # a flat cell of this flat (same height)
                     low, nlow = _push(low, nlow, i)
                     break
         if nlow == 0:
             for a in range(ncell):
+                member[cells[a]] = 2
                 if ff[cells[a]] == NOFLOW:
                     ff[cells[a]] = OUTLET
                     pits += 1
@@ -387,7 +392,7 @@ def resolve_flats(z, fdir):
                 if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
                     continue
                 j = rr * nc + cc
-                if mask[j] == 0 and ff[j] == NOFLOW and labels[j] == nlab:
+                if member[j] == 1 and mask[j] == 0 and ff[j] == NOFLOW:
                     mask[j] = lev + 1
                     q, qt = _push(q, qt, j)
         # 4. towards lower, combined with 3; stored negated, which also marks the cell as visited
@@ -412,7 +417,7 @@ def resolve_flats(z, fdir):
                 if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
                     continue
                 j = rr * nc + cc
-                if mask[j] >= 0 and ff[j] == NOFLOW and labels[j] == nlab:
+                if member[j] == 1 and mask[j] >= 0 and ff[j] == NOFLOW:
                     if mask[j] > 0:
                         mask[j] = -(height - mask[j] + 2 * (loops + 1))
                     else:
@@ -433,7 +438,7 @@ def resolve_flats(z, fdir):
                 if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
                     continue
                 j = rr * nc + cc
-                if labels[j] != nlab:
+                if member[j] != 1:
                     continue
                 mj = -mask[j]
                 if mj < best or (
@@ -446,6 +451,8 @@ def resolve_flats(z, fdir):
                 pits += 1
             else:
                 ff[i] = CODES[bestk]
+        for a in range(ncell):
+            member[cells[a]] = 2
     return pits
 
 

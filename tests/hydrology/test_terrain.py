@@ -270,3 +270,21 @@ def test_docstring_examples():
     for mod in (terrain,):
         res = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert res.attempted > 0 and res.failed == 0
+
+
+def test_undrained_flat_next_to_another_flat_stays_a_pit():
+    # on an unfilled DEM: a closed 2-cell basin at 1 m (no way out) next to a 3 m flat that drains east; the
+    # basin stays pits, (1, 3) falls into it, and the flat cell (1, 4) goes east (tie between two low edges
+    # at equal masks, first in NE, E, ... order)
+    z = np.array(
+        [
+            [9, 9, 9, 9, 9, 9, 9],
+            [9, 1, 1, 3, 3, 3, 2],
+            [9, 9, 9, 9, 9, 9, 9],
+        ],
+        float,
+    )
+    fd = hydrology.flow_direction(grid(z)).values
+    assert fd[1, 1] == 0 and fd[1, 2] == 0
+    assert fd[1, 3] == hydrology.D8_CODES["W"] and fd[1, 4] == hydrology.D8_CODES["E"]
+    assert fd[1, 5] == hydrology.D8_CODES["E"]
