@@ -57,6 +57,21 @@ def read(path: str | Path, *, format: str | None = None, **options: Any) -> Read
     return _read(Path(path), format, options)[1]
 
 
+def _plain(options: dict[str, Any]) -> dict[str, Any]:
+    """Options as JSON-friendly values for the provenance record (anything else as its repr)."""
+    import json
+
+    out = {}
+    for k, v in options.items():
+        v = list(v) if isinstance(v, tuple) else v
+        try:
+            json.dumps(v)
+            out[k] = v
+        except (TypeError, ValueError):
+            out[k] = repr(v)[:200]
+    return out
+
+
 def _read(path: Path, format: str | None, options: dict[str, Any]) -> tuple[Reader, ReadResult]:
     if not path.is_file():
         raise InputNotFoundError(f"{path}: no such file; check the path")
@@ -83,6 +98,9 @@ def ingest(scene: Any, path: str | Path, *, format: str | None = None, report: I
     if prefix:
         result.layers = {f"{prefix}{n}": replace(item, name=f"{prefix}{n}") for n, item in result.layers.items()}
         result.files = [replace(f, name=f"{prefix}{f.name}") for f in result.files]
+    provenance = {"reader": reader.name, "file": path.name, "options": _plain(options)}
+    for item in [*result.layers.values(), *result.files]:
+        item.attrs = {**item.attrs, "ingest": provenance}
     part = IngestReport()
     with scene.transaction():
         reader.write(scene, result, part)

@@ -32,6 +32,8 @@ def test_delft_city_model_into_scene(scene):
                              "plant_cover", "roads", "water"]
     info = scene.layer_info("buildings")
     assert (info.kind, info.cim_level, info.source) == ("buildings", 2, "delft_lod1.city.json")
+    assert info.info["attrs"]["ingest"] == {"reader": "cityjson", "file": "delft_lod1.city.json",
+                                            "options": {"dem_resolution": 2.0}}
     b = scene.layer("buildings")
     assert len(b) == 160 and b["height"].max() == pytest.approx(
         ingest.read(DATA / "delft_lod1.city.json", dem=False)["buildings"]["height"].max())
