@@ -5,6 +5,8 @@
 >>> r.skip("a.json", "obj-1", "no geometry")
 >>> r.added_count("buildings"), len(r.skipped)
 (3, 1)
+>>> r.to_frame()[["status", "item", "count"]].values.tolist()
+[['added', 'buildings', 3], ['skipped', 'obj-1', None]]
 """
 
 from __future__ import annotations
@@ -71,6 +73,20 @@ class IngestReport:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    def to_frame(self):
+        """One row per entry: file, status (added/repaired/skipped/failed), item, kind, count, reason."""
+        import pandas as pd
+
+        rows = [dict(file=a.file, status="added", item=a.name, kind=a.kind, count=a.count, reason=None)
+                for a in self.added]
+        rows += [dict(file=r.file, status="repaired", item=r.what, kind=None, count=r.count, reason=r.detail)
+                 for r in self.repaired]
+        rows += [dict(file=s.file, status="skipped", item=s.item, kind=None, count=None, reason=s.reason)
+                 for s in self.skipped]
+        rows += [dict(file=s.file, status="failed", item=s.item, kind=None, count=None, reason=s.reason)
+                 for s in self.failed]
+        return pd.DataFrame(rows, columns=["file", "status", "item", "kind", "count", "reason"], dtype=object)
 
     def __rich__(self):
         from rich.table import Table
