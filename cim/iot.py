@@ -108,7 +108,8 @@ _UNIT_EXAMPLE = '{"name": "millimetre", "symbol": "mm", "definition": "http://un
 
 # --------------------------------------------------------------------------------------------- validation helpers
 
-def _text(value: Any, where: str, *, required: bool = True, fix: str = "") -> str:
+def _text(value: Any, where: str, *, required: bool = True, fix: str = "", limit: int | None = 255) -> str:
+    """A string field; ``limit`` is the length of its column (None for unbounded text)."""
     if value is None:
         if required:
             raise DataError(f"{where} is missing{': ' + fix if fix else ''}")
@@ -117,6 +118,8 @@ def _text(value: Any, where: str, *, required: bool = True, fix: str = "") -> st
         raise DataError(f"{where} must be a string, not {type(value).__name__} {value!r}{': ' + fix if fix else ''}")
     if required and not value.strip():
         raise DataError(f"{where} is empty{': ' + fix if fix else ''}")
+    if limit is not None and len(value) > limit:
+        raise DataError(f"{where} is {len(value)} characters long: shorten it to at most {limit}")
     return value
 
 
@@ -141,8 +144,8 @@ def _optional_id(value: Any, where: str) -> int | None:
         ident = int(value)
     except ValueError:
         raise DataError(f"{where} must be an integer id, not {value!r}: this store numbers entities 1, 2, ...") from None
-    if ident <= 0:
-        raise DataError(f"{where} must be a positive integer, not {ident}")
+    if not 0 < ident < 2**31:
+        raise DataError(f"{where} {ident} is out of range: ids are integers from 1 to {2**31 - 1}")
     return ident
 
 
@@ -165,7 +168,11 @@ def parse_time(value: Any, where: str = "phenomenonTime") -> datetime:
                         "write e.g. 2020-06-17T15:00:00Z")
     if value.tzinfo is None or value.utcoffset() is None:
         raise DataError(f"{where} {value.isoformat()} has no time zone: add one, e.g. 2020-06-17T15:00:00Z for UTC")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise DataError(f"{where} {value.isoformat()} is out of range in UTC: give a time between years 1 and "
+                        "9999") from None
 
 
 def _parse_period(value: Any, where: str) -> tuple[datetime, datetime | None]:
@@ -196,8 +203,8 @@ class UnitOfMeasurement:
 
     def __post_init__(self) -> None:
         _text(self.name, "unitOfMeasurement.name", fix=f"give the unit's name, e.g. {_UNIT_EXAMPLE}")
-        _text(self.symbol, "unitOfMeasurement.symbol", fix=f"give the unit's symbol, e.g. {_UNIT_EXAMPLE}")
-        _text(self.definition, "unitOfMeasurement.definition", required=False)
+        _text(self.symbol, "unitOfMeasurement.symbol", fix=f"give the unit's symbol, e.g. {_UNIT_EXAMPLE}", limit=64)
+        _text(self.definition, "unitOfMeasurement.definition", required=False, limit=None)
 
     @classmethod
     def from_sta(cls, value: Any, where: str = "unitOfMeasurement") -> UnitOfMeasurement:
@@ -222,7 +229,7 @@ class CityObjectRef:
     attribute: str | None = None
 
     def __post_init__(self) -> None:
-        _text(self.layer, "city object layer", fix="name the scene layer, e.g. 'buildings'")
+        _text(self.layer, "city object layer", fix="name the scene layer, e.g. 'buildings'", limit=128)
         _text(self.feature_id, "city object feature id", fix="give the feature's id, e.g. its gml:id")
         if self.attribute is not None:
             _text(self.attribute, "city object attribute")
@@ -240,8 +247,8 @@ class Location:
 
     def __post_init__(self) -> None:
         _text(self.name, "Location.name", fix="give the location a name")
-        _text(self.encoding_type, "Location.encodingType", fix="use 'application/geo+json'")
-        _text(self.description, "Location.description", required=False)
+        _text(self.encoding_type, "Location.encodingType", fix="use 'application/geo+json'", limit=128)
+        _text(self.description, "Location.description", required=False, limit=None)
         loc = _json_object(self.location, "Location.location")
         if self.encoding_type in ("application/geo+json", "application/vnd.geo+json") and "type" not in loc:
             raise DataError("Location.location has no GeoJSON 'type': write e.g. "
@@ -266,8 +273,8 @@ class Sensor:
 
     def __post_init__(self) -> None:
         _text(self.name, "Sensor.name", fix="give the sensor a name")
-        _text(self.description, "Sensor.description", required=False)
-        _text(self.encoding_type, "Sensor.encodingType", fix="e.g. 'text/html' or 'application/pdf'")
+        _text(self.description, "Sensor.description", required=False, limit=None)
+        _text(self.encoding_type, "Sensor.encodingType", fix="e.g. 'text/html' or 'application/pdf'", limit=128)
         if not isinstance(self.metadata, str):  # SensorML may come as an object: keep it as JSON text
             object.__setattr__(self, "metadata", json.dumps(self.metadata, sort_keys=True))
         object.__setattr__(self, "id", _optional_id(self.id, "Sensor.@iot.id"))
@@ -288,8 +295,8 @@ class ObservedProperty:
 
     def __post_init__(self) -> None:
         _text(self.name, "ObservedProperty.name", fix="name the phenomenon, e.g. 'precipitation_amount'")
-        _text(self.definition, "ObservedProperty.definition", required=False)
-        _text(self.description, "ObservedProperty.description", required=False)
+        _text(self.definition, "ObservedProperty.definition", required=False, limit=None)
+        _text(self.description, "ObservedProperty.description", required=False, limit=None)
         object.__setattr__(self, "id", _optional_id(self.id, "ObservedProperty.@iot.id"))
 
     @property
@@ -309,8 +316,8 @@ class FeatureOfInterest:
 
     def __post_init__(self) -> None:
         _text(self.name, "FeatureOfInterest.name", fix="give the feature a name")
-        _text(self.encoding_type, "FeatureOfInterest.encodingType", fix="use 'application/geo+json'")
-        _text(self.description, "FeatureOfInterest.description", required=False)
+        _text(self.encoding_type, "FeatureOfInterest.encodingType", fix="use 'application/geo+json'", limit=128)
+        _text(self.description, "FeatureOfInterest.description", required=False, limit=None)
         object.__setattr__(self, "feature", _json_object(self.feature, "FeatureOfInterest.feature"))
         object.__setattr__(self, "id", _optional_id(self.id, "FeatureOfInterest.@iot.id"))
 
@@ -377,6 +384,8 @@ class Observation:
         if self.id is not None:
             if isinstance(self.id, bool) or not isinstance(self.id, int | str) or not str(self.id).strip():
                 raise DataError(f"Observation @iot.id {self.id!r} must be a non-empty string or an integer")
+            if len(str(self.id)) > 255:
+                raise DataError(f"Observation @iot.id is {len(str(self.id))} characters long: use at most 255")
             object.__setattr__(self, "id", str(self.id))
 
     def to_sta(self) -> dict:
@@ -424,7 +433,7 @@ class Datastream:
 
     def __post_init__(self) -> None:
         _text(self.name, "Datastream.name", fix="give the datastream a name, e.g. 'Hourly precipitation 310'")
-        _text(self.description, "Datastream.description", required=False)
+        _text(self.description, "Datastream.description", required=False, limit=None)
         if not isinstance(self.unit_of_measurement, UnitOfMeasurement):
             object.__setattr__(self, "unit_of_measurement",
                                UnitOfMeasurement.from_sta(self.unit_of_measurement, "Datastream.unitOfMeasurement"))
@@ -461,7 +470,7 @@ class Thing:
 
     def __post_init__(self) -> None:
         _text(self.name, "Thing.name", fix="give the thing a name, e.g. 'KNMI AWS 310 Vlissingen'")
-        _text(self.description, "Thing.description", required=False)
+        _text(self.description, "Thing.description", required=False, limit=None)
         object.__setattr__(self, "properties", _json_object(self.properties, f"Thing '{self.name}' properties"))
         object.__setattr__(self, "locations", tuple(self.locations))
         object.__setattr__(self, "datastreams", tuple(self.datastreams))
@@ -823,6 +832,8 @@ def link_datastream(conn: sa.Connection, datastream_id: int, city_object: CityOb
 
 def _stream_types(conn: sa.Connection, ids: Iterable[int]) -> dict[int, str]:
     ids = sorted(set(ids))
+    for i in ids:
+        _optional_id(i, "Datastream.@iot.id")
     found: dict[int, str] = {}
     for i in range(0, len(ids), 500):
         q = sa.select(datastreams_table.c.id, datastreams_table.c.observation_type).where(
@@ -948,6 +959,10 @@ def add_observation_frame(conn: sa.Connection, frame: pd.DataFrame, *, datastrea
         "result_time": _frame_times(frame, "result_time", False), "result": result,
         "client_id": frame["client_id"].astype(object).where(frame["client_id"].notna(), None)
         if "client_id" in frame else pd.Series(None, index=frame.index, dtype=object)})
+    long_ids = out["client_id"].map(lambda v: v is not None and len(str(v)) > 255)
+    if long_ids.any():
+        raise DataError(f"observation frame row {int(np.flatnonzero(long_ids.to_numpy())[0])}: client_id is longer "
+                        "than 255 characters: shorten it")
     if (out["phenomenon_time_end"].notna() & (out["phenomenon_time_end"] < out["phenomenon_time"])).any():
         raise DataError("observation frame has phenomenon_time_end before phenomenon_time: fix the intervals")
     return _bulk_new(conn, out)

@@ -31,6 +31,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
+
 from cim.errors import CIMError, DataError, ValidationError, require
 from cim.iot import Observation, add_dead_letter, add_observations, observation_from_sta
 from ingest.sensorthings import begin, engine_of
@@ -192,19 +194,32 @@ class MQTTSubscriber:
         client.ack(msg.mid, msg.qos)
 
     def _store(self, msg) -> None:
+        """Parse, then write in one transaction. What can never be stored goes to the dead letters (and is then
+        acknowledged); a store that is away or broken raises, so that the message is not acknowledged."""
         payload = bytes(msg.payload)
         try:
             obs = observations_from_message(msg.topic, payload)
+        except DataError as exc:
+            return self._dead_letter(msg, payload, str(exc))
+        except Exception as exc:  # a payload our parser did not foresee: still only this message's problem
+            log.exception("unexpected error parsing a message on %s", msg.topic)
+            return self._dead_letter(msg, payload, f"could not be read ({type(exc).__name__}: {exc})")
+        try:
             with begin(self.target) as conn:
                 new = add_observations(conn, obs)
         except DataError as exc:
-            with begin(self.target) as conn:
-                add_dead_letter(conn, source=self.source, topic=msg.topic, reason=str(exc), payload=payload)
-            self.stats.dead_letters += 1
-            log.warning("dead letter from %s on %s: %s", self.source, msg.topic, exc)
-            return
+            return self._dead_letter(msg, payload, str(exc))
+        except (sa.exc.DataError, sa.exc.IntegrityError) as exc:  # the database refuses this row, every time
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+            return self._dead_letter(msg, payload, f"the store refused it: {reason}")
         self.stats.observations_new += new
         self.stats.observations_duplicate += len(obs) - new
+
+    def _dead_letter(self, msg, payload: bytes, reason: str) -> None:
+        with begin(self.target) as conn:
+            add_dead_letter(conn, source=self.source, topic=msg.topic, reason=reason, payload=payload)
+        self.stats.dead_letters += 1
+        log.warning("dead letter from %s on %s: %s", self.source, msg.topic, reason)
 
     # -- the loop
     def run(self, stop: threading.Event | None = None) -> SubscriberStats:

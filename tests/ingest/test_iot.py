@@ -63,6 +63,10 @@ def simple_stream(name="level", obs_type=iot.OM_MEASUREMENT, unit=("metre", "m")
     (lambda: iot.Observation("2020-06-17T15:00Z", float("nan")), "result is nan", "finite number"),
     (lambda: iot.Observation("2020-06-17T15:00Z", 1.0, datastream_id="abc"), "Datastream.@iot.id", "integer"),
     (lambda: iot.Location("gauge", {"coordinates": [3.6, 51.4]}), "Location.location", '"type": "Point"'),
+    (lambda: iot.Observation("2020-06-17T15:00Z", 1.0, datastream_id=2**40), "out of range", "1 to 2147483647"),
+    (lambda: iot.Observation("0001-01-01T00:00+01:00", 1.0), "out of range in UTC", "between years 1 and 9999"),
+    (lambda: iot.Thing("x" * 300), "Thing.name is 300 characters long", "at most 255"),
+    (lambda: iot.UnitOfMeasurement("millimetre", "m" * 65), "unitOfMeasurement.symbol is 65", "at most 64"),
 ])
 def test_entities_refuse_bad_values_naming_field_and_fix(build, field, fix):
     with pytest.raises(cim.DataError) as err:

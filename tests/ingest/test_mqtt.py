@@ -150,6 +150,11 @@ def test_malformed_messages_go_to_dead_letters_and_the_subscriber_keeps_going(ga
         (TOPIC.format(ds_id), b'{"phenomenonTime": "2020-06-17T15:00:00Z", "result": "heavy"}',
          "does not fit the Datastream's observationType OM_Measurement"),
         (TOPIC.format(ds_id), b'{"phenomenonTime": 1592406000, "result": 51.3}', "must be an ISO 8601 time"),
+        (TOPIC.format(2**40), b'{"phenomenonTime": "2020-06-17T15:00:00Z", "result": 1.0}', "is out of range"),
+        (TOPIC.format(ds_id), json.dumps({"phenomenonTime": "2020-06-17T15:00:00Z", "result": 1.0,
+                                          "@iot.id": "x" * 300}).encode(), "300 characters long"),
+        (TOPIC.format(ds_id), b'{"phenomenonTime": "0001-01-01T00:00:00+01:00", "result": 1.0}',
+         "out of range in UTC"),
         # a batch with one bad member is refused whole: nothing of it is stored
         (TOPIC.format(ds_id), b'[{"phenomenonTime": "2020-06-17T01:00:00Z", "result": 0.0}, {"result": 2}]',
          "Observation[1].phenomenonTime is missing"),
@@ -364,3 +369,23 @@ def test_a_killed_subscriber_resumes_its_session_and_stores_each_message_exactly
     with engine.connect() as conn:
         s = iot.observation_series(conn, ds_id, "2024-01-01T00:00Z")
     assert len(s) == 1000 and s.sum() == pytest.approx(sum(i / 10 for i in range(1000)))
+
+
+def test_a_row_the_database_refuses_goes_to_dead_letters_instead_of_coming_back_forever(gauge, mqtt_broker):
+    scene, ds_id, obs = gauge
+    engine = scene.store.engine
+    with engine.begin() as conn:       # a rule of the database that our checks do not know about
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("ALTER TABLE iot_observations ADD CONSTRAINT plausible CHECK (result < 500)")
+        else:
+            conn.exec_driver_sql("CREATE TRIGGER plausible BEFORE INSERT ON iot_observations WHEN NEW.result >= 500 "
+                                 "BEGIN SELECT RAISE(ABORT, 'implausible rainfall'); END")
+    with running(scene, mqtt_broker, f"cim-test-{uuid.uuid4().hex[:8]}") as sub:
+        publish_observations("127.0.0.1", mqtt_broker.port, ds_id,
+                             [{"phenomenonTime": "2020-06-17T15:00:00Z", "result": 513.0}, obs[16]])
+        wait_until(lambda: sub.stats.dead_letters == 1 and sub.stats.observations_new == 1, "one dead, one stored")
+    assert sub.stats.store_failures == 0 and sub.stats.connects == 1
+    with engine.connect() as conn:
+        (reason,) = iot.dead_letters(conn)["reason"]
+        assert iot.observations(conn, ds_id)["result"].tolist() == [8.7]
+    assert reason.startswith("the store refused it: ") and ("plausible" in reason or "implausible" in reason)
