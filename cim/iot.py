@@ -52,6 +52,7 @@ __all__ = [
     "OM_MEASUREMENT",
     "OM_OBSERVATION",
     "OM_TRUTH",
+    "REGIONS_LAYER",
     "AddResult",
     "CityObjectRef",
     "Datastream",
@@ -74,6 +75,7 @@ __all__ = [
     "dead_letters",
     "features_of_interest",
     "get_datastream",
+    "link_city_object",
     "link_datastream",
     "locations",
     "observation_from_sta",
@@ -828,6 +830,38 @@ def link_datastream(conn: sa.Connection, datastream_id: int, city_object: CityOb
         city_layer=c and c.layer, city_feature_id=c and c.feature_id, city_attribute=c and c.attribute)).rowcount
     if n == 0:
         raise DataError(f"Datastream {datastream_id} is not in the store: load its Thing first")
+
+
+#: The pseudo-layer name that links a Datastream to an administrative region of the scene (by region name).
+REGIONS_LAYER = "regions"
+
+
+def link_city_object(scene: Any, datastream_id: int, city_object: CityObjectRef, *, id_column: str = "id") -> None:
+    """Link a stored Datastream to a city object of ``scene``, after checking that the object is there: a feature
+    of a vector layer (found by its ``id_column``) or, with layer ``"regions"``, an administrative region (by
+    name) — a water-level sensor to a low-lying street point, a rain gauge to a district.
+    """
+    ref = city_object
+    if not isinstance(ref, CityObjectRef):
+        raise ValidationError(f"city_object must be a cim.iot.CityObjectRef, not {type(ref).__name__}")
+    if ref.layer == REGIONS_LAYER:
+        ids = [str(n) for n in scene.regions["name"]]
+        what = "region"
+    else:
+        data = scene.layer(ref.layer)
+        if not hasattr(data, "columns"):
+            raise ValidationError(f"layer {ref.layer!r} is a raster: link Datastreams to features of vector layers "
+                                  "or to regions")
+        if id_column not in data.columns:
+            raise DataError(f"layer {ref.layer!r} has no {id_column!r} column: pass id_column= one of "
+                            f"{[c for c in data.columns if c != 'geometry']}")
+        ids = data[id_column].astype(str).tolist()
+        what = f"feature with {id_column}"
+    if ref.feature_id not in set(ids):
+        raise DataError(f"no {what} {ref.feature_id!r} in {ref.layer!r} ({len(ids)} there, e.g. {ids[:3]}): "
+                        "check the id")
+    with scene.transaction() as conn:
+        link_datastream(conn, datastream_id, ref)
 
 
 def _stream_types(conn: sa.Connection, ids: Iterable[int]) -> dict[int, str]:
