@@ -251,18 +251,6 @@ def continuity(h, carry, qx_new, qy_new, f, qx, qy, active, rain, rain_grid, los
     row_vol[0, 0] += edge * face_vol
 
 
-@njit(cache=True)
-def add_point_sources(h, rows, cols, depth):
-    """Add ``depth[i]`` (m) to cell ``(rows[i], cols[i])``; returns the depth actually added (float32 rounding)."""
-    added = 0.0
-    for i in range(rows.size):
-        old = h[rows[i], cols[i]]
-        new = old + np.float32(depth[i])
-        h[rows[i], cols[i]] = new
-        added += np.float64(new) - np.float64(old)
-    return added
-
-
 @njit(cache=True, parallel=True)
 def volume(h, active, dx):
     """Water volume (m³, float64 sum) over active cells."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time as _time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -38,6 +39,12 @@ from flood.forcing import (
 __all__ = ["BoundarySpec", "G", "Model", "simulate"]
 
 log = logging.getLogger(__name__)
+
+# The solver launches three short parallel regions per step. With OpenMP's default active waiting, idle worker
+# threads spin between them and take the cores from the working ones (3x slower here on 2 shared cores, even
+# with one thread). Passive waiting is set unless the user chose a policy; it applies when the OpenMP runtime
+# starts, i.e. if no numba parallel code has run in this process before flood is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 G = 9.80665
 SIDES = ("north", "east", "south", "west")
@@ -324,38 +331,7 @@ class Model:
             dt = self.calc_time_step()
         dt = _number(dt, "dt")
         t0 = _time.perf_counter()
-        t = self.time
-        rain = 0.0
-        rain_grid = self._rain_dummy
-        if self._rain_series is not None:
-            rain = self._rain_series.rate_at(t)
-            self.rain_volume += rain * dt * self.area * self.n_active
-        elif self._rain_grid_series is not None:
-            k = self._rain_grid_series.index(t)
-            if k >= 0:
-                rain_grid = self._rain_grid_series.values[k]
-                self.rain_volume += float(self._rain_frame_sums[k]) * dt
-        if self.inflows:
-            i0 = 0
-            for (rows, _), s in zip(self._inflow_cells, self._inflow_series, strict=True):
-                q = s.rate_at(t)
-                self._src_depth[i0:i0 + rows.size] = q * dt / (rows.size * self.area)
-                i0 += rows.size
-            # count what the float32 state received, so that the budget closes to rounding of the sums
-            self.inflow_volume += K.add_point_sources(self.h, self._src_rows, self._src_cols, self._src_depth) * self.area
-        dtm = dt if self._dt_prev <= 0 else 0.5 * (dt + self._dt_prev)  # q lives half a step off h
-        self._dt_prev = dt
-        K.momentum(self.z, self.h, self.n2, self.qx, self.qy, self._qx_new, self._qy_new, dtm, self.dx, G,
-                   self.theta, self.depth_threshold, self.open_sides)
-        K.limiter(self.h, self._qx_new, self._qy_new, dt, self.dx, self._f)
-        K.continuity(self.h, self._carry, self._qx_new, self._qy_new, self._f, self.qx, self.qy, self.active, rain, rain_grid,
-                     self.infiltration_rate, self.drainage_rate, self._inf_grid, self._drn_grid, self._loss_mode,
-                     dt, self.dx, t + dt, self.depth_threshold, self.wet_depth, self.max_depth, self.time_of_max,
-                     self._max_speed2, self._arrival, self._wet_since, self._duration, self._row_hmax,
-                     self._row_vol)
-        self._hmax = float(self._row_hmax.max())
-        self.time = t + dt
-        self.steps += 1
+        self._advance(self.time + dt, alpha=math.inf, max_dt=dt)  # exactly one step of dt
         self.dt_min = min(self.dt_min, dt)
         self.dt_max = max(self.dt_max, dt)
         self.loop_seconds += _time.perf_counter() - t0
@@ -388,7 +364,8 @@ class Model:
                 "lower alpha (e.g. 0.5) or max_dt, or raise manning"
             )
 
-    def _advance(self, t1: float) -> None:
+    def _advance(self, t1: float, alpha: float | None = None, max_dt: float | None = None) -> None:
+        """Steps from now to ``t1`` in one numba call, with the forcing of the current time."""
         t = self.time
         rain = 0.0
         rain_grid = self._rain_dummy
@@ -409,7 +386,8 @@ class Model:
                   self._f, self.open_sides, rain, rain_grid, self.infiltration_rate, self.drainage_rate,
                   self._inf_grid, self._drn_grid, self._loss_mode, self._src_rows, self._src_cols, self._src_depth,
                   self.max_depth, self.time_of_max, self._max_speed2, self._arrival, self._wet_since, self._duration,
-                  self._row_hmax, self._row_vol, t, t1, self._hmax, self.dx, G, self.alpha, self.max_dt,
+                  self._row_hmax, self._row_vol, t, t1, self._hmax, self.dx, G,
+                  self.alpha if alpha is None else alpha, self.max_dt if max_dt is None else max_dt,
                   self.theta, self.depth_threshold, self.wet_depth, self._dt_prev, st)
         self.time = t1 if st[0] >= t1 - 1e-9 * max(1.0, t1) else float(st[0])
         self.steps += int(st[1])
