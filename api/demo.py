@@ -138,7 +138,7 @@ def step_forecast_gauge(res: DemoResult) -> None:
     """Forecast for the real 2020-06-17 gauge event (KNMI 310 Vlissingen, transposed onto Delft)."""
     res.forecasts.append(forecast(res.scene, rainfall="gauges", window=GAUGE_WINDOW, duration=9000.0,
                                   name="gauge_20200617", resolution=RESOLUTION, output_interval=300.0))
-    res.rains["gauge_20200617"] = flood.forecasting.gauge_rainfall(res.scene, GAUGE_WINDOW)
+    res.rains["gauge_20200617"] = flood.gauge_rainfall(res.scene, GAUGE_WINDOW)
 
 
 def step_outputs(res: DemoResult) -> None:
