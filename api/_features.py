@@ -149,6 +149,7 @@ def parse_filter(text: str | None, lang: str | None):
     try:
         if lang == "cql2-text":
             from pygeofilter.parsers.cql2_text import parse
+            _quiet_cql2_text()
             return parse(text)
         if lang == "cql2-json":
             from pygeofilter.parsers.cql2_json import parse
@@ -157,6 +158,18 @@ def parse_filter(text: str | None, lang: str | None):
         msg = str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
         raise BadRequest(f"filter is not valid {lang}: {msg}") from None
     raise BadRequest(f"filter-lang {lang!r}: use cql2-text or cql2-json")
+
+
+def _quiet_cql2_text() -> None:
+    """pygeofilter builds its CQL2 text parser with lark's debug=True, which prints a state-stack dump to stdout
+    whenever a literal fails to convert; a server must not write that on every bad request."""
+    from pygeofilter.parsers.cql2_text import parser as module
+
+    node, depth = getattr(module, "parser", None), 0
+    while node is not None and depth < 5:
+        if hasattr(node, "debug"):
+            node.debug = False
+        node, depth = getattr(node, "parser", None), depth + 1
 
 
 # ------------------------------------------------------------------------------------------------ CQL2 evaluator
@@ -333,7 +346,10 @@ def query_items(scene: cim.Scene, layer: Layer, *, bbox=None, interval=None, pro
     for name, text in (properties or {}).items():
         mask &= _property_equals(wgs[name], text, layer.dtypes[name], name)
     if cql is not None:
-        result = _evaluate(cql, wgs, layer.dtypes)
+        try:
+            result = _evaluate(cql, wgs, layer.dtypes)
+        except RecursionError:
+            raise BadRequest("filter nests too deeply: simplify the expression") from None
         mask &= _as_mask(result, wgs)
     matched = wgs[mask.to_numpy()]
     page = matched.iloc[offset:offset + limit]

@@ -289,7 +289,7 @@ def parse_options(es: EntitySet, *, top: int | None, skip: int | None, count: st
             o.orderby.append((es.props[words[0]], len(words) == 2 and words[1] == "desc"))
     if select:
         names = [s.strip() for s in select.split(",")]
-        allowed = {"id", *_KEYS[es.name], *es.nav}
+        allowed = {"id", *select_names(es)}
         for n in names:
             if n not in allowed:
                 raise BadRequest(f"$select {n!r} is not a property of {es.name}")
@@ -314,6 +314,11 @@ _KEYS: dict[str, frozenset[str]] = {
     "Observations": frozenset({"phenomenonTime", "resultTime", "result", "parameters"}),
     "FeaturesOfInterest": frozenset({"name", "description", "encodingType", "feature"}),
 }
+
+
+def select_names(es: EntitySet) -> frozenset[str]:
+    """What ``$select`` may name (besides ``id``): the properties and the navigation properties."""
+    return _KEYS[es.name] | frozenset(es.nav)
 
 
 # --------------------------------------------------------------------------------------------------- queries

@@ -57,6 +57,49 @@ class AuditMiddleware:
             log.exception("could not write the audit entry for %s by %s", action, who)
 
 
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``limit`` bytes with a problem+json 413, whether announced by Content-Length or
+    streamed (chunked); the body is read here, then replayed to the app."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _WRITES:
+            await self.app(scope, receive, send)
+            return
+        too_large = errors.problem(413, f"the request body is larger than this service accepts ({self.limit} bytes)"
+                                   ": split it into smaller requests", scope.get("path"))
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await too_large(scope, receive, send)
+            return
+        body, more = [], True
+        size = 0
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await too_large(scope, receive, send)
+                return
+            body.append(chunk)
+            more = message.get("more_body", False)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The HTTP service for one scene. ``settings`` default to the ``CIM_*`` environment variables."""
     import cim.security
@@ -79,7 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title=f"{settings.title}: {scene.name}", version=cim.__version__, lifespan=lifespan,
                   description="OGC API - Features, SensorThings API v1.1 and 3D Tiles over a CIM Twin scene.",
-                  dependencies=[Depends(reject_unknown_query)], max_body_size=settings.max_body_bytes,
+                  dependencies=[Depends(reject_unknown_query)],
                   docs_url="/docs", redoc_url=None)
     app.state.settings = settings
     app.state.scene = scene
@@ -92,8 +135,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(features.router)
     app.include_router(sensorthings.router, prefix="/v1.1", tags=["SensorThings"])
     app.include_router(tiles3d.router, tags=["3D Tiles"])
-    openapi.install(app, lambda: [layer.name for layer in features.F.vector_layers(scene)])
+    openapi.install(app, lambda: [layer.name for layer in features.F.vector_layers(scene)],
+                    lambda: [features.F.CRS84, features.F.crs_uri(scene.crs)])
 
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(AuditMiddleware, scene=scene)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD",

@@ -114,7 +114,14 @@ async def _validation(request: Request, exc: RequestValidationError) -> JSONResp
 
 async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) and exc.status_code < 500 else _TITLES.get(exc.status_code)
-    return problem(exc.status_code, detail or "error", request.url.path, dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:           # every method of the resource, not only those of the first route matched
+        from api.openapi import allowed_methods
+
+        methods = allowed_methods(request.app, request.url.path)
+        if methods:
+            headers["Allow"] = ", ".join(methods)
+    return problem(exc.status_code, detail or "error", request.url.path, headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -113,7 +113,12 @@ _JSON_TYPES = {"string": "string", "int": "integer", "float": "number", "bool": 
                "datetime": "string", "datetimetz": "string"}
 
 
-@router.get("/collections/{collectionId}/queryables", summary="Properties a filter may use", responses=ERRORS)
+_SCHEMA_JSON = {200: {"description": "A JSON Schema of the queryable properties",
+                      "content": {"application/schema+json": {"schema": {"type": "object"}}}}}
+
+
+@router.get("/collections/{collectionId}/queryables", summary="Properties a filter may use",
+            response_class=JSONResponse, responses={**ERRORS, **_SCHEMA_JSON})
 def queryables(request: Request, scene: SceneDep, _: ReadCaller, collectionId: CollectionId) -> JSONResponse:
     from cim._dtypes import column_kind
 

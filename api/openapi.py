@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-__all__ = ["ERRORS", "install"]
+__all__ = ["ERRORS", "allowed_methods", "install"]
 
 _PROBLEM_SCHEMA = {"type": "object", "properties": {"type": {"type": "string"}, "title": {"type": "string"},
                                                     "status": {"type": "integer"}, "detail": {"type": "string"},
@@ -33,7 +33,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def install(app: FastAPI, collection_ids) -> None:
+def install(app: FastAPI, collection_ids, crs_uris) -> None:
     """Replace ``app.openapi`` with a generator that post-processes FastAPI's document."""
 
     def openapi() -> dict:
@@ -49,9 +49,27 @@ def install(app: FastAPI, collection_ids) -> None:
                 for p in op.get("parameters", []):
                     if p.get("name") == "collectionId" and p.get("in") == "path" and ids:
                         p["schema"] = {"type": "string", "enum": ids}
+                    if p.get("name") == "crs" and p.get("in") == "query":
+                        p["schema"] = {"type": "string", "enum": list(crs_uris())}
         doc.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)
         doc.get("components", {}).get("schemas", {}).pop("ValidationError", None)
         app.openapi_schema = doc
         return doc
 
     app.openapi = openapi
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the OpenAPI document lists for the resource at ``path`` (for the Allow header of a 405)."""
+    import re
+
+    table = getattr(app.state, "allow_table", None)
+    if table is None:
+        table = []
+        for template, ops in app.openapi().get("paths", {}).items():
+            regex = "".join(".+" if part == "{path}" else "[^/]+" if part.startswith("{") else re.escape(part)
+                            for part in re.split(r"(\{[^}]+\})", template))
+            table.append((re.compile(f"^{regex}$"), [m.upper() for m in ops]))
+        app.state.allow_table = table
+    methods = sorted({m for regex, ms in table if regex.match(path) for m in ms})
+    return methods

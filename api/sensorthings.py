@@ -1,8 +1,11 @@
 """SensorThings API v1.1: read every entity set with query options, create Things (deep insert) and Observations
-(one, or a JSON list as a batch; re-sent ones are not duplicated); new observations go out over MQTT."""
+(one, or a JSON list as a batch; re-sent ones are not duplicated); new observations go out over MQTT.
 
-from __future__ import annotations
+(No ``from __future__ import annotations`` here: the query options' patterns are per entity set, built in closures,
+and FastAPI must see those annotations as objects.)"""
 
+
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
@@ -34,20 +37,54 @@ class StaQuery(BaseModel):
     filter: str | None = None
 
 
-def sta_query(
-    top: Annotated[int | None, Query(alias="$top", ge=0, le=10_000, description="Entities per page")] = None,
-    skip: Annotated[int | None, Query(alias="$skip", ge=0, le=10_000_000)] = None,
-    count: Annotated[Literal["true", "false"] | None, Query(alias="$count")] = None,
-    orderby: Annotated[str | None, Query(alias="$orderby", max_length=500, description="e.g. phenomenonTime desc")] = None,
-    select: Annotated[str | None, Query(alias="$select", max_length=500, description="e.g. id,result")] = None,
-    expand: Annotated[str | None, Query(alias="$expand", max_length=500, description="e.g. Datastreams")] = None,
-    filter: Annotated[str | None, Query(alias="$filter", max_length=2000,
-                                        description="e.g. result gt 5 and phenomenonTime ge 2020-06-17T00:00:00Z")] = None,
-) -> StaQuery:
-    return StaQuery(top=top, skip=skip, count=count, orderby=orderby, select=select, expand=expand, filter=filter)
+def _alternatives(names) -> str:
+    return "(" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) + ")"
 
 
-QueryDep = Annotated[StaQuery, Depends(sta_query)]
+def _patterns(es: S.EntitySet) -> tuple[str, str, str | None]:
+    """Regular expressions of $orderby, $select and $expand for an entity set (so the OpenAPI document says
+    exactly which names are accepted)."""
+    order = _alternatives(es.props) + "( (asc|desc))?"
+    select = _alternatives({"id", *S.select_names(es)})
+    expand = _alternatives(es.nav) if es.nav else None
+    return (f"^{order}(,{order})*$", f"^{select}(,{select})*$", f"^{expand}(,{expand})*$" if expand else None)
+
+
+def sta_query(es: S.EntitySet):
+    """The query options of a collection of ``es``, as a typed dependency."""
+    order_p, select_p, expand_p = _patterns(es)
+
+    def dependency(
+        top: Annotated[int | None, Query(alias="$top", ge=0, le=10_000, description="Entities per page")] = None,
+        skip: Annotated[int | None, Query(alias="$skip", ge=0, le=10_000_000)] = None,
+        count: Annotated[Literal["true", "false"] | None, Query(alias="$count")] = None,
+        orderby: Annotated[str | None, Query(alias="$orderby", max_length=500, pattern=order_p,
+                                             description="e.g. phenomenonTime desc")] = None,
+        select: Annotated[str | None, Query(alias="$select", max_length=500, pattern=select_p,
+                                            description="e.g. id,result")] = None,
+        expand: Annotated[str | None, Query(alias="$expand", max_length=500, pattern=expand_p,
+                                            description="Navigation properties, one level")] = None,
+        filter: Annotated[str | None, Query(
+            alias="$filter", max_length=2000,
+            description="Comparisons (eq ne gt ge lt le) of properties with numbers, 'text' or times, with "
+                        "and/or/not and parentheses, e.g. result gt 5 and phenomenonTime ge 2020-06-17T00:00:00Z")
+        ] = None,
+    ) -> StaQuery:
+        return StaQuery(top=top, skip=skip, count=count, orderby=orderby, select=select, expand=expand,
+                        filter=filter)
+    return dependency
+
+
+def sta_entity_query(es: S.EntitySet):
+    """$select and $expand of a single entity of ``es``."""
+    _, select_p, expand_p = _patterns(es)
+
+    def dependency(
+        select: Annotated[str | None, Query(alias="$select", max_length=500, pattern=select_p)] = None,
+        expand: Annotated[str | None, Query(alias="$expand", max_length=500, pattern=expand_p)] = None,
+    ) -> StaQuery:
+        return StaQuery(select=select, expand=expand)
+    return dependency
 
 
 def _options(es: S.EntitySet, q: StaQuery, settings) -> S.QueryOptions:
@@ -72,7 +109,8 @@ def root(request: Request) -> dict:
 
 
 def _list_endpoint(es: S.EntitySet):
-    def endpoint(request: Request, scene: SceneDep, settings: SettingsDep, _: ReadCaller, q: QueryDep) -> dict:
+    def endpoint(request: Request, scene: SceneDep, settings: SettingsDep, _: ReadCaller,
+                 q: Annotated[StaQuery, Depends(sta_query(es))]) -> dict:
         opts = _options(es, q, settings)
         with scene.store.engine.connect() as conn:
             return S.list_entities(conn, es, opts, _base(request), _skip_link(request))
@@ -82,10 +120,8 @@ def _list_endpoint(es: S.EntitySet):
 
 def _get_endpoint(es: S.EntitySet):
     def endpoint(request: Request, scene: SceneDep, settings: SettingsDep, _: ReadCaller, id: Id,
-                 select: Annotated[str | None, Query(alias="$select", max_length=500)] = None,
-                 expand: Annotated[str | None, Query(alias="$expand", max_length=500)] = None) -> dict:
-        opts = S.parse_options(es, top=None, skip=None, count=None, orderby=None, select=select, expand=expand,
-                               filter=None, max_top=settings.max_items)
+                 q: Annotated[StaQuery, Depends(sta_entity_query(es))]) -> dict:
+        opts = _options(es, q, settings)
         with scene.store.engine.connect() as conn:
             return S.get_entity(conn, es, id, _base(request), opts)
     endpoint.__name__ = f"get_{es.name}"
@@ -94,9 +130,10 @@ def _get_endpoint(es: S.EntitySet):
 
 def _nav_endpoint(es: S.EntitySet, name: str, nav: S.Nav):
     target = S.ENTITY_SETS[nav.target]
+    options = sta_query(target) if nav.many else sta_entity_query(target)
 
     def endpoint(request: Request, scene: SceneDep, settings: SettingsDep, _: ReadCaller, id: Id,
-                 q: QueryDep) -> dict:
+                 q: Annotated[StaQuery, Depends(options)]) -> dict:
         opts = _options(target, q, settings)
         with scene.store.engine.connect() as conn:
             S.require_entity(conn, es, id)
