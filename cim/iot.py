@@ -84,6 +84,7 @@ __all__ = [
     "observations_table",
     "observed_properties",
     "parse_time",
+    "sensor_locations",
     "sensors",
     "tables",
     "thing_from_sta",
@@ -1190,6 +1191,28 @@ def datastreams(conn: sa.Connection, *, thing: str | None = None, city_layer: st
     rows = conn.execute(q.order_by(d.c.id)).all()
     return pd.DataFrame(rows, columns=["id", "thing", "name", "unit_symbol", "observation_type",
                                        "observed_property", "city_layer", "city_feature_id", "city_attribute"])
+
+
+def sensor_locations(conn: sa.Connection):
+    """Where the Things are: a GeoDataFrame in WGS84 (EPSG:4326) with one row per Thing and GeoJSON Location
+    (thing_id, thing, location, datastreams: their names joined by "; ") — ready for ``scene.add_layer(...,
+    kind="sensors")`` or a map."""
+    import geopandas as gpd
+    import shapely
+
+    t, tl, lo, d = things, thing_locations, locations, datastreams_table
+    rows = conn.execute(sa.select(t.c.id, t.c.name, lo.c.name.label("location"), lo.c.encoding_type,
+                                  lo.c.location.label("geojson"))
+                        .join_from(t, tl, tl.c.thing_id == t.c.id).join_from(tl, lo, tl.c.location_id == lo.c.id)
+                        .order_by(t.c.id, lo.c.id)).all()
+    names: dict[int, list[str]] = {}
+    for tid, name in conn.execute(sa.select(d.c.thing_id, d.c.name).order_by(d.c.id)):
+        names.setdefault(tid, []).append(name)
+    rows = [r for r in rows if r.encoding_type in ("application/geo+json", "application/vnd.geo+json")]
+    return gpd.GeoDataFrame(
+        {"thing_id": [r.id for r in rows], "thing": [r.name for r in rows], "location": [r.location for r in rows],
+         "datastreams": ["; ".join(names.get(r.id, [])) for r in rows]},
+        geometry=[shapely.from_geojson(r.geojson) for r in rows], crs="EPSG:4326")
 
 
 def dead_letters(conn: sa.Connection, *, source: str | None = None) -> pd.DataFrame:

@@ -355,3 +355,14 @@ def test_large_batches_of_value_objects_take_the_bulk_road_with_the_same_rules(i
         df = iot.observations(conn, ds_id)
     assert len(df) == 600 and df["result"].sum() == pytest.approx(sum(i / 100 for i in range(600)))
     assert df["client_id"].iloc[599] == "p7-599" and df["phenomenon_time"].iloc[0] == times[0]
+
+
+def test_sensor_locations_are_a_wgs84_point_layer(iot_engine):
+    with iot_engine.begin() as conn:
+        iot.add_thing(conn, gauge_thing())
+        iot.add_thing(conn, iot.Thing("pump 7", datastreams=(simple_stream(),)))      # no location: not listed
+        gdf = iot.sensor_locations(conn)
+    assert gdf.crs.to_epsg() == 4326
+    assert gdf[["thing", "location", "datastreams"]].values.tolist() == [
+        ["KNMI AWS 310 Vlissingen", "Vlissingen 310", "Hourly precipitation 310"]]
+    assert (gdf.geometry.x[0], gdf.geometry.y[0]) == (3.596, 51.442)

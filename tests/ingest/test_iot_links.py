@@ -59,3 +59,15 @@ def test_a_link_by_another_column_and_for_an_unknown_datastream(scene):
     iot.link_city_object(scene, gauge_id, iot.CityObjectRef("roads", "Oude Delft"), id_column="name")
     with pytest.raises(cim.DataError, match="Datastream 4242 is not in the store"):
         iot.link_city_object(scene, 4242, iot.CityObjectRef("roads", "road-1"))
+
+
+def test_sensor_locations_become_a_sensors_layer_in_the_scene_crs(scene):
+    scene, _ = scene
+    with scene.store.engine.connect() as conn:
+        gdf = iot.sensor_locations(conn)
+    scene.add_layer("sensors", gdf, kind="sensors")
+    back = scene.layer("sensors")
+    assert back.crs.to_epsg() == 28992 and back["thing"].tolist() == ["KNMI AWS 310 Vlissingen"]
+    # Vlissingen in RD New (x about 30.5 km, y about 385.2 km)
+    assert back.geometry.x[0] == pytest.approx(30475.2, abs=1.0)
+    assert back.geometry.y[0] == pytest.approx(385185.5, abs=1.0)
