@@ -100,7 +100,10 @@ class LayerItem:
     attrs: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.data)
+        """Features of a vector layer, cells of a raster (as the scene catalogue counts them)."""
+        import xarray as xr
+
+        return int(self.data.size) if isinstance(self.data, xr.DataArray) else len(self.data)
 
 
 @dataclass
@@ -206,7 +209,7 @@ class Reader:
         for item in result.layers.values():
             scene.add_layer(item.name, item.data, kind=item.kind, cim_level=item.cim_level, units=item.units,
                             source=item.source, attrs=item.attrs or None)
-            report.add(result.source, item.name, item.kind, len(item.data))
+            report.add(result.source, item.name, item.kind, len(item))
         for f in result.files:
             attrs = dict(f.attrs)
             if "bounds_native" in attrs and result.crs is not None:

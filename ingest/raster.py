@@ -78,6 +78,10 @@ class RasterReader(Reader):
             target = parse_crs(to_crs, path, "to_crs option") if to_crs is not None else da.rio.crs
             kw = {"resolution": float(resolution)} if resolution is not None else {}
             da = da.rio.reproject(target, resampling=rs, nodata=np.nan, **kw)
+        # the file's encoding (scale, offset, fill value) is spent: the values are decoded, nodata is NaN
+        da.encoding = {}
+        da.attrs = {k: v for k, v in da.attrs.items() if k not in ("_FillValue", "scale_factor", "add_offset",
+                                                                    "missing_value")}
         da = da.rio.write_nodata(np.nan, encoded=False)
         if bool(da.isnull().all()):
             raise DataError(f"{path.name}: every cell is nodata")

@@ -142,3 +142,17 @@ def test_bim_model_comes_back_from_the_scene_with_its_entrances(scene):
     assert back.buildings == original.buildings and back.lowest_floor_elevation == pytest.approx(0.4)
     assert len(back.entrances) == 2 and {round(e.sill_elevation, 4) for e in back.entrances} == {0.4}
     assert sorted(back.elements["guid"]) == sorted(original.elements["guid"])
+
+
+def test_geotiff_dem_into_a_scene_in_its_crs(store_url):
+    scene = cim.Scene.create(store_url, crs="EPSG:26915", name="Prairie")
+    try:
+        report = ingest.ingest(scene, DATA / "lidar_dem_1m_utm15n.tif", name="dem")
+        assert [(a.name, a.kind, a.count) for a in report.added] == [("dem", "terrain", 160_000)]
+        dem = scene.layer("dem")
+        src = ingest.read(DATA / "lidar_dem_1m_utm15n.tif")["lidar_dem_1m_utm15n"]
+        assert dem.shape == (400, 400) and dem.rio.crs.to_epsg() == 26915
+        assert np.allclose(dem.to_numpy(), src.to_numpy(), equal_nan=True)
+        assert scene.layer_info("dem").units == "m" and scene.layer_info("dem").cim_level == 1
+    finally:
+        scene.close()
