@@ -85,6 +85,18 @@ def _rh_grow(bk, bv, need):
 
 
 @njit(cache=True)
+def _rh_seed(bk, bv, cnt, key, val):
+    """Add a seed before the first pop (reference key 0); returns the possibly grown bucket arrays."""
+    b = 64 - leading_zeros(key)
+    if cnt[b] == bk.shape[1]:
+        bk, bv = _rh_grow(bk, bv, cnt[b] + 1)
+    bk[b, cnt[b]] = key
+    bv[b, cnt[b]] = val
+    cnt[b] += 1
+    return bk, bv
+
+
+@njit(cache=True)
 def _sortable(b, sign, mask):
     """Map float bits (as uint64) to unsigned integers in the same order as the floats."""
     if b & sign:
@@ -137,29 +149,56 @@ def fill_depressions(z, out, bits, nbits, epsilon, fbuf, ibuf):
             of[i] = v
             if v == v:
                 seen[(r + 1) * w + c + 1] = 0
-    # seeds: valid cells on the grid edge or next to no-data
+    # seeds: valid cells on the grid edge or next to no-data (found from the no-data cells, not by testing the
+    # neighbours of every cell)
+    nnan = 0
+    for i in range(nr * nc):
+        if zf[i] != zf[i]:
+            nnan += 1
     for r in range(nr):
         for c in range(nc):
+            edge = r == 0 or c == 0 or r == nr - 1 or c == nc - 1
+            if not edge and nnan == 0:
+                continue
+            i = r * nc + c
+            if zf[i] != zf[i]:
+                if edge:
+                    continue
+                # an interior no-data cell: its valid neighbours are seeds
+                for k in range(8):
+                    q = (r + 1) * w + c + 1 + poff[k]
+                    if not seen[q]:
+                        seen[q] = 1
+                        bk, bv = _rh_seed(bk, bv, cnt, _sortable(np.uint64(bits[i + zoff[k]]), sign, umask), q)
+                        nh += 1
+                continue
             p = (r + 1) * w + c + 1
+            if not edge:
+                # valid interior cell: a seed only when a no-data neighbour exists (handled above)
+                continue
             if seen[p]:
                 continue
-            edge = r == 0 or c == 0 or r == nr - 1 or c == nc - 1
-            if not edge:
-                for k in range(8):
-                    zn = zf[r * nc + c + zoff[k]]
-                    if zn != zn:
-                        edge = True
-                        break
-            if edge:
-                seen[p] = 1
-                key = _sortable(np.uint64(bits[r * nc + c]), sign, umask)
-                b = 64 - leading_zeros(key ^ last)
-                if cnt[b] == bk.shape[1]:
-                    bk, bv = _rh_grow(bk, bv, cnt[b] + 1)
-                bk[b, cnt[b]] = key
-                bv[b, cnt[b]] = p
-                cnt[b] += 1
-                nh += 1
+            seen[p] = 1
+            bk, bv = _rh_seed(bk, bv, cnt, _sortable(np.uint64(bits[i]), sign, umask), p)
+            nh += 1
+    # no-data cells on the grid edge also make their valid neighbours seeds
+    for r in range(nr):
+        for c in range(nc):
+            if not (r == 0 or c == 0 or r == nr - 1 or c == nc - 1):
+                continue
+            i = r * nc + c
+            if zf[i] == zf[i]:
+                continue
+            for k in range(8):
+                rr = r + DR[k]
+                cc = c + DC[k]
+                if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+                    continue
+                q = (rr + 1) * w + cc + 1
+                if not seen[q]:
+                    seen[q] = 1
+                    bk, bv = _rh_seed(bk, bv, cnt, _sortable(np.uint64(bits[rr * nc + cc]), sign, umask), q)
+                    nh += 1
     while nh > 0 or p_head < p_tail:
         if p_head < p_tail:
             p = pit[p_head]
@@ -319,6 +358,35 @@ def resolve_flats(z, fdir):
     pits = 0
     for s0 in range(n):
         if ff[s0] != NOFLOW or member[s0] != 0:
+            continue
+        # 0. fast path for a lone flat cell (most filled one-cell pits): with no other flat cell at its height
+        # next to it, all its same-height neighbours are low edges with equal masks, so the general rule
+        # below picks the first cardinal one (else the first diagonal one)
+        zs = zf[s0]
+        r = s0 // nc
+        c = s0 - r * nc
+        lone = True
+        pick = -1
+        for k in range(8):
+            rr = r + DR[k]
+            cc = c + DC[k]
+            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+                continue
+            j = rr * nc + cc
+            if zf[j] != zs or ff[j] == NODATA:
+                continue
+            if ff[j] == NOFLOW:
+                lone = False
+                break
+            if pick < 0 or (DR[k] * DC[k] == 0 and DR[pick] * DC[pick] != 0):
+                pick = k
+        if lone:
+            member[s0] = 2
+            if pick < 0:
+                ff[s0] = OUTLET
+                pits += 1
+            else:
+                ff[s0] = CODES[pick]
             continue
         # 1. the connected set of cells at this height
         nlab += 1
