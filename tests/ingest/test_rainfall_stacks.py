@@ -85,3 +85,15 @@ def test_grib2_total_precipitation_kg_m2(tmp_path):
     assert rate.sizes["time"] == 2 and rate.time_end.values[1] == np.datetime64("2020-06-17T14:10")
     assert float(rate[0, 1, 1]) == pytest.approx(29.4, abs=1e-4) and float(rate[1, 1, 1]) == pytest.approx(36.0)
     assert rate.rio.crs.to_epsg() == 4326
+
+
+def test_geotiff_stack_into_a_scene(tmp_path):
+    import cim
+
+    p = _tiff(tmp_path / "radar.tif", AMOUNTS, ["2020-06-17T14:05", "2020-06-17T14:10", "2020-06-17T14:15"], "mm")
+    scene = cim.Scene.create(tmp_path / "s.cim", crs="EPSG:28992", name="S")
+    report = ingest.ingest(scene, p, name="rain")
+    assert [(a.name, a.kind, a.count) for a in report.added] == [("rain", "rainfall", 12)]
+    rain = scene.layer("rain")
+    assert rain.dims == ("time", "y", "x") and float(rain.max()) == pytest.approx(36.0)
+    assert rain.time.values[0] == np.datetime64("2020-06-17T14:00") and scene.layer_info("rain").units == "mm/h"
