@@ -74,3 +74,15 @@ def test_invalid_geometry_is_repaired_and_reported_by_default(tmp_path):
     gdf = scene.layer("invalid_geometry")
     assert len(gdf) == 2 and gdf.geometry.is_valid.all()
     assert gdf.geometry.area.sum() == pytest.approx(50.0 + 100.0)     # the bow-tie's two 25 m² halves + the box
+
+
+def test_unknown_format_and_missing_file(tmp_path):
+    odd = tmp_path / "data.xyz"
+    odd.write_text("1 2 3\n")
+    with pytest.raises(DataError, match=r"data\.xyz: no reader recognises this file.*format= one of .*cityjson"):
+        ingest.read(odd)
+    with pytest.raises(ValidationError, match="unknown format 'cityjsn'"):
+        ingest.read(odd, format="cityjsn")
+    with pytest.raises(FileNotFoundError, match="no such file") as info:
+        ingest.read(tmp_path / "gone.city.json")
+    assert isinstance(info.value, CIMError)
