@@ -32,7 +32,7 @@ from flood.impacts import bim_impacts, feature_warnings, region_summary
 from flood.levels import WarningLevels
 from flood.model import simulate
 
-__all__ = ["MANNING_BY_KIND", "Forecast", "forecast", "gauge_rainfall"]
+__all__ = ["MANNING_BY_KIND", "Forecast", "forecast", "gauge_rainfall", "water_level_skill"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class Forecast:
     levels: WarningLevels
     start: pd.Timestamp | None = None
     bim: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict)
+    skill: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -131,6 +132,7 @@ def forecast(scene: cim.Scene, *, rainfall: Any, duration: float, name: str = "f
     summary = region_summary(regions, warnings, ds, lv) if len(regions) else gpd.GeoDataFrame()
     fc = Forecast(name, ds, warnings, summary, grid, lv, start)
     _bim(scene, fc, ring=1.5 * dx)
+    fc.skill = water_level_skill(scene, fc, hotspots) if len(hotspots) else None
     if start is not None:
         for col in ("time_first_warning", "time_level"):
             fc.warnings[col + "_utc"] = start + pd.to_timedelta(fc.warnings[col], unit="s")
@@ -228,6 +230,54 @@ def gauge_rainfall(scene: cim.Scene, window: tuple[Any, Any] | None = None, *, t
     rate = obs["result"].to_numpy(dtype=np.float64) * scale / hours
     return xr.DataArray(rate, coords={"time": t0.tz_localize(None).to_numpy()}, dims="time", name="rainfall",
                         attrs={"units": "mm/h", "source": f"rain gauge {row['name']}"})
+
+
+#: metres per unit of water-depth observations
+_DEPTH_UNITS = {"m": 1.0, "cm": 0.01, "mm": 0.001}
+
+
+def water_level_skill(scene: cim.Scene, fc: Forecast, hotspots: gpd.GeoDataFrame) -> pd.DataFrame | None:
+    """Observed vs simulated depth at hotspots that have a water-depth sensor (a Datastream linked to them).
+
+    One row per sensor: observed and simulated peak (m) and time of peak, their differences, and the RMSE of
+    the simulated depth interpolated to the observation times. Needs a forecast with absolute times (rainfall
+    over datetimes); None when no hotspot has a sensor.
+    """
+    from cim import iot
+
+    if "point_depth" not in fc.dataset:
+        return None
+    with scene.transaction() as conn:
+        streams = iot.datastreams(conn, city_layer="hotspots")
+        streams = streams[streams["unit_symbol"].isin(list(_DEPTH_UNITS))]
+        if streams.empty:
+            return None
+        if fc.start is None:
+            fc.notes.append("skill: the rainfall has no datetimes, so sensor observations cannot be aligned")
+            return None
+        end = fc.start + pd.Timedelta(seconds=float(fc.dataset.attrs["duration"]))
+        obs = {int(r.id): iot.observations(conn, int(r.id), fc.start, end) for r in streams.itertuples()}
+    labels = hotspots["name"].astype(str) if "name" in hotspots else pd.Series([f"hotspot {i}" for i in hotspots.index],
+                                                                              index=hotspots.index)
+    by_id = dict(zip(hotspots.index.astype(str), labels, strict=True))
+    sim_t = fc.dataset["point_time"].to_numpy().astype(np.float64)
+    rows = []
+    for r in streams.itertuples():
+        o = obs[int(r.id)]
+        point = by_id.get(str(r.city_feature_id))
+        if point is None or o.empty:
+            continue
+        sim = fc.dataset["point_depth"].sel(point=point).to_numpy().astype(np.float64)
+        t_obs = (pd.DatetimeIndex(o["phenomenon_time"]) - fc.start).total_seconds().to_numpy()
+        depth_obs = o["result"].to_numpy(dtype=np.float64) * _DEPTH_UNITS[r.unit_symbol]
+        sim_at_obs = np.interp(t_obs, sim_t, sim)
+        k_obs, k_sim = int(np.argmax(depth_obs)), int(np.argmax(sim))
+        rows.append({"datastream": r.name, "hotspot": point, "observed_peak": depth_obs[k_obs],
+                     "simulated_peak": sim[k_sim], "peak_error": sim[k_sim] - depth_obs[k_obs],
+                     "observed_peak_time": t_obs[k_obs], "simulated_peak_time": sim_t[k_sim],
+                     "timing_error": sim_t[k_sim] - t_obs[k_obs],
+                     "rmse": float(np.sqrt(np.mean((sim_at_obs - depth_obs) ** 2))), "n_observations": len(o)})
+    return pd.DataFrame(rows) if rows else None
 
 
 def _rainfall(scene: cim.Scene, rainfall: Any, window) -> Any:

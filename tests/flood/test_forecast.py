@@ -87,3 +87,38 @@ def test_forecast_needs_terrain(tmp_path):
     scene = cim.Scene.create(tmp_path / "e.cim", crs=CRS, name="empty")
     with pytest.raises(cim.ValidationError, match="no terrain raster"):
         F.forecast(scene, rainfall=10.0, duration=60.0)
+
+
+def test_skill_against_a_water_depth_sensor_at_a_hotspot(tmp_path):
+    from cim import iot
+
+    scene = bowl_scene(tmp_path / "s.cim")
+    scene.add_layer("hotspots", gpd.GeoDataFrame({"name": ["bowl centre"]},
+                    geometry=gpd.points_from_xy([X0 + 31], [Y0 + 29]), crs=CRS), kind="hotspots")
+    t0 = pd.Timestamp("2024-07-01T12:00", tz="UTC")
+    rain = xr.DataArray([200.0, 0.0], coords={"time": pd.DatetimeIndex([t0, t0 + pd.Timedelta("10min")])
+                                              .tz_localize(None)}, dims="time", attrs={"units": "mm/h"})
+    first = F.forecast(scene, rainfall=rain, duration=1200.0, name="a", write=False)
+    assert first.skill is None                                    # no sensor yet
+    sim = first.dataset["point_depth"].sel(point="bowl centre")
+    times = first.dataset["point_time"].to_numpy()
+    # a sensor that saw 90 % of the simulated depth, 60 s later, in centimetres
+    thing = iot.Thing("bowl gauge", datastreams=(iot.Datastream(
+        "water depth bowl", iot.UnitOfMeasurement("centimetre", "cm"), iot.Sensor("pressure sensor"),
+        iot.ObservedProperty("water depth"), city_object=iot.CityObjectRef("hotspots", "0")),))
+    with scene.transaction() as conn:
+        ds_id = iot.add_thing(conn, thing).datastream_ids["water depth bowl"]
+        iot.add_observations(conn, [iot.Observation(phenomenon_time=(t0 + pd.Timedelta(seconds=t + 60)).to_pydatetime(),
+                                                    result=float(90.0 * d), datastream_id=ds_id)
+                                    for t, d in zip(times, sim.to_numpy(), strict=True) if t + 60 < 1200])
+    fc = F.forecast(scene, rainfall=rain, duration=1200.0, name="b", write=False)
+    row = fc.skill.iloc[0]
+    sent = (times + 60) < 1200
+    k_obs = int(np.argmax(sim.to_numpy()[sent]))
+    k_sim = int(np.argmax(sim.to_numpy()))
+    assert row["hotspot"] == "bowl centre" and row["n_observations"] == int(sent.sum())
+    assert row["observed_peak"] == pytest.approx(0.9 * float(sim[sent][k_obs]), rel=1e-6)
+    assert row["simulated_peak"] == pytest.approx(float(sim[k_sim]))
+    assert row["observed_peak_time"] == pytest.approx(times[sent][k_obs] + 60.0)
+    assert row["timing_error"] == pytest.approx(times[k_sim] - times[sent][k_obs] - 60.0)
+    assert 0 < row["rmse"] < 0.2 * float(sim[k_sim])
