@@ -274,7 +274,11 @@ def find_reader(path: str | Path, format: str | None = None) -> Reader:
         try:
             return regs[format]
         except KeyError:
-            raise ValidationError(f"unknown format {format!r} for {path.name}; choose one of: "
+            import difflib
+
+            near = difflib.get_close_matches(str(format), sorted(regs), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ValidationError(f"unknown format {format!r} for {path.name}{hint}; choose one of: "
                                   f"{', '.join(sorted(regs))}") from None
     candidates = [r for r in regs.values() if r.guess_can_open(path)]
     if not candidates:

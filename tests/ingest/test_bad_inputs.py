@@ -81,7 +81,7 @@ def test_unknown_format_and_missing_file(tmp_path):
     odd.write_text("1 2 3\n")
     with pytest.raises(DataError, match=r"data\.xyz: no reader recognises this file.*format= one of .*cityjson"):
         ingest.read(odd)
-    with pytest.raises(ValidationError, match="unknown format 'cityjsn'"):
+    with pytest.raises(ValidationError, match=r"unknown format 'cityjsn' for data\.xyz \(did you mean 'cityjson'\?\)"):
         ingest.read(odd, format="cityjsn")
     with pytest.raises(FileNotFoundError, match="no such file") as info:
         ingest.read(tmp_path / "gone.city.json")
