@@ -265,6 +265,10 @@ class CityJSONReader(Reader):
         if not the_crs.is_projected:
             raise ValidationError(f"{path.name}: CRS {the_crs.to_string()} is not projected; CityJSON heights and "
                                   "footprints need a projected CRS in metres (e.g. EPSG:7415)")
+        unknown = [t for t in dem_types if t not in OBJECT_LAYERS]
+        if isinstance(dem_types, str) or unknown:
+            raise ValidationError(f"dem_types must be a list of CityJSON object types from "
+                                  f"{', '.join(OBJECT_LAYERS)}; got {dem_types!r}")
         result = ReadResult(source=path, format=self.name, crs=the_crs)
         model = _Model(path, doc)
         objects: dict[str, dict] = doc["CityObjects"]
@@ -361,6 +365,7 @@ class CityJSONReader(Reader):
             gdf = gpd.GeoDataFrame(rows, geometry="geometry", crs=the_crs)
             result.add_layer(LayerItem("buildings", gdf, "buildings", int(gdf["cim_level"].max()), "m"))
             surf = gpd.GeoDataFrame(surfaces_rows, geometry="geometry", crs=the_crs)
+            surf = surf[surf["building_id"].isin(gdf["id"])].reset_index(drop=True)    # of the buildings kept
             result.add_layer(LayerItem("building_surfaces", surf, "building_surfaces",
                                        max(3, int(gdf["cim_level"].max())), "m"))
         for name, lrows in others.items():

@@ -100,6 +100,12 @@ def test_dem_resolution_option(delft):
     assert abs(float(coarse.mean()) - float(delft["dem"].mean())) < 0.1
     with pytest.raises(ValidationError, match="dem_resolution"):
         ingest.read(DELFT, dem_resolution=0)
+    with pytest.raises(ValidationError, match="dem_types must be a list of CityJSON object types"):
+        ingest.read(DELFT, dem_types=["Raod"])
+    # the DEM from the water surfaces alone: three canals, the rest filled from them
+    water = ingest.read(DELFT, dem_types=["WaterBody"], dem_resolution=4.0)["dem"]
+    z = delft["water"][["z_min", "z_max"]]
+    assert float(water.min()) >= z["z_min"].min() - 1e-6 and float(water.max()) <= z["z_max"].max() + 1e-6
 
 
 @pytest.mark.parametrize("name", ["3dbag_multi_lod.city.json", "denhaag_subset_lod2.city.json",
