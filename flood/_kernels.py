@@ -279,9 +279,10 @@ def close_wet_durations(wet_since, t_end, duration_wet):
 def advance(z, h, carry, n2, active, qx, qy, qx_new, qy_new, f, open_sides, rain, rain_grid, loss_i, loss_d,
             loss_grid_i, loss_grid_d, loss_mode, src_rows, src_cols, src_rate, max_depth, time_of_max, max_speed2,
             arrival, wet_since, duration_wet, row_hmax, row_vol, t0, t1, hmax0, dx, g, alpha, max_dt, theta, hmin,
-            wet, dt_prev0, stats):
+            wet, dt_prev0, max_steps, stats):
     """Steps from ``t0`` to exactly ``t1`` with constant forcing, each ``min(max_dt, alpha dx / sqrt(g h_max))``.
 
+    Stops after ``max_steps`` steps if ``t1`` is not reached by then (no step is cut for it).
     ``src_rate[i]`` is the depth rate (m/s) added to cell ``(src_rows[i], src_cols[i])`` at each step start.
     ``stats`` (float64[6]) receives: time reached, steps, smallest and largest stable (uncut) step, the deepest
     cell, and the source depth actually added (m, summed over cells). Stops early on a non-finite depth.
@@ -294,7 +295,7 @@ def advance(z, h, carry, n2, active, qx, qy, qx_new, qy_new, f, open_sides, rain
     added = 0.0
     tol = 1e-9 * max(1.0, abs(t1))
     dt_prev = dt_prev0
-    while t < t1 - tol:
+    while t < t1 - tol and steps < max_steps:
         dt = max_dt
         if hmax > 0.0:
             dt = min(dt, alpha * dx / np.sqrt(g * hmax))

@@ -50,6 +50,7 @@ G = 9.80665
 SIDES = ("north", "east", "south", "west")
 BoundarySpec = Literal["closed", "open"] | Mapping[str, Literal["closed", "open"]]
 _SERIAL_CELLS = 20_000
+_CHUNK_CELL_UPDATES = 20_000_000  # between progress reports
 _BUDGET = ("outflow_volume", "infiltration_volume", "drainage_volume")
 
 
@@ -343,8 +344,12 @@ class Model:
         inner = self._events[(self._events > self.time + tol) & (self._events < t_end - tol)]
         return np.append(inner, t_end)
 
-    def run_until(self, t_end: float) -> None:
-        """Advance with stable steps until ``t_end`` (s), landing on it exactly (the loop runs in numba)."""
+    def run_until(self, t_end: float, progress: Callable[[float], None] | None = None) -> None:
+        """Advance with stable steps until ``t_end`` (s), landing on it exactly (the loop runs in numba).
+
+        ``progress(t)`` is called about every 2e7 cell updates (a few times a second) and at ``t_end``;
+        the steps taken do not depend on it.
+        """
         t_end = float(t_end)
         if t_end <= self.time + 1e-9 * max(1.0, t_end):
             return
@@ -352,31 +357,39 @@ class Model:
         threads = numba.get_num_threads()
         if self.h.size < _SERIAL_CELLS:
             numba.set_num_threads(1)  # launching threads costs more than it saves on small grids
+        chunk = max(10, _CHUNK_CELL_UPDATES // self.h.size) if progress is not None else 2**62
         try:
             for seg_end in self._segments(t_end):
-                self._advance(float(seg_end))
+                seg_end = float(seg_end)
+                while self.time < seg_end:
+                    self._advance(seg_end, max_steps=chunk)
+                    if not math.isfinite(self._hmax) or self._hmax > 1e5:
+                        raise UnstableError(
+                            f"the solution became unstable before t={self.time:g} s (max depth {self._hmax:g} m); "
+                            "lower alpha (e.g. 0.5) or max_dt, or raise manning"
+                        )
+                    if progress is not None:
+                        progress(self.time)
         finally:
             numba.set_num_threads(threads)
             self.loop_seconds += _time.perf_counter() - t0
-        if not math.isfinite(self._hmax) or self._hmax > 1e5:
-            raise UnstableError(
-                f"the solution became unstable before t={self.time:g} s (max depth {self._hmax:g} m); "
-                "lower alpha (e.g. 0.5) or max_dt, or raise manning"
-            )
 
-    def _advance(self, t1: float, alpha: float | None = None, max_dt: float | None = None) -> None:
-        """Steps from now to ``t1`` in one numba call, with the forcing of the current time."""
+    def _advance(self, t1: float, alpha: float | None = None, max_dt: float | None = None,
+                 max_steps: int = 2**62) -> None:
+        """Steps from now towards ``t1`` (reached unless ``max_steps`` stops it first) in one numba call, with
+        the forcing of the current time (constant until ``t1``)."""
         t = self.time
         rain = 0.0
         rain_grid = self._rain_dummy
+        rain_rate = 0.0  # m³/s over the grid
         if self._rain_series is not None:
             rain = self._rain_series.rate_at(t)
-            self.rain_volume += rain * (t1 - t) * self.area * self.n_active
+            rain_rate = rain * self.area * self.n_active
         elif self._rain_grid_series is not None:
             k = self._rain_grid_series.index(t)
             if k >= 0:
                 rain_grid = self._rain_grid_series.values[k]
-                self.rain_volume += float(self._rain_frame_sums[k]) * (t1 - t)
+                rain_rate = float(self._rain_frame_sums[k])
         i0 = 0
         for (rows, _), s in zip(self._inflow_cells, self._inflow_series, strict=True):
             self._src_depth[i0:i0 + rows.size] = s.rate_at(t) / (rows.size * self.area)
@@ -388,8 +401,9 @@ class Model:
                   self.max_depth, self.time_of_max, self._max_speed2, self._arrival, self._wet_since, self._duration,
                   self._row_hmax, self._row_vol, t, t1, self._hmax, self.dx, G,
                   self.alpha if alpha is None else alpha, self.max_dt if max_dt is None else max_dt,
-                  self.theta, self.depth_threshold, self.wet_depth, self._dt_prev, st)
+                  self.theta, self.depth_threshold, self.wet_depth, self._dt_prev, max_steps, st)
         self.time = t1 if st[0] >= t1 - 1e-9 * max(1.0, t1) else float(st[0])
+        self.rain_volume += rain_rate * (self.time - t)
         self.steps += int(st[1])
         self.dt_min = min(self.dt_min, float(st[2]))
         self.dt_max = max(self.dt_max, float(st[3]))
@@ -543,7 +557,8 @@ def simulate(
     start : datetime-like, optional
         What datetimes in the forcing count from (default: the first rainfall/inflow datetime).
     progress : callable, optional
-        ``progress(t, duration)``, called at every output or point time.
+        ``progress(t, duration)``, called about every 2e7 cell updates (a few times a second) and at every output
+        or point time; it does not change the steps taken.
 
     Returns
     -------
@@ -585,8 +600,9 @@ def simulate(
     prow = np.array([rc[0] for rc in pt_cells.values()], dtype=np.int64)
     pcol = np.array([rc[1] for rc in pt_cells.values()], dtype=np.int64)
     io = ip = 0
+    report = None if progress is None else (lambda t: progress(float(t), duration))
     for ts in samples:
-        model.run_until(ts)
+        model.run_until(ts, report)
         if io < out_times.size and math.isclose(ts, out_times[io], rel_tol=1e-12, abs_tol=1e-9):
             np.copyto(frames[io], model.h)
             frames[io][model.wall] = np.nan
@@ -594,8 +610,6 @@ def simulate(
         if ip < pt_times.size and math.isclose(ts, pt_times[ip], rel_tol=1e-12, abs_tol=1e-9):
             pdepth[ip] = model.h[prow, pcol]
             ip += 1
-        if progress is not None:
-            progress(float(ts), duration)
 
     maps = model.result_maps()
     data = dict(maps)

@@ -90,7 +90,20 @@ def test_progress_reports_increasing_times_up_to_the_end(filling):
     _, calls = filling
     times = [t for t, _ in calls]
     assert times == sorted(times) and times[-1] == 1800.0 and all(d == 1800.0 for _, d in calls)
-    assert len(times) == 7  # every point (300 s) and output (600 s) time, once each
+    assert times == [300.0, 600.0, 900.0, 1200.0, 1500.0, 1800.0]  # every point and output time after 0
+
+
+def test_progress_within_long_stretches_does_not_change_the_result(monkeypatch):
+    import flood.model
+
+    monkeypatch.setattr(flood.model, "_CHUNK_CELL_UPDATES", 400 * 15)  # a report every 15 steps on 20 x 20
+    calls = []
+    with_progress = flood.simulate(flat(), rainfall=120.0, duration=3600.0, output_interval=3600.0,
+                                   progress=lambda t, d: calls.append(t))
+    plain = flood.simulate(flat(), rainfall=120.0, duration=3600.0, output_interval=3600.0)
+    assert len(calls) > 5 and calls == sorted(calls) and calls[-1] == 3600.0
+    assert with_progress.attrs["steps"] == plain.attrs["steps"]
+    np.testing.assert_array_equal(with_progress.max_depth, plain.max_depth)
 
 
 def test_model_exposes_its_stable_step_and_single_steps():
