@@ -20,7 +20,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 # The scene-aware layer imports cim: load it only when asked for, so the solver stays independent of it.
 _LAZY = {"forecast": "flood.forecasting", "Forecast": "flood.forecasting", "terrain": "flood.forecasting",
          "gauge_rainfall": "flood.forecasting", "WarningLevels": "flood.levels", "ensemble": "flood.ensembles",
-         "find_hotspots": "flood.hotspots"}
+         "find_hotspots": "flood.hotspots", "what_if": "flood.whatif"}
 
 
 def __getattr__(name: str):

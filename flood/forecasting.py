@@ -95,18 +95,25 @@ def forecast(scene: cim.Scene, *, rainfall: Any, duration: float, name: str = "f
              dem: str | None = None, resolution: float | None = None, window: tuple[Any, Any] | None = None,
              drainage: Any = None, infiltration: Any = None, boundary: Any = "closed",
              levels: WarningLevels | dict[str, float] | None = None, output_interval: float = 60.0,
-             write: bool = True, progress: Callable[[float, float], None] | None = None) -> Forecast:
+             planned: gpd.GeoDataFrame | None = None, write: bool = True,
+             progress: Callable[[float, float], None] | None = None) -> Forecast:
     """Run a flood forecast on a scene and (with ``write``) store its results as layers ``flood_<name>_*``.
 
     ``rainfall``: mm/h as a number, a 1-D DataArray over time, a (time, y, x) grid with a CRS, the name of a
     rainfall layer of the scene, or ``"gauges"`` for the scene's rain-gauge Datastreams within ``window``.
     ``resolution`` coarsens the terrain (block mean) to cells of that size in metres; ``drainage`` and
     ``infiltration`` are loss rates in mm/h (sewer capacity, soil), numbers or grids aligned with the terrain.
+    ``planned`` adds buildings that are not in the scene (a planning scenario: footprints in any CRS).
     """
     lv = levels if isinstance(levels, WarningLevels) else WarningLevels.from_mapping(levels) if levels else WarningLevels()
     grid = terrain(scene, dem, resolution)
     dx = float(abs(grid.x[1] - grid.x[0]))
     buildings = _layers_of(scene, "buildings", grid)
+    if planned is not None and len(planned):
+        extra = gpd.GeoDataFrame(planned, crs=planned.crs).to_crs(scene.crs)
+        extra = extra.set_geometry(shapely.force_2d(extra.geometry.to_numpy()), crs=scene.crs)
+        extra.index = [f"planned {i}" for i in extra.index]
+        buildings = gpd.GeoDataFrame(pd.concat([buildings, extra]), crs=scene.crs)
     rain = _rainfall(scene, rainfall, window)
     start = None
     if isinstance(rain, xr.DataArray) and "time" in rain.dims and np.issubdtype(rain["time"].dtype, np.datetime64):
