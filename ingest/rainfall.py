@@ -180,15 +180,18 @@ def _interval_seconds(times: np.ndarray, path: Path, given: Any) -> float:
 class RainfallNetCDFReader(Reader):
     name = "rainfall_netcdf"
     extensions = (".nc", ".nc4", ".netcdf")
-    options = frozenset({"variable", "units", "crs", "interval", "time_label", "nan", "name", "bbox", "bbox_crs"})
+    options = frozenset({"variable", "units", "crs", "interval", "time_label", "nan", "name", "bbox", "bbox_crs",
+                         "member"})
     description = "CF NetCDF rainfall grids (radar, nowcasts, reanalysis) to mm/h"
 
     def read(self, path: Path, *, variable: str | None = None, units: str | None = None, crs: Any = None,
              interval: Any = None, time_label: Literal["start", "end"] | None = None,
              nan: Literal["raise", "missing"] = "raise", name: str = "rainfall",
-             bbox: tuple[float, float, float, float] | None = None, bbox_crs: Any = None) -> ReadResult:
+             bbox: tuple[float, float, float, float] | None = None, bbox_crs: Any = None,
+             member: int | None = None) -> ReadResult:
         """``bbox`` (xmin, ymin, xmax, ymax) limits the grid; it is in the file's CRS unless ``bbox_crs`` says
-        otherwise (e.g. the scene's CRS: ``bbox=scene.extent, bbox_crs=scene.crs``)."""
+        otherwise (e.g. the scene's CRS: ``bbox=scene.extent, bbox_crs=scene.crs``). An ensemble nowcast
+        (pysteps: ``(ens_number, time, y, x)``) needs ``member=`` (0-based), one member per layer."""
         import rioxarray  # noqa: F401
         import xarray as xr
 
@@ -215,8 +218,19 @@ class RainfallNetCDFReader(Reader):
                                 "needs a 'time' coordinate with units like 'minutes since 2010-08-26'")
             xdim = next((d for d in da.dims if str(d).lower() in ("x", "lon", "longitude", "projection_x_coordinate")), None)
             ydim = next((d for d in da.dims if str(d).lower() in ("y", "lat", "latitude", "projection_y_coordinate")), None)
-            if xdim is None or ydim is None or da.ndim != 3:
+            if xdim is None or ydim is None:
                 raise DataError(f"{path.name}: {var!r} must be (time, y, x); it has dims {da.dims}")
+            extra = [d for d in da.dims if d not in (tdim, xdim, ydim)]
+            if len(extra) > 1 or (extra and member is None):
+                sizes = ", ".join(f"{d!r} of {da.sizes[d]}" for d in extra)
+                raise ValidationError(f"{path.name}: {var!r} has the extra dimension(s) {sizes} (an ensemble?); pass "
+                                      f"member=0..{da.sizes[extra[0]] - 1} to read one member")
+            if extra:
+                if not 0 <= int(member) < da.sizes[extra[0]]:
+                    raise ValidationError(f"{path.name}: member={member} is outside 0..{da.sizes[extra[0]] - 1}")
+                da = da.isel({extra[0]: int(member)}, drop=True)
+            elif member is not None:
+                raise ValidationError(f"{path.name}: {var!r} has no ensemble dimension; drop member=")
             da = da.transpose(tdim, ydim, xdim).rename({tdim: "time", ydim: "y", xdim: "x"})
             file_crs = da.rio.crs
             if file_crs is None and str(xdim).lower().startswith("lon"):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rioxarray  # noqa: F401  (registers .rio)
 import xarray as xr
 
 import ingest
@@ -133,3 +134,21 @@ def test_negative_nan_and_unknown_units_are_refused(tmp_path):
     odd = _grid(tmp_path, "odd.nc", [0] * 8, units="furlongs")
     with pytest.raises(ValidationError, match=r"odd\.nc: variable 'precip' attribute 'units' = 'furlongs'"):
         ingest.read(odd)
+
+
+def test_pysteps_style_ensemble_nowcast_one_member_at_a_time(tmp_path):
+    """pysteps writes precip_intensity in "mm h-1" (no standard_name) on (ens_number, time, y, x)."""
+    t = np.array(["2020-06-17T14:00", "2020-06-17T14:05", "2020-06-17T14:10"], "datetime64[ns]")
+    vals = np.arange(2 * 3 * 2 * 2, dtype=np.float32).reshape(2, 3, 2, 2)
+    da = xr.DataArray(vals, dims=("ens_number", "time", "y", "x"), name="precip_intensity",
+                      coords={"ens_number": [1, 2], "time": t, "y": [447001.5, 447000.5], "x": [85000.5, 85001.5]},
+                      attrs={"units": "mm h-1"}).rio.write_crs("EPSG:28992")
+    p = tmp_path / "nowcast.nc"
+    da.to_dataset().to_netcdf(p)
+    with pytest.raises(ValidationError, match=r"'ens_number' of 2 .*member=0\.\.1"):
+        ingest.read(p)
+    second = ingest.read(p, member=1)["rainfall"]
+    assert second.dims == ("time", "y", "x") and np.array_equal(second.to_numpy(), vals[1])
+    assert second.time.values[0] == np.datetime64("2020-06-17T14:00")           # rates: labelled at the start
+    with pytest.raises(ValidationError, match=r"outside 0\.\.1"):
+        ingest.read(p, member=2)
