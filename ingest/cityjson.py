@@ -4,7 +4,7 @@ What a read gives (layer names):
 
 - ``buildings`` (kind buildings): one row per Building (its BuildingParts and other children folded in) with
   ``id, lod, lods, ground_z, roof_z, eaves_z, height, n_parts, cim_level, attributes`` (JSON text; the parts'
-  own attributes under ``"parts"``) and the 2D
+  own attributes under ``"parts"``, a CityJSON 2.0 ``address`` under ``"address"``) and the 2D
   footprint (from GroundSurface semantics, else the union of the surfaces seen from above).
 - ``building_surfaces`` (kind building_surfaces): triangle meshes (MultiPolygon Z) per building, object
   (building or part), semantic surface type and LoD.
@@ -357,9 +357,10 @@ class CityJSONReader(Reader):
                          "ground_z": ground_z, "roof_z": roof_z, "eaves_z": eaves_z, "height": roof_z - ground_z,
                          "n_parts": len([o for o in b["objs"] if o != bid]),
                          "cim_level": lod_cim_level(b["lod"]),
-                         "attributes": _attrs_json({"attributes": {**(objects[bid].get("attributes") or {}),
-                                                                   **({"parts": b["part_attrs"]}
-                                                                      if b.get("part_attrs") else {})}}),
+                         "attributes": _attrs_json({"attributes": {
+                             **(objects[bid].get("attributes") or {}),
+                             **({"address": objects[bid]["address"]} if objects[bid].get("address") else {}),
+                             **({"parts": b["part_attrs"]} if b.get("part_attrs") else {})}}),
                          "geometry": fp})
         if rows:
             gdf = gpd.GeoDataFrame(rows, geometry="geometry", crs=the_crs)

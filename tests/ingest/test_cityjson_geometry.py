@@ -39,6 +39,8 @@ def model(tmp_path):
             "relief": {"type": "TINRelief", "geometry": [{"type": "CompositeSurface", "lod": "1",
                                                            "boundaries": [[[0, 1, 2]], [[0, 2, 3]]]}]},
             "house": {"type": "Building", "attributes": {"roofType": "flat"},
+                      "address": [{"CountryName": "NL", "LocalityName": "Delft", "ThoroughfareName": "Julianalaan",
+                                   "ThoroughfareNumber": "134"}],
                       "geometry": [{"type": "CompositeSolid", "lod": "2",
                                     "boundaries": [[_box(4)], [_box(12)]],
                                     "semantics": {"surfaces": [{"type": "GroundSurface"}, {"type": "RoofSurface"},
@@ -74,6 +76,8 @@ def test_composite_solid_building_with_partial_semantics(model):
     r = ingest.read(model, dem=False)
     b = r["buildings"].iloc[0]
     assert (b["id"], b["lod"], b["ground_z"], b["roof_z"], b["eaves_z"]) == ("house", "2", 1.1, 7.1, 7.1)
+    attrs = json.loads(b["attributes"])
+    assert attrs["roofType"] == "flat" and attrs["address"][0]["ThoroughfareName"] == "Julianalaan"
     # the ground surface is known only for box A (box B's semantics are null): footprint from GroundSurface
     assert b.geometry.area == pytest.approx(100.0)
     s = r["building_surfaces"]
