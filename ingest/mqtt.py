@@ -9,7 +9,9 @@ Delivery guarantees:
   went to the dead-letter table), so an acknowledged message is stored, and an unacknowledged one comes again.
 - Writes are idempotent: an observation re-sent (QoS 1 redelivery, a re-published batch) is stored once.
 - A malformed message (not JSON, missing result, unknown Datastream, wrong types, a topic that names no
-  Datastream) goes to the dead-letter table with the reason; the subscriber keeps going.
+  Datastream, a row the database itself refuses) goes to the dead-letter table with the reason and is
+  acknowledged; the subscriber keeps going. Only a store that is away or broken withholds the acknowledgement
+  (the subscriber then reconnects, and the broker redelivers), so no message can come back forever.
 - The connection is re-established with exponential back-off after the broker goes away.
 
 MQTT wildcards match whole topic levels only: ``v1.1/+/Observations`` (the default) matches every
