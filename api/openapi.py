@@ -41,7 +41,9 @@ def install(app: FastAPI, collection_ids, crs_uris) -> None:
             return app.openapi_schema
         doc = get_openapi(title=app.title, version=app.version, routes=app.routes, description=app.description)
         ids = sorted(collection_ids())
-        for path in doc.get("paths", {}).values():
+        for template, path in doc.get("paths", {}).items():
+            if "/tiles" in template:             # map tile sets are not only vector layers: keep the pattern
+                continue
             for op in path.values():
                 if not isinstance(op, dict):
                     continue

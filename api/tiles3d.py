@@ -72,3 +72,59 @@ def tile_file(request: Request, scene: SceneDep, settings: SettingsDep, _: ReadC
               path: FilePath) -> Response:
     root = tiles_root(scene, settings)
     return _serve(request, resolve(root, tileset, path), settings.cache_max_age)
+
+
+# ----------------------------------------------------------------------------------------- 2D map tiles (XYZ)
+#
+# Pyramids written by `tiles.raster_xyz_tiles` / `tiles.vector_tiles` under <tiles root>/maps/<id>/{z}/{x}/{y}.png
+# or .mvt (with tiles.json) are served in the OGC API - Tiles form; z, y and x are typed integers.
+
+MapId = Annotated[str, Path(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$", description="A map tile set (layer) id")]
+Z = Annotated[int, Path(ge=0, le=24, description="Zoom level (tile matrix)")]
+Row = Annotated[int, Path(ge=0, le=2**24 - 1, description="Tile row (y), 0 at the north")]
+Col = Annotated[int, Path(ge=0, le=2**24 - 1, description="Tile column (x), 0 at the west")]
+_MEDIA = {"png": "image/png", "mvt": "application/vnd.mapbox-vector-tile"}
+_TILE = {200: {"description": "The tile", "content": {"image/png": {}, "application/vnd.mapbox-vector-tile": {}}},
+         204: {"description": "No data in this tile"}, 304: {"description": "Not modified"}}
+
+
+def _map_dir(scene, settings, map_id: str) -> FsPath:
+    root = tiles_root(scene, settings)
+    path = (root / "maps" / map_id).resolve()
+    if not path.is_relative_to(root) or not (path / "tiles.json").is_file():
+        raise NotFound(f"no map tiles for {map_id!r}: see /collections/{map_id}/tiles")
+    return path
+
+
+@router.get("/collections/{collectionId}/tiles", summary="Map tile sets of a collection", responses=ERRORS)
+def map_tilesets(request: Request, scene: SceneDep, settings: SettingsDep, _: ReadCaller,
+                 collectionId: MapId) -> dict:
+    import json
+
+    folder = _map_dir(scene, settings, collectionId)
+    meta = json.loads((folder / "tiles.json").read_text())
+    ext = "mvt" if str(meta.get("tiles", [""])[0]).endswith(".mvt") else "png"
+    b = str(request.base_url).rstrip("/")
+    return {"tilesets": [{
+        "title": collectionId, "tileMatrixSetURI": "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad",
+        "crs": "http://www.opengis.net/def/crs/EPSG/0/3857", "dataType": "vector" if ext == "mvt" else "map",
+        "minzoom": meta.get("minzoom"), "maxzoom": meta.get("maxzoom"), "bounds": meta.get("bounds"),
+        "links": [{"href": f"{b}/collections/{collectionId}/tiles/WebMercatorQuad/{{tileMatrix}}/{{tileRow}}/"
+                           f"{{tileCol}}", "rel": "item", "type": _MEDIA[ext], "templated": True}]}]}
+
+
+@router.get("/collections/{collectionId}/tiles/WebMercatorQuad/{z}/{y}/{x}", summary="A map tile (PNG or MVT)",
+            response_class=Response, responses={**ERRORS, **_TILE})
+def map_tile(request: Request, scene: SceneDep, settings: SettingsDep, _: ReadCaller, collectionId: MapId,
+             z: Z, y: Row, x: Col) -> Response:
+    if x >= 2**z or y >= 2**z:
+        raise NotFound(f"tile {z}/{y}/{x} is outside the WebMercatorQuad matrix {z} (0..{2**z - 1})")
+    folder = _map_dir(scene, settings, collectionId)
+    for ext in ("png", "mvt"):
+        path = folder / str(z) / str(x) / f"{y}.{ext}"
+        if path.is_file():
+            response = _serve(request, path, settings.cache_max_age)
+            if response.status_code == 200:
+                response.headers["content-type"] = _MEDIA[ext]
+            return response
+    return Response(status_code=204, headers={"Cache-Control": f"public, max-age={settings.cache_max_age}"})

@@ -4,6 +4,7 @@ scope (and a revoked one), a tiles root with a tileset; clients over the app bui
 from __future__ import annotations
 
 import json
+import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from shapely import Point, box
 
 import cim
 import cim.security as sec  # its tables are created when a store is created/opened
+import tiles
 from api import Settings, create_app
 from cim import iot
 
@@ -85,14 +87,18 @@ def build(url: str, tmp: Path) -> Twin:
             tokens[s] = sec.create_key(conn, f"{s} key", [s])[1]
         revoked, tokens["revoked"] = sec.create_key(conn, "old admin key", ["admin"])
         sec.revoke_key(conn, revoked.key_id)
-    tiles = tmp / "tiles"
-    (tiles / "city").mkdir(parents=True)
-    (tiles / "city" / "tileset.json").write_text(json.dumps({"asset": {"version": "1.1"}, "geometricError": 100,
+    tiles_root = tmp / "tiles"
+    (tiles_root / "city").mkdir(parents=True)
+    (tiles_root / "city" / "tileset.json").write_text(json.dumps({"asset": {"version": "1.1"}, "geometricError": 100,
                                                             "root": {"content": {"uri": "content/0.glb"}}}))
-    (tiles / "city" / "content").mkdir()
-    (tiles / "city" / "content" / "0.glb").write_bytes(b"glTF\x02\x00\x00\x00" + bytes(range(256)) * 4)
+    (tiles_root / "city" / "content").mkdir()
+    (tiles_root / "city" / "content" / "0.glb").write_bytes(b"glTF\x02\x00\x00\x00" + bytes(range(256)) * 4)
     (tmp / "secret.txt").write_text("TOP-SECRET")
-    return Twin(url, scene, tiles, tokens, added.datastream_ids["rain"], added.datastream_ids["level"],
+    with warnings.catch_warnings():       # mapbox_vector_tile calls a deprecated shapely function: not ours
+        warnings.simplefilter("ignore", DeprecationWarning)
+        tiles.vector_tiles(scene.layer("buildings"), tiles_root / "maps" / "buildings", layer="buildings",
+                           zooms=(12, 12))
+    return Twin(url, scene, tiles_root, tokens, added.datastream_ids["rain"], added.datastream_ids["level"],
                 added.thing_id)
 
 

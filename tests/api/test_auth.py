@@ -32,7 +32,8 @@ def _request(template: str, method: str, twin, ids) -> tuple[str, dict | None]:
     m = re.match(r"^/v1\.1/(\w+)\(\{id\}\)", template)
     path = template.replace("{id}", str(ids[m.group(1)])) if m else template
     path = (path.replace("{collectionId}", "buildings").replace("{featureId}", "a")
-            .replace("{tileset}", "city").replace("{path}", "tileset.json"))
+            .replace("{tileset}", "city").replace("{path}", "tileset.json")
+            .replace("{z}/{y}/{x}", "12/1350/2109"))
     body = None
     if method == "POST" and path.endswith("/Things"):
         body = {"name": f"thing {next(_n)}"}
