@@ -75,10 +75,13 @@ def extrude(geoms: np.ndarray, base: np.ndarray, top: np.ndarray, *, floor: bool
     import mapbox_earcut as earcut
 
     geoms = np.asarray(geoms, dtype=object)
-    parts, part_feature = shapely.get_parts(geoms, return_index=True)
-    keep = shapely.get_type_id(parts) == 3
-    parts, part_feature = parts[keep], part_feature[keep]
-    parts = shapely.orient_polygons(shapely.force_2d(parts), exterior_cw=False)
+    if (shapely.get_type_id(geoms) == 3).all():          # only Polygons: no need to split multi-parts
+        parts, part_feature = geoms, np.arange(len(geoms))
+    else:
+        parts, part_feature = shapely.get_parts(geoms, return_index=True)
+        keep = shapely.get_type_id(parts) == 3
+        parts, part_feature = parts[keep], part_feature[keep]
+    parts = shapely.orient_polygons(parts, exterior_cw=False)     # z is ignored below (get_coordinates 2D)
     rings, ring_part = shapely.get_rings(parts, return_index=True)
     coords, coord_ring = shapely.get_coordinates(rings, return_index=True)
     # drop each ring's closing vertex and repeated consecutive vertices
