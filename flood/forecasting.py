@@ -166,6 +166,8 @@ def terrain(scene: cim.Scene, name: str | None = None, resolution: float | None 
         if abs(factor * dx - resolution) > 1e-6 * resolution:
             raise cim.ValidationError(f"resolution {resolution} m is not a multiple of the terrain's {dx} m cells")
         dem = dem.coarsen(x=factor, y=factor, boundary="trim").mean()
+        # rioxarray would keep the fine grid's cached GeoTransform: recompute it from the new coordinates
+        dem = dem.rio.write_transform(dem.rio.transform(recalc=True))
     return dem.rio.write_crs(scene.crs)
 
 

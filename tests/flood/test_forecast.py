@@ -122,3 +122,18 @@ def test_skill_against_a_water_depth_sensor_at_a_hotspot(tmp_path):
     assert row["observed_peak_time"] == pytest.approx(times[sent][k_obs] + 60.0)
     assert row["timing_error"] == pytest.approx(times[k_sim] - times[sent][k_obs] - 60.0)
     assert 0 < row["rmse"] < 0.2 * float(sim[k_sim])
+
+
+def test_coarser_resolution_keeps_georeference_and_blocks_buildings(tmp_path):
+    scene = bowl_scene(tmp_path / "s.cim")
+    fine = F.terrain(scene)
+    coarse = F.terrain(scene, resolution=4.0)
+    assert coarse.shape == (15, 15) and coarse.rio.resolution() == (4.0, -4.0)
+    assert coarse.rio.bounds() == pytest.approx(fine.rio.bounds())
+    assert float(coarse.isel(x=0, y=0)) == pytest.approx(float(fine.isel(x=slice(0, 2), y=slice(0, 2)).mean()))
+    house = F._burn(F._layers_of(scene, "buildings", coarse), coarse)
+    assert house.sum() == 6                        # 8 m x 12 m at 4 m cells: 2 x 3 cell centres inside
+    fc = F.forecast(scene, rainfall=100.0, duration=300.0, resolution=4.0, write=False)
+    assert int(np.isnan(fc.dataset["max_depth"]).sum()) == 6
+    with pytest.raises(cim.ValidationError, match="not a multiple"):
+        F.terrain(scene, resolution=3.0)
