@@ -68,5 +68,7 @@ def insert_ignore(conn: sa.Connection, table: sa.Table, rows: Iterable[Mapping[s
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    result = conn.execute(insert(table).on_conflict_do_nothing(), rows)
-    return max(result.rowcount, 0)
+    key = next(iter(table.primary_key.columns))
+    # RETURNING counts what was new on both dialects (executemany row counts are not reliable on PostgreSQL)
+    result = conn.execute(insert(table).on_conflict_do_nothing().returning(key), rows)
+    return len(result.all())

@@ -61,8 +61,9 @@ class PostGISStore(Store):
 
     def _connect_checked(self) -> None:
         """Reach the server and check PostGIS, turning failures into messages that say what to check."""
+        probe = sa.create_engine(self._sa_url, connect_args={"connect_timeout": 10}, poolclass=sa.pool.NullPool)
         try:
-            with sa.create_engine(self._sa_url, connect_args={"connect_timeout": 10}).connect() as conn:
+            with probe.connect() as conn:
                 conn.execute(sa.text("SELECT PostGIS_Version()"))
         except sa.exc.OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
@@ -73,6 +74,8 @@ class PostGISStore(Store):
             raise StoreConnectionError(
                 f"{self.display_url}: the database has no PostGIS. Run `CREATE EXTENSION postgis;` in it "
                 "(as a superuser), or point the URL at a database that has it") from None
+        finally:
+            probe.dispose()
 
     @classmethod
     def create(cls, url: str, *, meta: dict[str, str], **_) -> PostGISStore:

@@ -102,3 +102,16 @@ def test_commit_failure_moves_files_back(store_url, monkeypatch):
     monkeypatch.undo()
     assert store_state(scene) == before
     np.testing.assert_array_equal(scene.layer("old").values, dem().values)
+
+
+def test_insert_ignore_counts_new_rows(store_url):
+    """Re-sent rows are skipped and the count says how many were new, on both dialects."""
+    from cim import schema
+
+    scene = cim.Scene.create(store_url, crs=CRS, name="x")
+    rows = [{"key": f"k{i}", "value": str(i)} for i in range(3)]
+    with scene.transaction() as conn:
+        assert schema.insert_ignore(conn, schema.meta, rows) == 3
+        assert schema.insert_ignore(conn, schema.meta, rows + [{"key": "k9", "value": "9"}]) == 1
+        assert schema.insert_ignore(conn, schema.meta, []) == 0
+    assert scene.store.meta()["k9"] == "9"
