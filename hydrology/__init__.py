@@ -19,6 +19,7 @@ from hydrology.network import (
     watersheds,
 )
 from hydrology.rainfall import gauges_to_grid, mean_field_bias, merge_radar_gauges
+from hydrology.routing import flow_length, time_area_hydrograph
 from hydrology.runoff import (
     NRCS_DIMENSIONLESS_UH,
     TR55_CURVE_NUMBERS,
@@ -65,6 +66,7 @@ __all__ = [
     "flow_accumulation_mfd",
     "flow_direction",
     "flow_direction_mfd",
+    "flow_length",
     "gauges_to_grid",
     "green_ampt_cumulative",
     "green_ampt_rate",
@@ -81,5 +83,6 @@ __all__ = [
     "snap_outlets",
     "stream_lines",
     "streams",
+    "time_area_hydrograph",
     "watersheds",
 ]

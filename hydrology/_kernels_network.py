@@ -220,3 +220,39 @@ def mfd_accumulate(frac, weights, acc):
                     q[qt] = j
                     qt += 1
     return n - qt
+
+
+@njit(cache=True)
+def path_sum(rec, cost, out):
+    """Sum of ``cost`` along each cell's downstream path, the end cell excluded (0 at outlets and pits).
+
+    ``out[i] = cost[i] + out[rec[i]]`` for cells with a receiver, computed with the same path-buffer walk as
+    :func:`label_upstream` (each cell is finished once; no recursion). Memory: ``out`` plus 1 byte per cell.
+    """
+    n = rec.size
+    done = np.zeros(n, dtype=np.uint8)
+    path = np.empty(1024, dtype=np.int64)
+    for s in range(n):
+        if done[s]:
+            continue
+        m = 0
+        i = s
+        while True:
+            if done[i]:
+                break
+            if m == path.size:
+                path = _grow_i64(path)
+            path[m] = i
+            m += 1
+            j = rec[i]
+            if j < 0:
+                out[i] = 0.0
+                done[i] = 1
+                m -= 1
+                break
+            i = j
+        for a in range(m - 1, -1, -1):
+            k = path[a]
+            out[k] = cost[k] + out[rec[k]]
+            done[k] = 1
+    return 0
