@@ -4,6 +4,7 @@ scope (and a revoked one), a tiles root with a tileset; clients over the app bui
 from __future__ import annotations
 
 import json
+import uuid
 import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -105,6 +106,20 @@ def build(url: str, tmp: Path) -> Twin:
 @pytest.fixture
 def twin(store_url, tmp_path):
     t = build(store_url, tmp_path)
+    with t._stack:
+        yield t
+    t.scene.close()
+
+
+@pytest.fixture(scope="module", params=["embedded", pytest.param("postgis", marks=pytest.mark.postgis)])
+def shared_twin(request, tmp_path_factory):
+    """One twin per module and backend, for tests that only read (built once: PostGIS layers take seconds)."""
+    tmp = tmp_path_factory.mktemp("twin")
+    if request.param == "embedded":
+        url = str(tmp / "scene.cim")
+    else:
+        url = request.getfixturevalue("postgis_cluster").url(schema=f"api_{uuid.uuid4().hex[:10]}")
+    t = build(url, tmp)
     with t._stack:
         yield t
     t.scene.close()

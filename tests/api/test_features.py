@@ -13,9 +13,9 @@ RD = "http://www.opengis.net/def/crs/EPSG/0/28992"
 TO84 = Transformer.from_crs("EPSG:28992", "OGC:CRS84", always_xy=True)
 
 
-@pytest.fixture
-def api(twin):
-    return twin.client(), twin.h("read")
+@pytest.fixture(scope="module")
+def api(shared_twin):
+    return shared_twin.client(), shared_twin.h("read")
 
 
 def ids(body) -> list[str]:

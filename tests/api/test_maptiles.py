@@ -8,19 +8,23 @@ import rioxarray  # noqa: F401  (registers .rio)
 import xarray as xr
 
 import tiles
+from tests.api.conftest import build
 
 BASE = "/collections/{}/tiles/WebMercatorQuad"
 
 
-@pytest.fixture
-def api(twin_embedded):
-    t = twin_embedded
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("maptiles")
+    t = build(str(tmp / "scene.cim"), tmp)
     x = np.arange(84000.0, 86000.0, 20.0)
     y = np.arange(447500.0, 445500.0, -20.0)
     dem = xr.DataArray(np.add.outer(np.sin(y / 200.0), np.cos(x / 150.0)) * 5.0, dims=("y", "x"),
                        coords={"y": y, "x": x}).rio.write_crs("EPSG:28992")
     tiles.raster_xyz_tiles(dem, t.tiles / "maps" / "dem", kind="hillshade", zooms=(13, 13))
-    return t.client(), t
+    with t._stack:
+        yield t.client(), t
+    t.scene.close()
 
 
 def test_vector_tiles(api):
