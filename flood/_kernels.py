@@ -37,7 +37,7 @@ _EPS32 = np.float32(np.finfo(np.float32).eps)
 
 @njit(cache=True, fastmath=_FM, inline="always")
 def _rcbrt7(x):
-    """x ** (-7/3) for x > 0 (float32, ~1e-7 relative): magic-constant guess, three Newton steps."""
+    """x ** (-7/3) for x > 0 (float32, ~1e-6 relative): magic-constant guess, three Newton steps."""
     y = np.int32(np.int32(0x54A21D2A) - np.float32(x).view(np.int32) // np.int32(3)).view(np.float32)
     y = y * (_F4 - x * y * y * y) * _THIRD
     y = y * (_F4 - x * y * y * y) * _THIRD

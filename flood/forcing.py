@@ -301,7 +301,7 @@ def aligned_grid(value: Any, dem: xr.DataArray, name: str) -> np.ndarray:
                 raise GridMismatchError(
                     f"{name}: its '{d}' coordinates differ from the DEM's; align it with .rio.reproject_match(dem)"
                 )
-        return np.asarray(value.values, dtype=np.float64)
+        return np.array(value.values, dtype=np.float64)  # a copy: callers may edit it
     if isinstance(value, np.ndarray):
         if value.shape != dem.shape:
             raise GridMismatchError(f"{name}: array shape {value.shape} differs from the DEM's {dem.shape}")

@@ -178,21 +178,23 @@ class Model:
         if wall.all():
             raise FloodValueError("blocked: every cell is blocked or no data; nothing can flood")
         self.wall = wall
-        self.z = np.where(wall, K.WALL_Z, z).astype(np.float32)
+        self.z = z.astype(np.float32)
+        self.z[wall] = K.WALL_Z
         self.active = (~wall).astype(np.float32)
         self.n_active = int((~wall).sum())
         self.area = self.dx * self.dx
 
         # friction
         if isinstance(manning, int | float | np.integer | np.floating) and not isinstance(manning, bool):
-            n = np.full(self.shape, _number(manning, "manning", low=0.0, low_open=False))
+            self.n2 = np.full(self.shape, _number(manning, "manning", low=0.0, low_open=False) ** 2, np.float32)
         else:
             n = aligned_grid(manning, dem, "manning")
             bad = ~wall & ~(np.isfinite(n) & (n >= 0))
             if bad.any():
                 raise FloodValueError(f"manning: {int(bad.sum())} active cells have no finite value >= 0")
-            n = np.where(wall, 0.03, n)
-        self.n2 = (n * n).astype(np.float32)
+            n[wall] = 0.03
+            self.n2 = (n * n).astype(np.float32)
+            del n
 
         # boundaries
         self.open_sides = _open_sides(boundary, dem)
@@ -212,6 +214,7 @@ class Model:
                 h0 += d
         h0[wall] = 0.0
         self.h = h0.astype(np.float32)
+        del h0, z  # the float64 set-up copies are not needed any more
 
         # forcing
         self._rain_grid_series: TimeSeries | None = None

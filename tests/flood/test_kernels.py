@@ -59,7 +59,7 @@ def test_steps_match_the_numpy_reference(state, nsteps):
 @given(st.floats(1e-3, 1e3))
 def test_reciprocal_cube_root_power(x):
     got = K._rcbrt7(np.float32(x))
-    assert abs(got / np.float64(np.float32(x)) ** (-7.0 / 3.0) - 1) < 1e-6
+    assert abs(got / np.float64(np.float32(x)) ** (-7.0 / 3.0) - 1) < 2e-6  # float32, 7 products
 
 
 def test_limiter_never_lets_a_cell_go_negative():
