@@ -42,7 +42,8 @@ class CellIndex:
         """(feature index, flat cell index) for every cell of every feature, sorted by feature."""
         geoms = np.asarray(geoms, dtype=object)
         polygonal = np.isin(shapely.get_type_id(geoms), [3, 6])
-        shapes = np.where(polygonal, geoms, shapely.buffer(geoms, self.dx / 2))
+        shapes = geoms.copy()
+        shapes[~polygonal] = shapely.buffer(geoms[~polygonal], self.dx / 2, quad_segs=2)
         feat, cell = self.tree.query(shapes, predicate="contains_properly")
         missing = np.setdiff1d(np.arange(len(geoms)), feat)
         if len(missing):                                   # smaller than a cell: the cell under it
@@ -81,7 +82,7 @@ def feature_warnings(features: gpd.GeoDataFrame, ds: xr.Dataset, dem: xr.DataArr
     geoms = features.geometry.to_numpy()
     sample = geoms
     if ring is not None:
-        sample = shapely.difference(shapely.buffer(geoms, ring), geoms)
+        sample = shapely.difference(shapely.buffer(geoms, ring, quad_segs=2), geoms)
     feat, cell = cells.pairs(sample)
     n = len(features)
     hmax = ds["max_depth"].to_numpy().ravel()
