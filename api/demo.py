@@ -44,6 +44,7 @@ class DemoResult:
     rains: dict = field(default_factory=dict)
     outputs: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    simulating: Callable[[float, float], None] | None = None      # progress inside a forecast (s, of s)
 
 
 def _data(name: str) -> Path:
@@ -131,13 +132,14 @@ def step_forecast_design(res: DemoResult) -> None:
     rain = design_storm()
     res.rains["design_100y"] = rain
     res.forecasts.append(forecast(res.scene, rainfall=rain, duration=5400.0, name="design_100y",
-                                  resolution=RESOLUTION, output_interval=300.0))
+                                  resolution=RESOLUTION, output_interval=300.0, progress=res.simulating))
 
 
 def step_forecast_gauge(res: DemoResult) -> None:
     """Forecast for the real 2020-06-17 gauge event (KNMI 310 Vlissingen, transposed onto Delft)."""
     res.forecasts.append(forecast(res.scene, rainfall="gauges", window=GAUGE_WINDOW, duration=9000.0,
-                                  name="gauge_20200617", resolution=RESOLUTION, output_interval=300.0))
+                                  name="gauge_20200617", resolution=RESOLUTION, output_interval=300.0,
+                                  progress=res.simulating))
     res.rains["gauge_20200617"] = flood.gauge_rainfall(res.scene, GAUGE_WINDOW)
 
 
@@ -193,13 +195,15 @@ STEPS: list[tuple[str, Callable[[DemoResult], None]]] = [
 ]
 
 
-def run_demo(out: Path, *, progress: Callable[[str, int, int], None] | None = None) -> DemoResult:
-    """Run every step into a fresh ``out`` directory; ``progress(step, i, n)`` is called before each step."""
+def run_demo(out: Path, *, progress: Callable[[str, int, int], None] | None = None,
+             simulating: Callable[[float, float], None] | None = None) -> DemoResult:
+    """Run every step into a fresh ``out`` directory; ``progress(step, i, n)`` is called before each step and
+    ``simulating(t, duration)`` as a forecast advances."""
     out = Path(out)
     if (out / "delft.cim").exists():
         shutil.rmtree(out / "delft.cim")
     out.mkdir(parents=True, exist_ok=True)
-    res = DemoResult(scene=None, out=out)  # type: ignore[arg-type]
+    res = DemoResult(scene=None, out=out, simulating=simulating)  # type: ignore[arg-type]
     for i, (label, fn) in enumerate(STEPS):
         if progress:
             progress(label, i, len(STEPS))
@@ -220,11 +224,16 @@ def register(app: typer.Typer) -> None:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       TimeElapsedColumn(), console=console, transient=False) as bar:
             task = bar.add_task("demo", total=len(STEPS))
+            sim = bar.add_task("simulated time (s)", total=1.0, visible=False)
 
             def report(label: str, i: int, n: int) -> None:
                 bar.update(task, completed=i, description=label)
+                bar.update(sim, visible=False)
 
-            res = run_demo(out, progress=report)
+            def simulating(t: float, duration: float) -> None:
+                bar.update(sim, completed=t, total=duration, visible=True)
+
+            res = run_demo(out, progress=report, simulating=simulating)
             bar.update(task, completed=len(STEPS), description="done")
         for r in res.reports:
             console.print(r)
