@@ -24,7 +24,7 @@ import xarray as xr
 
 from flood.errors import FloodCRSError, FloodTypeError, FloodValueError, GridMismatchError
 
-__all__ = ["PointInflow", "TimeSeries", "rainfall_series", "regrid_conservative", "to_m_per_s"]
+__all__ = ["Inlet", "PointInflow", "TimeSeries", "rainfall_series", "regrid_conservative", "to_m_per_s"]
 
 # factors from a rate unit to m/s; rates are mm/h unless the DataArray says otherwise in attrs["units"]
 _RATE_UNITS = {
@@ -255,6 +255,30 @@ class PointInflow:
     def series(self, start: Any = None) -> TimeSeries:
         """The discharge as a step function of time (m³/s)."""
         return rainfall_series(self.discharge, start=start, name="PointInflow.discharge", scale=1.0)
+
+
+@dataclass(frozen=True)
+class Inlet:
+    """A drainage inlet (gully, culvert) taking up to ``capacity`` m³/s of the water present at ``(x, y)``,
+    spread over the active cells within ``radius`` (m, DEM CRS; the nearest cell when none is that close).
+    Give a list of them as ``drainage=``.
+
+    >>> Inlet(10.0, 20.0, 0.05).capacity
+    0.05
+    """
+
+    x: float
+    y: float
+    capacity: float
+    radius: float = 0.0
+
+    def __post_init__(self) -> None:
+        for fld in ("x", "y", "capacity", "radius"):
+            v = getattr(self, fld)
+            if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) or not math.isfinite(v):
+                raise FloodTypeError(f"Inlet.{fld}: expected a finite number, got {v!r}")
+        if self.capacity < 0 or self.radius < 0:
+            raise FloodValueError(f"Inlet: capacity (m³/s) and radius (m) must be >= 0, got {self.capacity}, {self.radius}")
 
 
 def as_inflows(inflows: Sequence[PointInflow] | PointInflow | None) -> list[PointInflow]:

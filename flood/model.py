@@ -26,6 +26,7 @@ import xarray as xr
 from flood import _kernels as K
 from flood.errors import FloodTypeError, FloodValueError, FloodWarning, UnstableError
 from flood.forcing import (
+    Inlet,
     PointInflow,
     TimeSeries,
     aligned_grid,
@@ -238,7 +239,11 @@ class Model:
                 self._rain_series = rainfall_series(rainfall, start=start)
         self._rain_dummy = np.zeros((1, 1), np.float32)
         self.infiltration_rate, inf_grid = rate_grid(infiltration, dem, "infiltration")
-        self.drainage_rate, drn_grid = rate_grid(drainage, dem, "drainage")
+        if isinstance(drainage, Inlet) or (isinstance(drainage, list | tuple) and drainage
+                                           and all(isinstance(d, Inlet) for d in drainage)):
+            self.drainage_rate, drn_grid = 0.0, self._inlet_grid([drainage] if isinstance(drainage, Inlet) else drainage)
+        else:
+            self.drainage_rate, drn_grid = rate_grid(drainage, dem, "drainage")
         if inf_grid is not None or drn_grid is not None:
             self._loss_mode = 2
             self._inf_grid = inf_grid if inf_grid is not None else np.full(self.shape, self.infiltration_rate, np.float32)
@@ -305,6 +310,14 @@ class Model:
             sel.flat[k] = True
         rows, cols = np.nonzero(sel)
         return rows.astype(np.int64), cols.astype(np.int64)
+
+    def _inlet_grid(self, inlets: Sequence[Inlet]) -> np.ndarray:
+        """Inlet capacities (m³/s) -> drainage rates (m/s) on their cells."""
+        grid = np.zeros(self.shape, np.float64)
+        for i, inlet in enumerate(inlets):
+            rows, cols = self._cells_near(inlet.x, inlet.y, inlet.radius, f"drainage[{i}]")
+            np.add.at(grid, (rows, cols), inlet.capacity / (rows.size * self.area))
+        return grid.astype(np.float32)
 
     def _forcing_breakpoints(self) -> np.ndarray:
         pts = [np.zeros(0)]
@@ -545,7 +558,8 @@ def simulate(
         Water depth at the start (m), added to what ``initial_level`` (a water level, m) puts in every cell below
         it (lakes, ponds; hot starts from a previous run's depth).
     infiltration, drainage : number or grid, optional
-        Loss rates in mm/h (constant or per cell), taken only from water present (e.g. sewer capacity).
+        Loss rates in mm/h (constant or per cell), taken only from water present (e.g. sewer capacity);
+        ``drainage`` may also be a list of :class:`flood.forcing.Inlet` (points with a capacity in m³/s).
     inflows : list of PointInflow, optional
         Discharges (m³/s) entering at points.
     points : dict or GeoDataFrame, optional

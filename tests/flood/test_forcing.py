@@ -173,3 +173,21 @@ def test_sides_follow_the_coordinates_not_the_row_order():
     b = flood.simulate(south_up, rainfall=100.0, boundary={"north": "open"}, duration=1200.0)
     assert a.attrs["outflow_volume"] > 0.2 * a.attrs["rain_volume"]
     assert b.attrs["outflow_volume"] == pytest.approx(a.attrs["outflow_volume"], rel=1e-5)
+
+
+def test_drainage_inlets_take_at_most_their_capacity():
+    from flood.forcing import Inlet
+
+    x = (np.arange(21) + 0.5) * 2.0
+    xx, yy = np.meshgrid(x, x[::-1])
+    cone = grid(0.05 * np.hypot(xx - 21.0, yy - 21.0), 2.0)  # everything runs to the centre cell
+    # 100 mm/h on 42 m x 42 m = 0.049 m³/s of rain; an inlet of 0.01 m³/s at the centre, 1 m³/s at a corner
+    inlets = [Inlet(21.0, 21.0, 0.01), Inlet(1.0, 1.0, 1.0, radius=2.5)]
+    ds = flood.simulate(cone, rainfall=100.0, drainage=inlets, duration=1800.0)
+    corner = 3 * 4.0 * 100 * MM_H * 1800.0  # its 3 cells (centres within 2.5 m) lose exactly their own rain
+    centre = ds.attrs["drainage_volume"] - corner
+    assert 0.85 * 0.01 * 1800.0 < centre <= 0.01 * 1800.0 * (1 + 1e-6)  # at capacity once the pit is wet
+    assert np.isnan(ds.max_depth).sum() == 0 and float(ds.max_depth.values[10, 10]) > 0.05  # it ponds
+    assert abs(ds.attrs["mass_error"]) < 1e-6
+    with pytest.raises(flood.FloodValueError, match="capacity"):
+        Inlet(0.0, 0.0, -1.0)
