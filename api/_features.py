@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -24,7 +26,7 @@ from api.errors import BadRequest, NotFound
 from cim._dtypes import column_kind
 from cim.crs import horizontal_epsg
 
-__all__ = ["CRS84", "FeaturePage", "Layer", "crs_uri", "parse_bbox", "parse_datetime", "parse_filter",
+__all__ = ["CRS84", "FeaturePage", "FrameCache", "Layer", "crs_uri", "parse_bbox", "parse_datetime", "parse_filter",
            "query_items", "read_item", "vector_layers"]
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -290,6 +292,33 @@ def _as_mask(value, df) -> pd.Series:
 
 # ---------------------------------------------------------------------------------------------------------- query
 
+class FrameCache:
+    """The last few layers read, as stored and in CRS84, keyed by the catalogue entry (a replaced layer gets a new
+    ``created`` and so a new entry); thread-safe. Frames handed out must not be modified."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._frames: OrderedDict[tuple, tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]] = OrderedDict()
+
+    def get(self, scene: cim.Scene, layer: Layer) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+        key = (layer.name, layer.info.created, layer.info.location)
+        with self._lock:
+            if key in self._frames:
+                self._frames.move_to_end(key)
+                return self._frames[key]
+        gdf = scene.layer(layer.name).reset_index(drop=True)
+        if len(gdf) == 1:     # two rows: pyproj's one-point path warns on NumPy >= 1.25 (through geopandas)
+            wgs = pd.concat([gdf, gdf]).to_crs("OGC:CRS84").iloc[:1]
+        else:
+            wgs = gdf.to_crs("OGC:CRS84") if len(gdf) else gdf.set_crs("OGC:CRS84", allow_override=True)
+        with self._lock:
+            self._frames[key] = (gdf, wgs)
+            while len(self._frames) > self.size:
+                self._frames.popitem(last=False)
+        return gdf, wgs
+
+
 @dataclass
 class FeaturePage:
     features: list[dict]
@@ -325,11 +354,10 @@ def _features(layer: Layer, gdf: gpd.GeoDataFrame) -> list[dict]:
 
 
 def query_items(scene: cim.Scene, layer: Layer, *, bbox=None, interval=None, properties: dict[str, str] | None = None,
-                cql=None, limit: int = 10, offset: int = 0, crs: str = CRS84) -> FeaturePage:
+                cql=None, limit: int = 10, offset: int = 0, crs: str = CRS84,
+                cache: FrameCache | None = None) -> FeaturePage:
     """One page of a collection's features matching every condition, with the number matched."""
-    gdf = scene.layer(layer.name)
-    gdf = gdf.reset_index(drop=True)
-    wgs = gdf.to_crs("OGC:CRS84") if len(gdf) else gdf.set_crs("OGC:CRS84", allow_override=True)
+    gdf, wgs = (cache or FrameCache(1)).get(scene, layer)
     mask = pd.Series(True, index=wgs.index)
     if bbox is not None:
         mask &= np.asarray(shapely.intersects(wgs.geometry.values, shapely.box(*bbox)), bool)
@@ -378,15 +406,13 @@ def _property_equals(series: pd.Series, text: str, dtype: str, name: str) -> pd.
     return (series == value).fillna(False).astype(bool)
 
 
-def read_item(scene: cim.Scene, layer: Layer, feature_id: str, crs: str = CRS84) -> dict:
-    gdf = scene.layer(layer.name).reset_index(drop=True)
+def read_item(scene: cim.Scene, layer: Layer, feature_id: str, crs: str = CRS84,
+              cache: FrameCache | None = None) -> dict:
+    gdf, wgs = (cache or FrameCache(1)).get(scene, layer)
     if layer.id_column:
-        hit = gdf[(gdf[layer.id_column].astype(str) == feature_id).to_numpy()]
+        hit = np.flatnonzero((gdf[layer.id_column].astype(str) == feature_id).to_numpy())[:1]
     else:
-        hit = gdf.iloc[[int(feature_id)]] if feature_id.isdigit() and int(feature_id) < len(gdf) else gdf.iloc[:0]
+        hit = [int(feature_id)] if feature_id.isdigit() and int(feature_id) < len(gdf) else []
     if not len(hit):
         raise NotFound(f"collection {layer.name!r} has no feature {feature_id!r}")
-    if crs == CRS84:     # two rows: pyproj's one-point path warns on NumPy >= 1.25 (through geopandas)
-        hit = pd.concat([hit.iloc[:1], hit.iloc[:1]]).to_crs("OGC:CRS84")
-    hit = hit.iloc[:1]
-    return _features(layer, hit)[0]
+    return _features(layer, (wgs if crs == CRS84 else gdf).iloc[list(hit)])[0]

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import cim
 from api import errors, openapi
+from api._features import FrameCache
 from api.deps import new_rate_limiter, reject_unknown_query
 from api.settings import Settings
 
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.scene = scene
     app.state.mqtt = None
     app.state.rate_limiter = new_rate_limiter(settings.rate_limit)
+    app.state.frames = FrameCache()
     errors.install(app)
 
     from api import features, sensorthings, tiles3d

@@ -169,7 +169,7 @@ def items(request: Request, scene: SceneDep, settings: SettingsDep, _: ReadCalle
     out_crs = _out_crs(crs, scene)
     page = F.query_items(scene, layer, bbox=F.parse_bbox(bbox), interval=F.parse_datetime(datetime),
                          properties=props, cql=F.parse_filter(filter, filter_lang), limit=limit, offset=offset,
-                         crs=out_crs)
+                         crs=out_crs, cache=request.app.state.frames)
     url = request.url
     links = [{"href": str(url), "rel": "self", "type": "application/geo+json"},
              {"href": f"{_base(request)}/collections/{layer.name}", "rel": "collection", "type": "application/json"}]
@@ -197,7 +197,7 @@ def item(request: Request, scene: SceneDep, _: ReadCaller, collectionId: Collect
          featureId: FeatureId, crs: CrsParam = None) -> GeoJSONResponse:
     layer = F.get_layer(scene, collectionId)
     out_crs = _out_crs(crs, scene)
-    feature = F.read_item(scene, layer, featureId, out_crs)
+    feature = F.read_item(scene, layer, featureId, out_crs, cache=request.app.state.frames)
     b = _base(request)
     feature["links"] = [
         {"href": f"{b}/collections/{layer.name}/items/{quote(featureId, safe='')}", "rel": "self", "type": "application/geo+json"},

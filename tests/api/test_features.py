@@ -185,3 +185,17 @@ def test_single_items(api):
     assert c.get("/collections/buildings/items/zzz", headers=h).status_code == 404
     assert c.get("/collections/trees/items/25", headers=h).status_code == 404
     assert c.get("/collections/nothing/items", headers=h).status_code == 404
+
+
+def test_a_replaced_layer_is_served_fresh(twin_embedded):
+    from tests.api.conftest import buildings
+
+    t = twin_embedded
+    c, h = t.client(), t.h("read")
+    assert c.get("/collections/buildings/items", headers=h).json()["numberMatched"] == 3
+    assert c.get("/collections/buildings/items/c", headers=h).status_code == 200
+    taller = buildings().iloc[:2].assign(height=[11.0, 22.0])
+    t.scene.add_layer("buildings", taller, kind="buildings", replace=True)
+    body = c.get("/collections/buildings/items", headers=h).json()
+    assert body["numberMatched"] == 2 and [f["properties"]["height"] for f in body["features"]] == [11.0, 22.0]
+    assert c.get("/collections/buildings/items/c", headers=h).status_code == 404
