@@ -8,8 +8,8 @@ registry in `ingest.base` (see its docstring for the contract).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -85,19 +85,22 @@ def _read(path: Path, format: str | None, options: dict[str, Any]) -> tuple[Read
 
 
 def ingest(scene: Any, path: str | Path, *, format: str | None = None, report: IngestReport | None = None,
-           prefix: str | None = None, **options: Any) -> IngestReport:
+           prefix: str | None = None, replace: bool = False, **options: Any) -> IngestReport:
     """Read ``path`` and load it into ``scene`` all-or-nothing (one ``scene.transaction()``); return the report.
 
     Options go to the reader, as for `read`; nothing is taken from the scene implicitly (a file without a CRS
-    needs ``crs=``). ``prefix`` is put before every layer name (two city models in one scene: ``prefix="rdam_"``).
+    needs ``crs=``). ``prefix`` is put before every layer name (two city models in one scene: ``prefix="rdam_"``);
+    ``replace=True`` swaps layers of the same name (still all-or-nothing: a failure restores them).
     With ``report=`` the outcome is added to an existing report (several files, one table).
     """
     path = Path(path)
     report = report if report is not None else IngestReport()
     reader, result = _read(path, format, options)
     if prefix:
-        result.layers = {f"{prefix}{n}": replace(item, name=f"{prefix}{n}") for n, item in result.layers.items()}
-        result.files = [replace(f, name=f"{prefix}{f.name}") for f in result.files]
+        result.layers = {f"{prefix}{n}": dataclasses.replace(item, name=f"{prefix}{n}")
+                         for n, item in result.layers.items()}
+        result.files = [dataclasses.replace(f, name=f"{prefix}{f.name}") for f in result.files]
+    result.extra["replace"] = bool(replace)
     provenance = {"reader": reader.name, "file": path.name, "options": _plain(options)}
     for item in [*result.layers.values(), *result.files]:
         item.attrs = {**item.attrs, "ingest": provenance}

@@ -205,10 +205,12 @@ class Reader:
                 f"it accepts: {', '.join(sorted(self.options)) or 'none'}")
 
     def write(self, scene: Any, result: ReadResult, report: IngestReport) -> None:
-        """Put a read result into a scene (called inside ``scene.transaction()`` by `ingest.ingest`)."""
+        """Put a read result into a scene (called inside ``scene.transaction()`` by `ingest.ingest`);
+        ``result.extra["replace"]`` says whether layers of the same name may be swapped."""
+        replace = bool(result.extra.get("replace", False))
         for item in result.layers.values():
             scene.add_layer(item.name, item.data, kind=item.kind, cim_level=item.cim_level, units=item.units,
-                            source=item.source, attrs=item.attrs or None)
+                            source=item.source, attrs=item.attrs or None, replace=replace)
             report.add(result.source, item.name, item.kind, len(item))
         for f in result.files:
             attrs = dict(f.attrs)
@@ -218,7 +220,7 @@ class Reader:
                 b = attrs["bounds_native"]
                 tf = Transformer.from_crs(result.crs, scene.crs, always_xy=True)
                 attrs["bounds"] = list(tf.transform_bounds(b[0], b[1], b[3], b[4]))
-            scene.add_file(f.name, f.path, kind=f.kind, source=f.source, attrs=attrs or None)
+            scene.add_file(f.name, f.path, kind=f.kind, source=f.source, attrs=attrs or None, replace=replace)
             report.add(result.source, f.name, f.kind, 1)
         for name, series in result.series.items():
             report.skip(result.source, name,

@@ -53,6 +53,7 @@ def ingest_command(
                                 "citygml3_dynamizer (ingest.readers() lists them)"),
     option: list[str] = typer.Option(None, "--option", "-o", help="Reader option KEY=VALUE (repeatable)"),
     prefix: str | None = typer.Option(None, "--prefix", help="Put this before every layer name, e.g. rdam_"),
+    replace: bool = typer.Option(False, "--replace", help="Swap layers that exist already (all-or-nothing)"),
     mqtt: str | None = typer.Option(None, "--mqtt", help="Then subscribe to SensorThings MQTT at HOST:PORT"),
 ) -> None:
     """Ingest files into a scene (city models, vectors, rasters, rainfall, IFC, point clouds, SensorThings)."""
@@ -79,7 +80,8 @@ def ingest_command(
                 reader = ingest.find_reader(f, format)
                 if crs is not None and "crs" in reader.options:
                     opts.setdefault("crs", crs)
-                ingest.ingest(scene, f, format=format, report=report, prefix=prefix, **opts)
+                ingest.ingest(scene, f, format=format, report=report, prefix=prefix, replace=replace,
+                              **opts)
             except CIMError as exc:
                 report.fail(f, str(exc))
                 log.debug("refused %s", f, exc_info=True)

@@ -60,6 +60,49 @@ def test_two_city_models_in_one_scene_with_a_prefix(scene):
     assert len(scene.layer("buildings")) == 16 and len(scene.layer("dh_buildings")) == 4
 
 
+def test_replace_swaps_layers_all_or_nothing(scene):
+    ingest.ingest(scene, DATA / "rotterdam_subset_lod2.city.json", crs="EPSG:7415")
+    report = ingest.ingest(scene, DATA / "denhaag_subset_lod2.city.json", crs="EPSG:7415", replace=True)
+    assert report.added_count("buildings") == 4 and len(scene.layer("buildings")) == 4
+    assert scene.layer_info("buildings").source == "denhaag_subset_lod2.city.json"
+    with pytest.raises(LayerExistsError):
+        ingest.ingest(scene, DATA / "denhaag_subset_lod2.city.json", crs="EPSG:7415")
+
+
+@pytest.fixture
+def half_broken_reader():
+    """A reader (through the public registry) whose second layer cannot be stored: no CRS."""
+    import geopandas as gpd
+    from shapely import box
+
+    from ingest.base import _REGISTRY, LayerItem, Reader, ReadResult, register
+
+    @register
+    class HalfBroken(Reader):
+        name = "test_half_broken"
+        extensions = (".halfbroken",)
+
+        def read(self, path, **options):
+            r = ReadResult(source=path, format=self.name)
+            r.add_layer(LayerItem("buildings", gpd.GeoDataFrame({"n": [1, 2]}, geometry=[box(0, 0, 1, 1)] * 2,
+                                                                crs="EPSG:7415"), "buildings"))
+            r.add_layer(LayerItem("broken", gpd.GeoDataFrame({"n": [1]}, geometry=[box(0, 0, 1, 1)]), "other"))
+            return r
+
+    yield
+    _REGISTRY.pop("test_half_broken")
+
+
+def test_a_replacing_ingest_that_fails_half_way_restores_the_layers(scene, half_broken_reader, tmp_path):
+    ingest.ingest(scene, DATA / "denhaag_subset_lod2.city.json", crs="EPSG:7415")
+    path = tmp_path / "x.halfbroken"
+    path.write_text("")
+    with pytest.raises(CRSError, match="has no CRS"):
+        ingest.ingest(scene, path, replace=True)         # "buildings" was swapped, then "broken" failed
+    assert len(scene.layer("buildings")) == 4 and "broken" not in scene
+    assert scene.layer_info("buildings").source == "denhaag_subset_lod2.city.json"
+
+
 def test_failure_mid_file_leaves_the_scene_unchanged(scene):
     import geopandas as gpd
     from shapely import box
