@@ -9,7 +9,14 @@ import logging
 from tiles._viewer import find_cesium, write_viewer
 from tiles.bim import bim_to_3dtiles, meshes_to_3dtiles
 from tiles.buildings import buildings_to_3dtiles
-from tiles.maptiles import DEPTH_RAMP, depth_colormap, hillshade, raster_xyz_tiles, vector_tiles
+from tiles.maptiles import (
+    DEPTH_RAMP,
+    depth_colormap,
+    hillshade,
+    layer_vector_tiles,
+    raster_xyz_tiles,
+    vector_tiles,
+)
 from tiles.pointcloud import pointcloud_to_3dtiles
 from tiles.surfaces import DEFAULT_WARNING_LEVELS, flood_to_3dtiles, terrain_to_3dtiles
 
@@ -22,6 +29,7 @@ __all__ = [
     "find_cesium",
     "flood_to_3dtiles",
     "hillshade",
+    "layer_vector_tiles",
     "meshes_to_3dtiles",
     "pointcloud_to_3dtiles",
     "raster_xyz_tiles",

@@ -16,7 +16,7 @@ import numpy as np
 
 from cim.errors import DataError, ValidationError, require
 
-__all__ = ["DEPTH_RAMP", "depth_colormap", "hillshade", "raster_xyz_tiles", "vector_tiles"]
+__all__ = ["DEPTH_RAMP", "depth_colormap", "hillshade", "layer_vector_tiles", "raster_xyz_tiles", "vector_tiles"]
 
 log = logging.getLogger(__name__)
 
@@ -161,13 +161,8 @@ def vector_tiles(gdf, out_dir, *, layer: str = "layer", zooms: tuple[int, int] =
 
     if gdf.crs is None:
         raise ValidationError("the layer has no CRS: set one (gdf.set_crs(...)) before making vector tiles")
-    lo, hi = zooms
-    if not 0 <= lo <= hi <= 24:
-        raise ValidationError(f"zooms must be (min, max) with 0 <= min <= max <= 24, got {zooms}")
-    cols = list(properties) if properties is not None else [c for c in gdf.columns if c != gdf.geometry.name]
-    for c in cols:
-        if c not in gdf.columns:
-            raise ValidationError(f"property {c!r} is not a column of the layer ({list(gdf.columns)})")
+    lo, hi = _check_zooms(zooms)
+    cols = _check_columns(gdf, properties)
     merc = gdf.to_crs(3857)
     geoms = merc.geometry.to_numpy()
     tree = shapely.STRtree(geoms)
@@ -215,3 +210,74 @@ def _plain(v):
     if isinstance(v, bool | int | float | str):
         return v
     return str(v)
+
+
+def _check_zooms(zooms) -> tuple[int, int]:
+    lo, hi = zooms
+    if not 0 <= lo <= hi <= 24:
+        raise ValidationError(f"zooms must be (min, max) with 0 <= min <= max <= 24, got {zooms}")
+    return int(lo), int(hi)
+
+
+def _check_columns(gdf, properties) -> list[str]:
+    cols = list(properties) if properties is not None else [c for c in gdf.columns if c != gdf.geometry.name]
+    for c in cols:
+        if c not in gdf.columns:
+            raise ValidationError(f"property {c!r} is not a column of the layer ({list(gdf.columns)})")
+    return cols
+
+
+def layer_vector_tiles(scene, name: str, out_dir, *, zooms: tuple[int, int] = (12, 16),
+                       properties: Sequence[str] | None = None, extent: int = 4096, buffer: int = 64,
+                       backend: str = "auto") -> Path:
+    """Mapbox Vector Tiles of a scene's vector layer: ``ST_AsMVT`` in the database on a PostGIS scene, the Python
+    encoder (`vector_tiles`) on the embedded store (``backend="auto"``); ``"python"`` forces the encoder.
+    Both write the same tiles (``{z}/{x}/{y}.mvt``, same extent, buffer and clipping); returns the TileJSON."""
+    import sqlalchemy as sa
+
+    if backend not in ("auto", "python", "postgis"):
+        raise ValidationError(f"backend must be 'auto', 'python' or 'postgis', not {backend!r}")
+    info = scene.layer_info(name)
+    if info.storage != "vector":
+        raise ValidationError(f"layer {name!r} is a {info.storage} layer: vector tiles need a vector layer")
+    engine = scene.store.engine
+    on_postgis = engine.dialect.name == "postgresql"
+    if backend == "postgis" and not on_postgis:
+        raise ValidationError(f"scene {scene.name!r} is not on PostGIS: use backend='python' (or 'auto')")
+    gdf = scene.layer(name)
+    if backend == "python" or not on_postgis:
+        return vector_tiles(gdf.set_geometry(gdf.geometry.force_2d()), out_dir, layer=name, zooms=zooms,
+                            properties=properties, extent=extent, buffer=buffer)
+    lo, hi = _check_zooms(zooms)
+    cols = _check_columns(gdf, properties)
+    tms = _tms()
+    west, south, east, north = gdf.to_crs(4326).total_bounds
+    out = Path(out_dir)
+    written = 0
+    with scene.store.connection() as conn:
+        q = conn.dialect.identifier_preparer.quote_identifier
+        select = ", ".join(q(c) for c in cols)
+        sql = sa.text(
+            f"SELECT ST_AsMVT(t, :layer, :extent, 'mvt_geom') FROM ("
+            f"  SELECT {select + ', ' if select else ''}"
+            f"         ST_AsMVTGeom(ST_Transform(geometry, 3857), ST_TileEnvelope(:z, :x, :y), :extent, :buffer, true)"
+            f"         AS mvt_geom"
+            f"  FROM {q(info.location)}"
+            f"  WHERE geometry && ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), ST_SRID(geometry))"
+            f") AS t WHERE mvt_geom IS NOT NULL")
+        for t in tms.tiles(west, south, east, north, zooms=list(range(lo, hi + 1))):
+            data = conn.execute(sql, {"layer": name, "extent": extent, "buffer": buffer, "z": t.z, "x": t.x,
+                                      "y": t.y, "margin": buffer / extent}).scalar()
+            if not data:
+                continue
+            path = out / str(t.z) / str(t.x) / f"{t.y}.mvt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(bytes(data))
+            written += 1
+    tilejson = {"tilejson": "3.0.0", "tiles": ["{z}/{x}/{y}.mvt"], "minzoom": lo, "maxzoom": hi,
+                "bounds": [float(west), float(south), float(east), float(north)],
+                "vector_layers": [{"id": name, "fields": {c: str(gdf[c].dtype) for c in cols}}]}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tiles.json").write_text(json.dumps(tilejson, indent=1))
+    log.info("wrote %d vector tiles of %r with ST_AsMVT to %s", written, name, out)
+    return out / "tiles.json"

@@ -47,11 +47,11 @@ def build_scene_tiles(scene, out_dir, *, layers: Sequence[str] | None = None, fo
         bim_to_3dtiles,
         buildings_to_3dtiles,
         flood_to_3dtiles,
+        layer_vector_tiles,
         meshes_to_3dtiles,
         pointcloud_to_3dtiles,
         raster_xyz_tiles,
         terrain_to_3dtiles,
-        vector_tiles,
         write_viewer,
     )
 
@@ -78,9 +78,8 @@ def build_scene_tiles(scene, out_dir, *, layers: Sequence[str] | None = None, fo
                 gdf = scene.layer(name)
                 surfaces = scene.layer(surfaces_name) if surfaces_name else None
                 result.outputs[name] = [buildings_to_3dtiles(gdf, target, surfaces=surfaces, format=format),
-                                        vector_tiles(gdf[[c for c in ("id", "height") if c in gdf] + [gdf.geometry.name]]
-                                                     .set_geometry(gdf.geometry.force_2d()), target / "mvt",
-                                                     layer=name, zooms=(13, 16))]
+                                        layer_vector_tiles(scene, name, target / "mvt", zooms=(13, 16),
+                                                           properties=[c for c in ("id", "height") if c in gdf])]
             elif info.kind == "bim":
                 result.outputs[name] = [bim_to_3dtiles(scene.layer(name), target, format=format)]
             elif info.kind == "terrain" and info.storage == "raster":
@@ -111,8 +110,7 @@ def build_scene_tiles(scene, out_dir, *, layers: Sequence[str] | None = None, fo
                                                               format=format, what=f"layer {name!r}",
                                                               color=_COLORS.get(info.kind, (0.7, 0.7, 0.7, 1.0)))]
                 else:
-                    result.outputs[name] = [vector_tiles(gdf.set_geometry(gdf.geometry.force_2d()), target,
-                                                         layer=name, zooms=(12, 16))]
+                    result.outputs[name] = [layer_vector_tiles(scene, name, target, zooms=(12, 16))]
             else:
                 result.skipped[name] = f"kind {info.kind!r} ({info.storage}) has no tile writer"
         except ValidationError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import geopandas as gpd
 import mapbox_vector_tile
@@ -114,3 +115,36 @@ def test_vector_tiles_round_trip_geometry_and_properties(tmp_path):
     got = shapely.Polygon(np.column_stack([mx, my]))
     assert shapely.hausdorff_distance(got, want) < 1.5 * unit
     assert got.area == pytest.approx(want.area, rel=0.01)
+
+
+def decoded(folder) -> dict[str, dict]:
+    """{z/x/y: decoded tile} of a folder of .mvt tiles."""
+    return {str(p.relative_to(folder).with_suffix("")): mapbox_vector_tile.decode(
+        p.read_bytes(), default_options={"y_coord_down": False}) for p in sorted(folder.rglob("*.mvt"))}
+
+
+def test_scene_vector_tiles_same_on_both_backends(store_url, tmp_path, caplog):
+    """ST_AsMVT on PostGIS and the Python encoder on the embedded store give the same tiles."""
+    scene = cim.Scene.create(store_url, crs="EPSG:28992", name="MVT")
+    polys = [shapely.box(X0 + 30 * i, Y0, X0 + 30 * i + 20, Y0 + 25) for i in range(5)]
+    polys[2] = shapely.Polygon(shapely.box(X0 + 60, Y0, X0 + 90, Y0 + 30).exterior.coords,
+                               [shapely.box(X0 + 70, Y0 + 10, X0 + 80, Y0 + 20).exterior.coords])
+    gdf = gpd.GeoDataFrame({"name": [f"b{i}" for i in range(5)], "height": [3.5, 7.0, 9.25, 12.0, 30.0],
+                            "year": [1900, 1950, 1960, 2000, 2020]}, geometry=polys, crs="EPSG:28992")
+    scene.add_layer("buildings", gdf, kind="buildings")
+    with caplog.at_level(logging.INFO, logger="tiles.maptiles"):
+        auto = tiles.layer_vector_tiles(scene, "buildings", tmp_path / "auto", zooms=(15, 17))
+    assert ("with ST_AsMVT" in caplog.text) == store_url.startswith("postgresql")     # the database encoded
+    python = tiles.layer_vector_tiles(scene, "buildings", tmp_path / "python", zooms=(15, 17), backend="python")
+    a, b = decoded(auto.parent), decoded(python.parent)
+    assert set(a) == set(b) and len(a) >= 3
+    for key in a:
+        fa = sorted(a[key]["buildings"]["features"], key=lambda f: f["properties"]["name"])
+        fb = sorted(b[key]["buildings"]["features"], key=lambda f: f["properties"]["name"])
+        assert [f["properties"] for f in fa] == [f["properties"] for f in fb]
+        assert a[key]["buildings"]["extent"] == b[key]["buildings"]["extent"] == 4096
+        for ga, gb in zip(fa, fb, strict=True):
+            sa_, sb = shapely.geometry.shape(ga["geometry"]), shapely.geometry.shape(gb["geometry"])
+            assert shapely.hausdorff_distance(sa_, sb) <= 2.0                # tile units
+            assert sa_.area == pytest.approx(sb.area, rel=0.02)
+    assert json.loads(auto.read_text())["vector_layers"][0]["id"] == "buildings"
