@@ -112,8 +112,11 @@ def _georeference(model, path: Path, crs: Any, placement: dict | None):
     # local (project units) -> map units: scale; map units -> metres: map_unit_m; local metres = project * unit_m
     scale_m = float(params.scale) * map_unit_m / unit_m
     rot = math.degrees(math.atan2(float(params.xao), float(params.xaa)))
-    if not (params.factor_x == params.factor_y == 1 and params.factor_z == 1):
-        scale_m *= float(params.factor_x)
+    if not (float(params.factor_x) == float(params.factor_y) == float(params.factor_z) == 1.0):
+        raise ValidationError(f"{path.name}: IfcMapConversionScaled with FactorX/Y/Z "
+                              f"{params.factor_x}/{params.factor_y}/{params.factor_z} is not supported (only one "
+                              "scale for all axes); pass placement= with the local origin's map coordinates instead "
+                              "after removing the map conversion")
     g = Georeference(crs=file_crs.to_wkt() if file_crs.to_epsg() is None else f"EPSG:{file_crs.to_epsg()}",
                      eastings=float(params.e) * map_unit_m, northings=float(params.n) * map_unit_m,
                      height=float(params.h) * map_unit_m, rotation_deg=rot, scale=scale_m,
@@ -192,7 +195,7 @@ class IFCReader(Reader):
 
         path = Path(path)
         model = _open(path)
-        georef, _how = _georeference(model, path, crs, placement)
+        georef, _ = _georeference(model, path, crs, placement)
         unit_m = _length_unit_m(model)
         inv_wcs = _wcs_inverse_m(model, unit_m)
 
