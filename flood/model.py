@@ -4,8 +4,15 @@ Scheme: Bates et al. (2010) local inertial momentum per cell face, with de Almei
 neighbouring faces (``theta``; 1 is LISFLOOD-FP's default), semi-implicit Manning friction with the
 cross-direction discharge averaged from the four nearest faces, flow depth at a face = higher water surface minus
 higher bed, no flow below ``depth_threshold``, outflows scaled so that no cell goes negative, and the adaptive
-step ``dt = min(max_dt, alpha dx / sqrt(g h_max))``. Steps are cut to land on forcing changes and output times,
-so rain volumes are exact. State is float32; volumes are summed in float64.
+step ``dt = min(max_dt, alpha dx / sqrt(g h_max))``. Steps are cut to land on forcing changes and output times
+(the last two before such a time are made equal), so rain volumes are exact.
+
+Numerics worth knowing: state is float32, volumes are summed in float64, and the depth update is Kahan-compensated
+so that slow fills lose nothing to float32 rounding; water-surface differences within float32 rounding of the
+depths count as level (a lake at rest stays exactly at rest); the momentum update spans the mean of the last two
+steps (discharges live half a step off depths). With ``theta < 1`` the 2-D scheme is stable for
+``alpha <= sqrt(theta / 2)`` (a warning says so). The local-inertial equations have no advection: flows far
+above Froude 1 (dam breaks onto dry beds) are out of their reach.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from flood.forcing import (
     Inlet,
     PointInflow,
     TimeSeries,
+    _series_end,
+    _times_to_seconds,
     aligned_grid,
     as_inflows,
     rainfall_series,
@@ -228,8 +237,6 @@ class Model:
                 if not np.all(np.isfinite(grids)) or np.any(grids < 0):
                     raise FloodValueError("rainfall: rates must be finite and >= 0")
                 grids[:, wall] = 0.0
-                from flood.forcing import _series_end, _times_to_seconds
-
                 times, _ = _times_to_seconds(rainfall["time"].values, start, "rainfall")
                 if np.any(np.diff(times) <= 0):
                     raise FloodValueError("rainfall: 'time' must increase strictly; sort it (rain.sortby('time'))")
