@@ -36,8 +36,9 @@ def _fbuf(dtype) -> tuple[np.ndarray, np.ndarray]:
 def fill_depressions(dem: xr.DataArray, *, epsilon: bool = False) -> xr.DataArray:
     """Fill every depression so that each cell can drain to the grid edge or to no-data.
 
-    Priority-flood (Barnes, Lehman & Mulla 2014, the improved variant with a pit queue; slopes traced with a
-    stack as in Zhou, Sun & Fu 2016). Each cell is raised to the lowest level at which it spills: the minimum
+    Priority-flood (Barnes, Lehman & Mulla 2014, the improved variant: cells inside a depression go through a
+    plain FIFO "pit queue", only the rest through the priority queue, here a radix heap on the float bits).
+    Each cell is raised to the lowest level at which it spills: the minimum
     over paths to the edge of the highest elevation on the path. Filled depressions are flat; give the result
     to :func:`flow_direction`, which routes flats towards lower and away from higher terrain. With
     ``epsilon=True`` raised cells instead climb by the smallest representable step, so every cell has a
@@ -54,7 +55,8 @@ def fill_depressions(dem: xr.DataArray, *, epsilon: bool = False) -> xr.DataArra
     -------
     xarray.DataArray
         The filled surface, same dtype (float32 stays float32; integers become float64), coords and CRS.
-        Memory: the output plus 1 byte per cell plus the queues (a few bytes per cell of the flooding front).
+        Memory: the output plus 1 byte per cell (visited flags) plus the queues: 16 bytes per queued cell
+        of the flooding front and 8 per cell of the largest depression front. No recursion.
 
     Examples
     --------
