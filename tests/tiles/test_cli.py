@@ -64,3 +64,23 @@ def test_cim_tiles_build_one_layer_as_b3dm(scene_url, tmp_path):
     assert check_tileset(out / "buildings" / "tileset.json", version="1.0")
     assert_valid(sorted(out.rglob("*.b3dm")))
     assert not (out / "dem").exists() and not (out / "index.html").exists()
+
+
+def test_build_scene_tiles_on_both_backends(store_url, tmp_path):
+    from tiles.scene import build_scene_tiles
+
+    scene = cim.Scene.create(store_url, crs="EPSG:28992", name="Both")
+    scene.add_layer("buildings", town(12, (84_010.0, 447_010.0), "EPSG:28992"), kind="buildings")
+    scene.add_layer("dem", dem_grid(), kind="terrain")
+    res = build_scene_tiles(scene, tmp_path / "out", viewer=False)
+    assert set(res.outputs) == {"buildings", "dem"} and res.skipped == {} and res.viewer is None
+    check_tileset(res.outputs["buildings"][0], version="1.1")
+    check_tileset(res.outputs["dem"][0], version="1.1")
+    assert_valid(sorted((tmp_path / "out").rglob("*.glb")))
+    ids = set()
+    for f in (tmp_path / "out" / "buildings" / "tiles").iterdir():
+        from tiles._glb import read_property_table, split_glb
+
+        ids |= set(read_property_table(*split_glb(f.read_bytes()))["id"])
+    assert ids == {f"B{i:04d}" for i in range(12)}
+    assert any((tmp_path / "out" / "buildings" / "mvt").rglob("*.mvt"))
