@@ -18,7 +18,8 @@ from api.openapi import ERRORS
 __all__ = ["resolve", "router", "tiles_root"]
 
 router = APIRouter()
-_TYPES = {".json": "application/json", ".glb": "model/gltf-binary", ".gltf": "model/gltf+json",
+_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css",
+          ".wasm": "application/wasm", ".json": "application/json", ".glb": "model/gltf-binary", ".gltf": "model/gltf+json",
           ".b3dm": "application/octet-stream", ".pnts": "application/octet-stream",
           ".i3dm": "application/octet-stream", ".cmpt": "application/octet-stream",
           ".subtree": "application/octet-stream", ".png": "image/png", ".jpg": "image/jpeg", ".ktx2": "image/ktx2"}
@@ -31,12 +32,13 @@ def tiles_root(scene, settings) -> FsPath:
     return FsPath(root).resolve()
 
 
-def resolve(root: FsPath, *parts: str) -> FsPath:
-    """The file ``root/parts...``, or NotFound when it is missing, not a file, or outside ``root``."""
+def resolve(root: FsPath, *parts: str, also: tuple[FsPath, ...] = ()) -> FsPath:
+    """The file ``root/parts...``, or NotFound when it is missing, not a file, or outside ``root`` (and the
+    directories in ``also``)."""
     if any("\x00" in p or "\\" in p for p in parts):
         raise NotFound("no such tile file")
     path = root.joinpath(*parts).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
+    if not any(path.is_relative_to(r) for r in (root, *also)) or not path.is_file():
         raise NotFound("no such tile file")
     return path
 
@@ -128,3 +130,25 @@ def map_tile(request: Request, scene: SceneDep, settings: SettingsDep, _: ReadCa
                 response.headers["content-type"] = _MEDIA[ext]
             return response
     return Response(status_code=204, headers={"Cache-Control": f"public, max-age={settings.cache_max_age}"})
+
+
+# ----------------------------------------------------------------------------------------------------- viewer
+#
+# The CesiumJS page written by `tiles.write_viewer` into the tiles root (index.html, viewer.js, its config and a
+# `cesium` link to the Cesium build). Browsers load it without headers: enable CIM_ANONYMOUS_READ to use it.
+
+ViewerPath = Annotated[str, Path(max_length=1024, description="A file of the viewer page")]
+
+
+@router.get("/viewer", summary="The 3D viewer (CesiumJS)", include_in_schema=False)
+def viewer_root() -> Response:
+    return Response(status_code=308, headers={"Location": "/viewer/"})
+
+
+@router.get("/viewer/{path:path}", summary="The 3D viewer page and its files", response_class=FileResponse,
+            responses={**ERRORS, **_FILE})
+def viewer_file(request: Request, scene: SceneDep, settings: SettingsDep, _: ReadCaller, path: ViewerPath) -> Response:
+    root = tiles_root(scene, settings)
+    cesium = (root / "cesium").resolve()        # a link to the Cesium build outside the root is allowed, nothing else
+    target = resolve(root, path or "index.html", also=(cesium,) if cesium.is_dir() else ())
+    return _serve(request, target, settings.cache_max_age)

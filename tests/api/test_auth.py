@@ -31,6 +31,7 @@ def _ids(c, h, twin) -> dict[str, int]:
 def _request(template: str, method: str, twin, ids) -> tuple[str, dict | None]:
     m = re.match(r"^/v1\.1/(\w+)\(\{id\}\)", template)
     path = template.replace("{id}", str(ids[m.group(1)])) if m else template
+    path = path.replace("/viewer/{path}", "/viewer/city/tileset.json")
     path = (path.replace("{collectionId}", "buildings").replace("{featureId}", "a")
             .replace("{tileset}", "city").replace("{path}", "tileset.json")
             .replace("{z}/{y}/{x}", "12/1350/2109"))

@@ -82,3 +82,27 @@ def test_paths_never_leave_the_root(api, path):
     assert r.status_code in (400, 404), (path, r.status_code)
     assert b"TOP-SECRET" not in r.content and b"root:" not in r.content
     assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_viewer_page(twin_embedded):
+    t = twin_embedded
+    build = t.tiles.parent / "node_modules" / "cesium" / "Build" / "Cesium"
+    build.mkdir(parents=True)
+    (build / "Cesium.js").write_text("var Cesium = {};")
+    (t.tiles / "cesium").symlink_to(build, target_is_directory=True)
+    (t.tiles / "index.html").write_text("<html><script src='cesium/Cesium.js'></script></html>")
+    (t.tiles / "viewer-config.json").write_text(json.dumps({"tilesets": [{"url": "city/tileset.json"}]}))
+    c = t.client(anonymous_read=True)
+    assert c.get("/viewer", follow_redirects=False).headers["location"] == "/viewer/"
+    page = c.get("/viewer/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "cesium/Cesium.js" in page.text
+    js = c.get("/viewer/cesium/Cesium.js")
+    assert js.status_code == 200 and js.text == "var Cesium = {};" and "javascript" in js.headers["content-type"]
+    config = c.get("/viewer/viewer-config.json").json()
+    assert c.get("/viewer/" + config["tilesets"][0]["url"]).json()["asset"]["version"] == "1.1"
+    for bad in ("/viewer/cesium/..%2F..%2F..%2F..%2Fsecret.txt", "/viewer/..%2Fsecret.txt",
+                "/viewer/cesium/../../../secret.txt", "/viewer/%2Fetc%2Fhostname"):
+        r = c.get(bad)
+        assert r.status_code == 404 and b"TOP-SECRET" not in r.content, bad
+    assert t.client().get("/viewer/").status_code == 401         # reads need a key unless anonymous read is on
