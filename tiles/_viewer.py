@@ -41,11 +41,14 @@ def find_cesium(cesium_dir: str | os.PathLike | None = None) -> Path:
 
 
 def write_viewer(out_dir, tilesets: Sequence[str | os.PathLike] = (), *, frames: Sequence[str | os.PathLike] = (),
-                 frame_interval_ms: int = 1000, cesium_dir=None, link: bool = True) -> Path:
+                 imagery: Sequence[str | os.PathLike] = (), frame_interval_ms: int = 1000, cesium_dir=None,
+                 link: bool = True) -> Path:
     """Write the viewer page into ``out_dir`` and return the path of its ``index.html``.
 
     ``tilesets`` and ``frames`` (water surfaces, one tileset per output time, animated in order) are paths of
-    ``tileset.json`` files inside ``out_dir`` (stored relative to the page) or URLs. The Cesium build is
+    ``tileset.json`` files inside ``out_dir`` (stored relative to the page) or URLs; ``imagery`` are the
+    ``tiles.json`` (TileJSON) files of XYZ PNG map tiles (`raster_xyz_tiles`), draped on the globe with their
+    legend. The Cesium build is
     symlinked (``link=True``) or copied to ``out_dir/cesium``. Serve ``out_dir`` over HTTP and open the page.
     """
     out = Path(out_dir)
@@ -73,7 +76,18 @@ def write_viewer(out_dir, tilesets: Sequence[str | os.PathLike] = (), *, frames:
                                   "(or pass its URL) so that one web server serves both")
         return p.relative_to(out.resolve()).as_posix()
 
+    layers = []
+    for tj in imagery:
+        meta = json.loads(Path(tj).read_text())
+        base = url(tj).rsplit("/", 1)[0] if "/" in url(tj) else "."
+        entry = {"url": f"{base}/{meta['tiles'][0]}", "minzoom": meta["minzoom"], "maxzoom": meta["maxzoom"],
+                 "bounds": meta["bounds"], "alpha": 0.8 if meta.get("name") == "depth" else 1.0}
+        if (Path(tj).parent / "legend.png").is_file():
+            entry["legend"] = f"{base}/legend.png"
+        layers.append(entry)
     config = {"tilesets": [{"url": url(t), "name": Path(str(t)).parent.name} for t in tilesets],
               "frames": [url(t) for t in frames], "frameInterval": int(frame_interval_ms)}
+    if layers:
+        config["imagery"] = layers
     (out / "viewer-config.json").write_text(json.dumps(config, indent=1))
     return out / "index.html"

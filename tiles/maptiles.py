@@ -99,7 +99,7 @@ def raster_xyz_tiles(da, out_dir, *, kind: str = "hillshade", zooms: tuple[int, 
     lo, hi = _zooms(da, zooms)
     out = Path(out_dir)
     tms = _tms()
-    written = 0
+    written = has_data = 0
     with XarrayReader(img, tms=tms) as src:
         west, south, east, north = src.get_geographic_bounds(tms.rasterio_geographic_crs)
         for t in tms.tiles(west, south, east, north, zooms=list(range(lo, hi + 1))):
@@ -107,14 +107,16 @@ def raster_xyz_tiles(da, out_dir, *, kind: str = "hillshade", zooms: tuple[int, 
                 data = src.tile(t.x, t.y, t.z, tilesize=256, reproject_method="nearest", nodata=0)
             except TileOutsideBounds:
                 continue
-            if not data.mask.any():
-                continue
-            png = data.render(img_format="PNG", colormap=cmap) if cmap else data.render(img_format="PNG")
+            if data.mask.any():
+                has_data += 1
+                png = data.render(img_format="PNG", colormap=cmap) if cmap else data.render(img_format="PNG")
+            else:               # inside the bounds but no data (e.g. dry): transparent, so clients get no 404
+                png = _empty_png()
             path = out / str(t.z) / str(t.x) / f"{t.y}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(png)
             written += 1
-    if not written:
+    if not has_data:
         raise DataError("no tile has data: is the grid all no-data (or, for depth, all dry)?")
     legend = {"kind": kind}
     if kind == "depth":
@@ -128,6 +130,16 @@ def raster_xyz_tiles(da, out_dir, *, kind: str = "hillshade", zooms: tuple[int, 
     (out / "tiles.json").write_text(json.dumps(tilejson, indent=1))
     log.info("wrote %d %s tiles (zoom %d-%d) to %s", written, kind, lo, hi, out)
     return out / "tiles.json"
+
+
+def _empty_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGBA", (256, 256), (0, 0, 0, 0)).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def _hex(rgb) -> str:

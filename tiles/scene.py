@@ -118,6 +118,8 @@ def build_scene_tiles(scene, out_dir, *, layers: Sequence[str] | None = None, fo
             log.warning("layer %s not tiled: %s", name, exc)
     if viewer:
         tilesets = [p for ps in result.outputs.values() for p in ps if p.name == "tileset.json" and p not in frames]
+        imagery = [p for ps in result.outputs.values() for p in ps
+                   if p.name == "tiles.json" and p.parent.name in ("hillshade", "depth")]
         if tilesets or frames:
-            result.viewer = write_viewer(out, tilesets, frames=frames)
+            result.viewer = write_viewer(out, tilesets, frames=frames, imagery=imagery)
     return result

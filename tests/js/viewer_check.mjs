@@ -33,6 +33,7 @@ try {
   result.picks = [];
   for (const p of picks) result.picks.push(await page.evaluate(([x, y, z]) => window.cimViewer.pickWorld(x, y, z), p));
   result.frames = await page.evaluate(() => window.cimViewer.frames.length);
+  result.imagery = await page.evaluate(() => window.cimViewer.imagery.length);
   if (result.frames > 1) {
     result.frameShown = await page.evaluate(async () => {
       const v = window.cimViewer; v.setFrame(1);

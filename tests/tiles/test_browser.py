@@ -106,7 +106,13 @@ def test_cesium_shows_terrain_and_animates_water_frames(tmp_path):
     site = tmp_path / "site"
     terrain = tiles.terrain_to_3dtiles(dem, site / "terrain", block=16, max_features=4)
     frames = tiles.flood_to_3dtiles(depth.rio.write_crs("EPSG:28992"), dem, site / "water", block=8)
-    tiles.write_viewer(site, [terrain], frames=frames)
+    hill = tiles.raster_xyz_tiles(dem, site / "terrain" / "hillshade", kind="hillshade", zooms=(15, 17))
+    peak = tiles.raster_xyz_tiles(depth.max("time").rio.write_crs("EPSG:28992"), site / "water" / "depth",
+                                  kind="depth", zooms=(15, 17))
+    tiles.write_viewer(site, [terrain], frames=frames, imagery=[hill, peak])
+    cfg = json.loads((site / "viewer-config.json").read_text())
+    assert [i["url"] for i in cfg["imagery"]] == ["terrain/hillshade/{z}/{x}/{y}.png", "water/depth/{z}/{x}/{y}.png"]
+    assert cfg["imagery"][1]["legend"] == "water/depth/legend.png"
     assert_valid(sorted(site.rglob("*.glb")))
     # the middle of the pond (cells 20..39): ground + 0.2 m
     iy, ix = 30, 30
@@ -119,6 +125,7 @@ def test_cesium_shows_terrain_and_animates_water_frames(tmp_path):
     assert res["errors"] == [], res["errors"]
     assert [c for c in res["console"] if c.startswith("error")] == []
     assert res["frames"] == 3 and res["frameShown"] == [False, True, False]
+    assert res["imagery"] == 2
     terrain_stats, *water = res["stats"]
     assert terrain_stats["loadedTiles"] >= 1 and water[0]["show"] is True
     props = res["picks"][0]["properties"]

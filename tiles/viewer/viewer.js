@@ -1,12 +1,14 @@
 // CIM Twin viewer: opens 3D Tiles tilesets with CesiumJS (no ion token, no network), shows a clicked feature's
 // metadata and animates water frames (one tileset per output time).
 //   index.html?tileset=URL[&tileset=URL...][&frames=URL,URL,...][&interval=ms][&sse=16]
-// or a viewer-config.json next to the page: {"tilesets": [{"url": ..., "name": ...}], "frames": [...]}.
+// or a viewer-config.json next to the page: {"tilesets": [{"url": ..., "name": ...}], "frames": [...],
+//   "imagery": [{"url": "dem/hillshade/{z}/{x}/{y}.png", "minzoom": .., "maxzoom": .., "bounds": [w, s, e, n],
+//                "legend": "flood/depth/legend.png", "alpha": 0.8}]}  (XYZ PNG map tiles draped on the globe)
 // window.cimViewer exposes state and helpers for scripted checks (ready, errors, stats(), pickAt(), pickWorld()).
 (function () {
   "use strict";
   const params = new URLSearchParams(window.location.search);
-  const state = { ready: false, errors: [], tilesets: [], frames: [], frame: 0, picked: null };
+  const state = { ready: false, errors: [], tilesets: [], frames: [], frame: 0, picked: null, imagery: [] };
   window.cimViewer = state;
   window.addEventListener("error", (e) => state.errors.push(String(e.message || e)));
   window.addEventListener("unhandledrejection", (e) => state.errors.push(String(e.reason)));
@@ -35,6 +37,7 @@
   async function config() {
     const tilesets = params.getAll("tileset").map((url) => ({ url, name: url }));
     let frames = (params.get("frames") || "").split(",").filter((s) => s.length);
+    let imagery = [];
     if (!tilesets.length && !frames.length) {
       try {
         const resp = await fetch("viewer-config.json");
@@ -42,11 +45,12 @@
           const cfg = await resp.json();
           tilesets.push(...(cfg.tilesets || []).map((t) => (typeof t === "string" ? { url: t, name: t } : t)));
           frames = cfg.frames || [];
+          imagery = cfg.imagery || [];
           if (cfg.frameInterval && !params.get("interval")) params.set("interval", String(cfg.frameInterval));
         }
       } catch (err) { /* no config: nothing to show */ }
     }
-    return { tilesets, frames };
+    return { tilesets, frames, imagery };
   }
 
   async function load(url) {
@@ -122,6 +126,21 @@
     });
   };
 
+  function addImagery(layer) {
+    const options = { url: layer.url, minimumLevel: layer.minzoom || 0, maximumLevel: layer.maxzoom || 18 };
+    if (layer.bounds) options.rectangle = Cesium.Rectangle.fromDegrees(...layer.bounds);
+    const provider = new Cesium.UrlTemplateImageryProvider(options);
+    provider.errorEvent.addEventListener((e) => state.errors.push(`imagery ${layer.url}: ${e && e.message}`));
+    const imageryLayer = viewer.imageryLayers.addImageryProvider(provider);
+    imageryLayer.alpha = layer.alpha === undefined ? 1.0 : layer.alpha;
+    if (layer.legend) {
+      const img = document.createElement("img");
+      img.src = layer.legend; img.alt = "legend"; img.style.display = "block";
+      document.getElementById("panel").append(img);
+    }
+    state.imagery.push(imageryLayer);
+  }
+
   state.setFrame = function (i) {
     if (!state.frames.length) return;
     state.frame = ((i % state.frames.length) + state.frames.length) % state.frames.length;
@@ -135,6 +154,7 @@
       const cfg = await config();
       state.tilesets = await Promise.all(cfg.tilesets.map((t) => load(t.url)));
       state.frames = await Promise.all(cfg.frames.map(load));
+      cfg.imagery.forEach(addImagery);
       const all = state.tilesets.concat(state.frames);
       if (!all.length) { setStatus("no tileset: add ?tileset=URL"); state.ready = true; return; }
       if (state.frames.length) {
