@@ -25,9 +25,9 @@ def register(app: typer.Typer) -> None:
         anonymous_read: bool = typer.Option(None, "--anonymous-read/--no-anonymous-read",
                                             help="Allow reads without a key (default: CIM_ANONYMOUS_READ or off)"),
         tiles_root: str = typer.Option(None, "--tiles-root", help="Directory of 3D Tiles tilesets"),
-        workers: int = typer.Option(1, "--workers", min=1, help="uvicorn worker processes"),
     ) -> None:
-        """Serve the scene over HTTP: OGC API Features, SensorThings v1.1 and 3D Tiles (see /docs)."""
+        """Serve the scene over HTTP: OGC API Features and Tiles, SensorThings v1.1, 3D Tiles and the viewer (see
+        /docs). Other settings come from CIM_* environment variables (e.g. CIM_CORS_ORIGINS, CIM_MQTT_HOST)."""
         import uvicorn
 
         from api.app import create_app
@@ -41,8 +41,7 @@ def register(app: typer.Typer) -> None:
         settings = Settings(**overrides)
         application = create_app(settings)
         typer.echo(f"serving {scene} on http://{host}:{port}/ (API docs at /docs)")
-        uvicorn.run(application, host=host, port=port, workers=workers if workers > 1 else None,
-                    log_level="info", server_header=False)
+        uvicorn.run(application, host=host, port=port, log_level="info", server_header=False)
 
     keys = typer.Typer(help="Manage API keys (stored hashed in the scene).", no_args_is_help=True)
     app.add_typer(keys, name="keys")

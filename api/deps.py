@@ -52,6 +52,8 @@ class _RateLimiter:
                 raise RateLimited(f"more than {self.per_minute} requests in a minute for this key: wait and retry",
                                   retry_after=max(1, int(60 - (now - start)) + 1))
             self._windows[who] = (start, n + 1)
+            if len(self._windows) > 10_000:       # forget callers whose window has passed
+                self._windows = {k: v for k, v in self._windows.items() if now - v[0] < 60}
 
 
 class Caller:
