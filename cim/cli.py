@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `cim` script."""
     _load_plugins()
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)      # without standalone mode, click returns ctx.exit codes
     except (CIMError, ValueError, TypeError, OSError) as exc:
         # hydrology and flood may not import cim, so their errors are not CIMErrors: any error of our
         # packages (or a CIMError) is the user's to fix and gets one clean line; anything else is internal
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return exc.exit_code
         return _internal(exc)
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 _OUR_PACKAGES = {"cim", "ingest", "hydrology", "flood", "tiles", "api"}

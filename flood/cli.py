@@ -1,0 +1,86 @@
+"""`cim forecast`: run a flood forecast on a scene from the shell, with a progress bar and warning tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+__all__ = ["register"]
+
+
+def _storm(spec: str):
+    """'beijing:100:60[:0.4]' -> a Chicago hyetograph of that city's formula, return period and minutes."""
+    import hydrology
+
+    try:
+        city, period, minutes, *rest = spec.split(":")
+        r = float(rest[0]) if rest else 0.4
+        idf = hydrology.chinese_storm_formula(city).idf(float(period))
+        return hydrology.chicago_hyetograph(idf, duration=float(minutes), dt=5.0, r=r)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--storm {spec!r}: use CITY:RETURN_PERIOD:MINUTES[:PEAK], e.g. beijing:100:60 "
+                                 f"({exc})") from None
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("forecast")
+    def forecast_cmd(
+        scene_url: str = typer.Argument(..., metavar="SCENE", help="Scene directory or PostGIS URL"),
+        duration: float = typer.Option(..., "--duration", help="Simulated time in seconds"),
+        rain: float = typer.Option(None, "--rain", help="Uniform rain rate (mm/h) for the whole run"),
+        storm: str = typer.Option(None, "--storm", help="Design storm CITY:RETURN_PERIOD:MINUTES, e.g. beijing:100:60"),
+        layer: str = typer.Option(None, "--layer", help="A rainfall layer of the scene (radar, nowcast)"),
+        gauges: str = typer.Option(None, "--gauges", help="The scene's rain gauge over START/END (UTC), "
+                                   "e.g. 2020-06-17T14:00/2020-06-17T17:00"),
+        name: str = typer.Option("forecast", "--name", help="Results are stored as layers flood_NAME_*"),
+        resolution: float = typer.Option(None, "--resolution", help="Model cell size (m), coarser than the DEM"),
+        drainage: float = typer.Option(None, "--drainage", help="Sewer capacity as a loss rate (mm/h)"),
+        out: Path = typer.Option(None, "--out", help="Also write GeoTIFF and GeoJSON results here"),
+    ) -> None:
+        """Run a flood forecast on SCENE and show warnings by region; results are stored in the scene.
+
+        Give exactly one rainfall source: --rain, --storm, --layer or --gauges.
+        """
+        import pandas as pd
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.table import Table
+
+        import cim
+        from cim.cli import console
+        from flood.forecasting import forecast
+
+        sources = {"--rain": rain, "--storm": storm, "--layer": layer, "--gauges": gauges}
+        given = [k for k, v in sources.items() if v is not None]
+        if len(given) != 1:
+            raise typer.BadParameter(f"give exactly one rainfall source of --rain, --storm, --layer, --gauges "
+                                     f"(got {', '.join(given) or 'none'})")
+        window = None
+        rainfall = rain if rain is not None else _storm(storm) if storm else layer
+        if gauges is not None:
+            try:
+                start, end = (pd.Timestamp(t, tz="UTC") for t in gauges.split("/"))
+            except ValueError:
+                raise typer.BadParameter(f"--gauges {gauges!r}: give START/END, e.g. "
+                                         "2020-06-17T14:00/2020-06-17T17:00") from None
+            rainfall, window = "gauges", (start, end)
+        scene = cim.open_scene(scene_url)
+        with Progress(TextColumn("[bold]simulating"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+                      TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("sim", total=duration)
+            fc = forecast(scene, rainfall=rainfall, duration=duration, name=name, window=window,
+                          resolution=resolution, drainage=drainage,
+                          progress=lambda t, total: bar.update(task, completed=t))
+        console.print(fc.summary())
+        if len(fc.regions):
+            table = Table(title="warnings by region")
+            for col in ("region", "level", "max depth (m)", "road flooded (m)", "buildings", "first warning (s)"):
+                table.add_column(col)
+            for r in fc.regions.itertuples():
+                table.add_row(str(r.region), r.level_name, f"{r.max_depth:.2f}", f"{r.road_length_flooded_m:.0f}",
+                              str(r.buildings_affected), "" if pd.isna(r.time_first_warning) else f"{r.time_first_warning:.0f}")
+            console.print(table)
+        if out is not None:
+            for key, path in fc.to_files(out).items():
+                console.print(f"wrote {key}: {path}")
+        console.print(f"stored as layers flood_{name}_* in {scene.url}")
