@@ -77,6 +77,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "ingest.ifc",
     "ingest.pointcloud",
     "ingest.sensorthings",
+    "ingest.dynamizer",
 )
 
 class InputNotFoundError(DataError, FileNotFoundError):
