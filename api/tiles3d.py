@@ -76,6 +76,9 @@ def tile_file(request: Request, scene: SceneDep, settings: SettingsDep, _: ReadC
     return _serve(request, resolve(root, tileset, path), settings.cache_max_age)
 
 
+tile_file.open_query = True      # static files: clients add their own query strings (cache busting, page options)
+
+
 # ----------------------------------------------------------------------------------------- 2D map tiles (XYZ)
 #
 # Pyramids written by `tiles.raster_xyz_tiles` / `tiles.vector_tiles` under <tiles root>/maps/<id>/{z}/{x}/{y}.png
@@ -152,3 +155,6 @@ def viewer_file(request: Request, scene: SceneDep, settings: SettingsDep, _: Rea
     cesium = (root / "cesium").resolve()        # a link to the Cesium build outside the root is allowed, nothing else
     target = resolve(root, path or "index.html", also=(cesium,) if cesium.is_dir() else ())
     return _serve(request, target, settings.cache_max_age)
+
+
+viewer_file.open_query = True    # the page reads its own options from the query string (?sse=0&pitch=-70)

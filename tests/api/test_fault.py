@@ -18,11 +18,11 @@ from cim import iot
 from tests.api.conftest import RAIN
 
 
-def _serve(url: str) -> tuple[subprocess.Popen, str]:
+def _serve(url: str, *options: str) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "cim.cli", "serve", url, "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "cim.cli", "serve", url, "--port", str(port), *options],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

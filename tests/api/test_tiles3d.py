@@ -94,6 +94,8 @@ def test_viewer_page(twin_embedded):
     (t.tiles / "viewer-config.json").write_text(json.dumps({"tilesets": [{"url": "city/tileset.json"}]}))
     c = t.client(anonymous_read=True)
     assert c.get("/viewer", follow_redirects=False).headers["location"] == "/viewer/"
+    assert c.get("/viewer/index.html?sse=0&pitch=-70").status_code == 200      # the page's own options
+    assert c.get("/3dtiles/city/tileset.json?v=2").status_code == 200
     page = c.get("/viewer/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "cesium/Cesium.js" in page.text
