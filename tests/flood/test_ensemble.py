@@ -35,14 +35,16 @@ def test_dask_matches_serial_and_exceedance_is_the_share(client):
     members = {f"P{p}": rate for p, rate in ((2, 30.0), (10, 80.0), (50, 150.0), (100, 220.0))}
     ens = flood.ensemble(dem, members, duration=600.0, client=client)
     serial = flood.ensemble(dem, members, duration=600.0, client="serial")
-    np.testing.assert_array_equal(ens["max_depth"].values, serial["max_depth"].values)
+    # workers run the kernels on one thread, this process on two: float32 sums differ in the last digits
+    np.testing.assert_allclose(ens["max_depth"].values, serial["max_depth"].values, atol=1e-5, rtol=0)
     for name, rate in members.items():
         alone = flood.simulate(dem, rainfall=rate, duration=600.0)
-        np.testing.assert_array_equal(ens["max_depth"].sel(member=name).values, alone["max_depth"].values)
+        np.testing.assert_array_equal(serial["max_depth"].sel(member=name).values, alone["max_depth"].values)
     levels = WarningLevels()
     for k, thr in enumerate(levels.thresholds):
-        share = (ens["max_depth"].values >= thr).mean(axis=0)
-        np.testing.assert_array_equal(ens["exceedance"].isel(level=k).values, share)
+        for result in (ens, serial):
+            share = (result["max_depth"].values >= thr).mean(axis=0)
+            np.testing.assert_array_equal(result["exceedance"].isel(level=k).values, share)
     # heavier storms flood more
     depth_by_member = ens["max_depth"].max(dim=("y", "x")).values
     assert (np.diff(depth_by_member) > 0).all()
