@@ -321,14 +321,6 @@ def d8_directions(z, dx, dy, out):
 
 
 @njit(cache=True)
-def _push(buf, n, v):
-    if n == buf.size:
-        buf = _grow_i64(buf)
-    buf[n] = v
-    return buf, n + 1
-
-
-@njit(cache=True)
 def resolve_flats(z, fdir):
     """Assign directions to NOFLOW cells of drainable flats (Barnes, Lehman & Mulla 2014).
 
@@ -410,7 +402,10 @@ def resolve_flats(z, fdir):
                 if member[j] == 0 and zf[j] == zs and ff[j] != NODATA:
                     member[j] = 1
                     mask[j] = 0
-                    cells, ncell = _push(cells, ncell, j)
+                    if ncell == cells.size:
+                        cells = _grow_i64(cells)
+                    cells[ncell] = j
+                    ncell += 1
         # 2. its low and high edges
         nlow = 0
         nhigh = 0
@@ -427,10 +422,16 @@ def resolve_flats(z, fdir):
                 j = rr * nc + cc
                 if flat_cell:
                     if ff[j] != NODATA and zf[j] > zs:
-                        high, nhigh = _push(high, nhigh, i)
+                        if nhigh == high.size:
+                            high = _grow_i64(high)
+                        high[nhigh] = i
+                        nhigh += 1
                         break
                 elif ff[j] == NOFLOW and member[j] == 1:  # a flat cell of this flat (same height)
-                    low, nlow = _push(low, nlow, i)
+                    if nlow == low.size:
+                        low = _grow_i64(low)
+                    low[nlow] = i
+                    nlow += 1
                     break
         if nlow == 0:
             for a in range(ncell):
@@ -444,7 +445,10 @@ def resolve_flats(z, fdir):
         qt = 0
         for a in range(nhigh):
             mask[high[a]] = 1
-            q, qt = _push(q, qt, high[a])
+            if qt == q.size:
+                q = _grow_i64(q)
+            q[qt] = high[a]
+            qt += 1
         qh = 0
         while qh < qt:
             i = q[qh]
@@ -462,12 +466,18 @@ def resolve_flats(z, fdir):
                 j = rr * nc + cc
                 if member[j] == 1 and mask[j] == 0 and ff[j] == NOFLOW:
                     mask[j] = lev + 1
-                    q, qt = _push(q, qt, j)
+                    if qt == q.size:
+                        q = _grow_i64(q)
+                    q[qt] = j
+                    qt += 1
         # 4. towards lower, combined with 3; stored negated, which also marks the cell as visited
         qt = 0
         for a in range(nlow):
             mask[low[a]] = -2
-            q, qt = _push(q, qt, low[a])
+            if qt == q.size:
+                q = _grow_i64(q)
+            q[qt] = low[a]
+            qt += 1
         qh = 0
         loops = 1
         level_end = qt
@@ -490,7 +500,10 @@ def resolve_flats(z, fdir):
                         mask[j] = -(height - mask[j] + 2 * (loops + 1))
                     else:
                         mask[j] = -2 * (loops + 1)
-                    q, qt = _push(q, qt, j)
+                    if qt == q.size:
+                        q = _grow_i64(q)
+                    q[qt] = j
+                    qt += 1
         # 5. each flat cell points to its same-flat neighbour with the smallest mask
         for a in range(ncell):
             i = cells[a]
