@@ -220,7 +220,8 @@ def hand(dem: xr.DataArray, fdir: xr.DataArray, stream: xr.DataArray) -> xr.Data
 def slope(dem: xr.DataArray, *, units: Literal["degrees", "percent", "ratio"] = "degrees") -> xr.DataArray:
     """Terrain slope by Horn's (1981) 3x3 finite differences, with true cell sizes per row.
 
-    No-data and off-grid neighbours take the centre cell's value (so edges get one-sided estimates).
+    No-data and off-grid neighbours take the centre cell's value (so edges get one-sided estimates); no-data
+    cells get NaN.
 
     Examples
     --------
@@ -248,7 +249,7 @@ def slope(dem: xr.DataArray, *, units: Literal["degrees", "percent", "ratio"] = 
     dzdy = ((nb(1, -1) + 2 * nb(1, 0) + nb(1, 1)) - (nb(-1, -1) + 2 * nb(-1, 0) + nb(-1, 1))) / (
         8 * grid.dy[:, None]
     )
-    ratio = np.hypot(dzdx, dzdy)
+    ratio = np.where(np.isnan(z), np.nan, np.hypot(dzdx, dzdy))  # Horn's stencil skips the centre itself
     out = {"ratio": ratio, "percent": 100 * ratio, "degrees": np.degrees(np.arctan(ratio))}[units]
     return wrap(out, dem, grid, "slope", attrs={"units": {"ratio": "1", "percent": "%", "degrees": "degree"}[units]})
 

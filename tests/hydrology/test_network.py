@@ -151,6 +151,9 @@ def test_slope_of_a_plane_is_exact(a, b, dx, dy):
     np.testing.assert_allclose(s[1:-1, 1:-1], np.hypot(a, b), rtol=1e-9, atol=1e-12)
     deg = network.slope(dem).values[2, 2]
     np.testing.assert_allclose(deg, np.degrees(np.arctan(np.hypot(a, b))), rtol=1e-9, atol=1e-9)
+    holed = dem.copy(data=np.where((rows == 3) & (cols == 3), np.nan, dem.values))
+    s2 = network.slope(holed, units="ratio").values
+    assert np.isnan(s2[3, 3]) and np.isfinite(s2[~np.isnan(holed.values)]).all()
 
 
 def _mfd_reference(frac, nodata):
