@@ -28,12 +28,20 @@ def uneven_ground(n=60, dx=2.0, seed=3):
 
 # -- lake at rest -----------------------------------------------------------------------------------------------
 
-def test_lake_at_rest_over_uneven_ground_stays_at_rest():
+@pytest.mark.parametrize("walls", [False, True])
+def test_lake_at_rest_over_uneven_ground_stays_at_rest(walls):
     dem = uneven_ground()
-    model = flood.Model(dem, initial_level=1.37)
+    kw = {}
+    if walls:  # no-data holes and blocked cells standing in the water must not stir it
+        dem = dem.where(np.hypot(dem.x - 40, dem.y - 70) > 9)
+        kw["blocked"] = (np.abs(dem.x - 80) < 6) & (np.abs(dem.y - 30) < 10)
+    model = flood.Model(dem, initial_level=1.37, **kw)
     h0 = model.h.copy()
     wet = h0 > 0
-    assert 0.6 < wet.mean() < 0.95  # a lake with islands and a shore, not a flat pool
+    if walls:
+        beside = (np.roll(model.wall, 1, axis=1) | np.roll(model.wall, -1, axis=0)) & ~model.wall
+        assert (h0[beside] > 0.05).sum() > 10  # the walls do stand in the lake
+    assert 0.55 < wet.mean() < 0.95  # a lake with islands and a shore, not a flat pool
     speeds = []
     while model.time < 600.0:
         model.run_one_step()
