@@ -219,6 +219,14 @@ def regrid_conservative(grid: xr.DataArray, dem: xr.DataArray, *, name: str = "r
     return out
 
 
+def _finite_fields(obj: Any, fields: tuple[str, ...]) -> None:
+    """Raise FloodTypeError unless every named field of ``obj`` is a finite real number."""
+    for fld in fields:
+        v = getattr(obj, fld)
+        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) or not math.isfinite(v):
+            raise FloodTypeError(f"{type(obj).__name__}.{fld}: expected a finite number, got {v!r}")
+
+
 @dataclass(frozen=True)
 class PointInflow:
     """Water entering at a point: ``discharge`` m³/s (a number, or a DataArray over ``time``, step function)
@@ -235,10 +243,7 @@ class PointInflow:
     radius: float = 0.0
 
     def __post_init__(self) -> None:
-        for fld in ("x", "y", "radius"):
-            v = getattr(self, fld)
-            if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) or not math.isfinite(v):
-                raise FloodTypeError(f"PointInflow.{fld}: expected a finite number, got {v!r}")
+        _finite_fields(self, ("x", "y", "radius"))
         if self.radius < 0:
             raise FloodValueError(f"PointInflow.radius: must be >= 0 m, got {self.radius}")
         if isinstance(self.discharge, int | float | np.integer | np.floating) and not isinstance(
@@ -273,10 +278,7 @@ class Inlet:
     radius: float = 0.0
 
     def __post_init__(self) -> None:
-        for fld in ("x", "y", "capacity", "radius"):
-            v = getattr(self, fld)
-            if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) or not math.isfinite(v):
-                raise FloodTypeError(f"Inlet.{fld}: expected a finite number, got {v!r}")
+        _finite_fields(self, ("x", "y", "capacity", "radius"))
         if self.capacity < 0 or self.radius < 0:
             raise FloodValueError(f"Inlet: capacity (m³/s) and radius (m) must be >= 0, got {self.capacity}, {self.radius}")
 
