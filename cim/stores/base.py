@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -59,7 +60,15 @@ class Store(ABC):
     files_root: Path
 
     def __init__(self) -> None:
-        self._tx: _Tx | None = None
+        self._local = threading.local()      # the open transaction belongs to the thread that opened it
+
+    @property
+    def _tx(self) -> _Tx | None:
+        return getattr(self._local, "tx", None)
+
+    @_tx.setter
+    def _tx(self, tx: _Tx | None) -> None:
+        self._local.tx = tx
 
     # -- life cycle ---------------------------------------------------------------------------------------
     @classmethod

@@ -115,3 +115,24 @@ def test_insert_ignore_counts_new_rows(store_url):
         assert schema.insert_ignore(conn, schema.meta, rows + [{"key": "k9", "value": "9"}]) == 1
         assert schema.insert_ignore(conn, schema.meta, []) == 0
     assert scene.store.meta()["k9"] == "9"
+
+
+def test_a_transaction_belongs_to_its_thread(store_url):
+    """Another thread neither joins an open transaction nor sees its uncommitted writes."""
+    import threading
+
+    scene = cim.Scene.create(store_url, crs=CRS, name="x")
+    seen: dict[str, object] = {}
+    with scene.transaction():
+        scene.add_layer("pending", layer(), kind="generic")
+
+        def other():
+            seen["layers"] = [i.name for i in scene.layers]
+            seen["joined"] = scene.store._tx is not None
+
+        t = threading.Thread(target=other)
+        t.start()
+        t.join(30)
+        assert "pending" in scene                           # this thread sees its own write
+    assert seen == {"layers": [], "joined": False}
+    assert [i.name for i in scene.layers] == ["pending"]
