@@ -56,9 +56,16 @@ def pointcloud_to_3dtiles(path, out_dir, *, crs=None, jobs: int = 1, overwrite: 
     out = Path(out_dir)
     if out.exists() and overwrite:
         shutil.rmtree(out)
-    compound = CRS.from_user_input(crs_in.to_wkt())
-    convert.convert(path, outfolder=out, crs_in=compound, force_crs_in=True, crs_out=CRS.from_epsg(4978),
-                    pyproj_always_xy=True, jobs=jobs, use_process_pool=False, overwrite=overwrite,
-                    color_scale=color_scale)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="cim-tiles-") as tmp:
+        source = path
+        if path.suffix.lower() == ".laz":
+            # py3dtiles 12's reader workers hang on LAZ input (seen with autzen_trim.laz): decompress first
+            source = Path(tmp) / (path.stem + ".las")
+            laspy.read(path).write(source)
+        convert.convert(source, outfolder=out, crs_in=CRS.from_user_input(crs_in.to_wkt()), force_crs_in=True,
+                        crs_out=CRS.from_epsg(4978), pyproj_always_xy=True, jobs=jobs, use_process_pool=False,
+                        overwrite=overwrite, color_scale=color_scale)
     log.info("converted %d points of %s to %s", n, path, out)
     return out / "tileset.json"

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import shapely
 from pyproj import Transformer
+from scipy.spatial import cKDTree
 
 import cim
 import tiles
@@ -120,6 +121,46 @@ def test_point_cloud_placed_from_its_crs(tmp_path):
     idx = np.concatenate([i for i, _ in full])
     assert max(e for _, e in full) < 0.005
     assert len(np.unique(idx)) == len(want) == 1065
+
+
+def written_points(ts: Path) -> list[tuple[str, np.ndarray]]:
+    """(content uri, ECEF points) of every pnts in a tileset, with the composed tile transforms."""
+    out = []
+
+    def walk(tile, world):
+        m = np.array(tile.get("transform", np.eye(4).reshape(-1)), float).reshape(4, 4).T
+        w = world @ m
+        if "content" in tile:
+            _, pos = read_pnts(ts.parent / tile["content"]["uri"])
+            out.append((tile["content"]["uri"], pos @ w[:3, :3].T + w[:3, 3]))
+        for c in tile.get("children", []):
+            walk(c, w)
+
+    walk(json.loads(ts.read_text())["root"], np.eye(4))
+    return out
+
+
+def test_laz_placed_from_the_crs_in_its_vlrs(tmp_path):
+    """Autzen: LAZ whose CRS is WKT in the VLRs with no EPSG code (Oregon Lambert, international feet)."""
+    src = DATA / "autzen_trim.laz"
+    ts = tiles.pointcloud_to_3dtiles(src, tmp_path / "pc")
+    las = laspy.read(src)
+    crs = las.header.parse_crs()
+    assert crs is not None and crs.to_epsg() is None
+    want = np.column_stack([las.x, las.y, las.z])
+    back = Transformer.from_crs("EPSG:4978", crs, always_xy=True)
+    geodetic = Transformer.from_crs("EPSG:4978", "EPSG:4979", always_xy=True)
+    tree = cKDTree(want)                       # 3D: lidar has several returns over the same x, y
+    seen = []
+    for uri, ecef in written_points(ts):
+        xyz = np.column_stack(back.transform(*ecef.T))
+        dist, idx = tree.query(xyz)
+        if uri != "preview.pnts":
+            assert dist.max() < 0.03                                        # feet, float32 in the tile frame
+            seen.append(idx)
+    assert len(np.unique(np.concatenate(seen))) == len(want) == 110_000
+    lon, lat, _ = geodetic.transform(*written_points(ts)[-1][1][0])
+    assert abs(lon - -123.07) < 0.02 and abs(lat - 44.06) < 0.02            # Autzen Stadium, Eugene, Oregon
 
 
 def test_point_cloud_without_crs_names_the_fix(tmp_path):
