@@ -32,6 +32,15 @@ try {
   result.stats = await page.evaluate(() => window.cimViewer.stats());
   result.picks = [];
   for (const p of picks) result.picks.push(await page.evaluate(([x, y, z]) => window.cimViewer.pickWorld(x, y, z), p));
+  // a real click on the first picked point: the page's own handler fills the metadata table
+  if (result.picks.length && result.picks[0].window) {
+    const [x, y] = result.picks[0].window;
+    const box = await page.locator("#cesiumContainer canvas").first().boundingBox();
+    await page.mouse.click(box.x + x, box.y + y);
+    await page.waitForTimeout(500);
+    result.clicked = await page.evaluate(() => Object.fromEntries(
+      [...document.querySelectorAll("#info tr")].map((tr) => [tr.cells[0].textContent, tr.cells[1].textContent])));
+  }
   result.frames = await page.evaluate(() => window.cimViewer.frames.length);
   result.imagery = await page.evaluate(() => window.cimViewer.imagery.length);
   if (result.frames > 1) {

@@ -74,6 +74,9 @@ def test_cesium_loads_counts_and_picks_buildings(tmp_path, fmt):
     assert props["id"] == gdf["id"].iloc[tower] and props["name"] == gdf["name"].iloc[tower]
     assert props["height"] == pytest.approx(90.0) and props["year"] == int(gdf["year"].iloc[tower])
     assert props["cim_level"] == 2 and props["class"] == "building"
+    # clicking the tower shows its metadata in the page's table
+    assert res["clicked"]["id"] == gdf["id"].iloc[tower] and res["clicked"]["name"] == gdf["name"].iloc[tower]
+    assert float(res["clicked"]["height"]) == pytest.approx(90.0)
     assert not_blank(shot) > 0.03
 
 
