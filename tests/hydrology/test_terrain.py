@@ -139,6 +139,20 @@ def test_flats_drain_towards_lower_and_away_from_higher():
     assert all(fd[r, 1] in {hydrology.D8_CODES[k] for k in ("E", "NE", "SE")} for r in range(1, 6))
 
 
+def test_away_from_higher_pulls_flow_off_the_walls():
+    # a 7 x 9 flat walled in at 9 m, one outlet in the middle of the east side. The flat corners' east and
+    # diagonal neighbours are equally far from the outlet (towards-lower ties, and E would win as cardinal);
+    # the away-from-higher gradient sends them diagonally, off the walls, towards the flat's middle row
+    z = np.full((9, 11), 9.0)
+    z[1:8, 1:10] = 1.0
+    z[4, 10] = 0.0
+    fd = hydrology.flow_direction(grid(z)).values
+    assert fd[1, 1] == hydrology.D8_CODES["SE"] and fd[7, 1] == hydrology.D8_CODES["NE"]
+    assert (fd[4, 1:10] == hydrology.D8_CODES["E"]).all()  # the middle row runs straight to the outlet
+    keep = hydrology.flow_direction(grid(z), flats="keep").values
+    assert (keep[1:8, 1:9] == 0).all()  # without resolution these are all pits
+
+
 def test_d8_known_values_and_edges():
     z = np.array([[3, 2, 3], [2, 1, 2], [3, 2, 0]], float)
     fd = hydrology.flow_direction(grid(z)).values
