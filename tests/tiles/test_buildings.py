@@ -306,3 +306,22 @@ def test_unknown_format_and_attribute_are_rejected(tmp_path):
         tiles.buildings_to_3dtiles(gdf, tmp_path, format="gltf")
     with pytest.raises(cim.ValidationError, match="nope"):
         tiles.buildings_to_3dtiles(gdf, tmp_path, attributes=["nope"])
+
+
+def test_floor_closes_a_watertight_solid_with_the_right_volume(tmp_path):
+    ring = [(0, 0), (20, 0), (20, 8), (8, 8), (8, 20), (0, 20)]                  # an L shape (concave)
+    poly = shapely.affinity.translate(shapely.Polygon(ring, [[(2, 2), (2, 5), (5, 5), (5, 2)]]), *DELFT)
+    gdf = gpd.GeoDataFrame({"height": [9.0], "ground": [1.5]}, geometry=[poly], crs="EPSG:28992")
+    tiles.buildings_to_3dtiles(gdf, tmp_path, floor=True)
+    m = mesh_of(tmp_path / "tiles" / "0-0-0.glb")
+    p = yup_to_zup(m["positions"])
+    # weld vertices by position, then every edge is used once in each direction: closed and consistently wound
+    _, weld = np.unique(np.round(p, 3), axis=0, return_inverse=True)
+    t = weld.reshape(-1)[m["triangles"]]
+    edges = np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]])
+    fwd = {tuple(e) for e in edges.tolist()}
+    assert len(fwd) == len(edges) and all((b, a) in fwd for a, b in fwd)
+    # divergence theorem: the signed volume is + area x height (outward normals)
+    tri = p[m["triangles"]]
+    volume = np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6
+    assert volume == pytest.approx(poly.area * 9.0, rel=2e-3)
