@@ -20,7 +20,7 @@ import pandas as pd
 
 from cim.errors import DataError, ValidationError
 from tiles import _geo
-from tiles._extrude import FeatureMeshes, from_triangle_soup, grid_surface
+from tiles._extrude import FeatureMeshes, _sorted_by_feature, grid_surface
 from tiles._tiler import Tiler
 
 __all__ = ["DEFAULT_WARNING_LEVELS", "flood_to_3dtiles", "terrain_to_3dtiles"]
@@ -190,24 +190,25 @@ def _water_frame(x, y, ground, depth, crs, out: Path, *, time, min_depth, block,
     # one flat square per wet cell at the water surface
     hx, hy = abs(x[1] - x[0]) / 2, abs(y[1] - y[0]) / 2
     cxs, cys, zs = x[ix], y[iy], ground[iy, ix] + d
+    m = len(iy)
+    # four vertices per cell (counter-clockwise from above), two triangles
     corners = np.stack([np.column_stack([cxs - hx, cys - hy, zs]), np.column_stack([cxs + hx, cys - hy, zs]),
                         np.column_stack([cxs + hx, cys + hy, zs]), np.column_stack([cxs - hx, cys + hy, zs])], 1)
-    tri = np.concatenate([corners[:, [0, 1, 2]], corners[:, [0, 2, 3]]])
-    tri_cell = np.r_[np.arange(len(iy)), np.arange(len(iy))]
+    points = corners.reshape(-1, 3)
+    quad = np.arange(m)[:, None] * 4
+    tris = np.concatenate([quad + [0, 1, 2], quad + [0, 2, 3]])
     anchors = np.column_stack([np.bincount(feat, weights=cxs) / np.bincount(feat),
                                np.bincount(feat, weights=cys) / np.bincount(feat)])
-    cell_depth = np.repeat(d[tri_cell], 3)
-
+    vertex_depth = np.repeat(d, 4)
     state = {}
 
     def make_mesh(order: np.ndarray) -> FeatureMeshes:
         rank = np.empty(n, np.int64)
         rank[order] = np.arange(n)
-        m = from_triangle_soup(tri, rank[feat[tri_cell]], n)
-        # from_triangle_soup sorts vertices by feature (stable): apply the same order to the depths
-        order_v = np.argsort(np.repeat(rank[feat[tri_cell]], 3), kind="stable")
-        state["depth"] = cell_depth[order_v]
-        return m
+        vfeat = np.repeat(rank[feat], 4)
+        mesh = _sorted_by_feature(points, np.arange(4 * m), np.tile([0.0, 0.0, 1.0], (4 * m, 1)), tris, vfeat, n)
+        state["depth"] = vertex_depth[np.argsort(vfeat, kind="stable")]     # the same (stable) vertex order
+        return mesh
 
     tiler = Tiler(crs, out, fmt=fmt, class_name="flood_water", color=color)
     return tiler.write(anchors, props, make_mesh, max_features=max_features,
