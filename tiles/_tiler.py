@@ -94,8 +94,9 @@ class Tiler:
     """Writes one tileset from feature meshes. See `write`."""
 
     def __init__(self, crs: CRS, out_dir: Path, *, fmt: Format = "glb", class_name: str = "building",
-                 color=(0.85, 0.82, 0.76, 1.0)) -> None:
+                 color=(0.85, 0.82, 0.76, 1.0), quantize: bool = False) -> None:
         self.crs, self.out, self.fmt, self.class_name, self.color = crs, Path(out_dir), fmt, class_name, color
+        self.quantize = quantize
         self.files: list[Path] = []
 
     def _content(self, node: Node, mesh: FeatureMeshes, ecef: np.ndarray, vsl: slice, tsl: slice,
@@ -118,7 +119,8 @@ class Tiler:
         node.content = f"tiles/{node.name}.{self.fmt}"
         path = self.out / node.content
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(encode_glb(data) if self.fmt == "glb" else encode_b3dm(data))
+        path.write_bytes(encode_glb(data, quantize=self.quantize) if self.fmt == "glb"
+                         else encode_b3dm(data, quantize=self.quantize))
         self.files.append(path)
 
     def write(self, anchors: np.ndarray, properties: pd.DataFrame,

@@ -95,7 +95,7 @@ def buildings_to_3dtiles(gdf, out_dir, height: str = "height", *, ground: str | 
                          surfaces=None, id_column: str | None = None, name_column: str | None = None,
                          class_column: str | None = None, attributes: list[str] | None = None,
                          cim_level: int | None = None, format: Literal["glb", "b3dm"] = "glb",
-                         max_features: int = 1000, floor: bool = False,
+                         max_features: int = 1000, floor: bool = False, quantize: bool = False,
                          color=(0.85, 0.82, 0.76, 1.0)) -> Path:
     """Write buildings as a 3D Tiles tileset and return the path of its ``tileset.json``.
 
@@ -118,6 +118,9 @@ def buildings_to_3dtiles(gdf, out_dir, height: str = "height", *, ground: str | 
         3D Tiles 1.1 glb with EXT_mesh_features/EXT_structural_metadata, or 3D Tiles 1.0 b3dm with a batch table.
     max_features : int
         At most this many buildings per tile; inner tiles hold the largest buildings as simplified blocks.
+    quantize : bool
+        Compress vertices with KHR_mesh_quantization (int16 positions, int8 normals): about half the vertex data,
+        positions to the tile's extent / 65534.
     """
     import geopandas as gpd
 
@@ -193,7 +196,7 @@ def buildings_to_3dtiles(gdf, out_dir, height: str = "height", *, ground: str | 
         err = max(float(simpl_err[kept].max(initial=0.0)), float(h[dropped].max(initial=0.0)))
         return extrude(env[kept], base[kept], top[kept]), kept, err
 
-    tiler = Tiler(crs, Path(out_dir), fmt=format, class_name="building", color=color)
+    tiler = Tiler(crs, Path(out_dir), fmt=format, class_name="building", color=color, quantize=quantize)
     path = tiler.write(anchors, props, make_mesh, max_features=max_features, coarse=coarse)
     log.info("wrote %d buildings in %d tiles to %s", len(gdf), len(tiler.files), path)
     return path

@@ -67,12 +67,17 @@ def glb_parts(data: bytes) -> tuple[dict, bytes]:
 
 
 def accessor(gltf: dict, binary: bytes, i: int) -> np.ndarray:
+    """An accessor's values (strided views and normalized integers decoded as the glTF spec says)."""
     a = gltf["accessors"][i]
     v = gltf["bufferViews"][a["bufferView"]]
-    dt = {5126: np.float32, 5123: np.uint16, 5125: np.uint32}[a["componentType"]]
+    dt = np.dtype({5126: np.float32, 5123: np.uint16, 5125: np.uint32, 5122: np.int16, 5120: np.int8}[a["componentType"]])
     n = {"SCALAR": 1, "VEC3": 3}[a["type"]]
-    arr = np.frombuffer(binary, dt, a["count"] * n, v.get("byteOffset", 0) + a.get("byteOffset", 0))
-    return arr.reshape(-1, n) if n > 1 else arr
+    stride = v.get("byteStride", n * dt.itemsize) // dt.itemsize
+    start = v.get("byteOffset", 0) + a.get("byteOffset", 0)
+    arr = np.frombuffer(binary, dt, a["count"] * stride, start).reshape(-1, stride)[:, :n]
+    if a.get("normalized"):
+        arr = np.maximum(arr / float(np.iinfo(dt).max), -1.0)
+    return arr if n > 1 else arr[:, 0]
 
 
 def mesh_of(path: Path) -> dict:
@@ -81,9 +86,13 @@ def mesh_of(path: Path) -> dict:
     prim = gltf["meshes"][0]["primitives"][0]
     att = prim["attributes"]
     fid_name = "_FEATURE_ID_0" if "_FEATURE_ID_0" in att else "_BATCHID"
+    node = gltf["nodes"][0]
+    assert "matrix" not in node and "rotation" not in node
+    positions = accessor(gltf, binary, att["POSITION"]).astype(np.float64) * node.get("scale", [1, 1, 1]) \
+        + node.get("translation", [0, 0, 0])
     return {
         "gltf": gltf, "bin": binary,
-        "positions": accessor(gltf, binary, att["POSITION"]).astype(np.float64),
+        "positions": positions,
         "normals": accessor(gltf, binary, att["NORMAL"]).astype(np.float64),
         "triangles": accessor(gltf, binary, prim["indices"]).astype(np.int64).reshape(-1, 3),
         "feature": accessor(gltf, binary, att[fid_name]).astype(np.int64),

@@ -50,16 +50,16 @@ def not_blank(png: Path) -> float:
 
 @pytest.mark.browser
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", ["glb", "b3dm"])
-def test_cesium_loads_counts_and_picks_buildings(tmp_path, fmt):
+@pytest.mark.parametrize("fmt, quantize", [("glb", False), ("b3dm", False), ("glb", True)])
+def test_cesium_loads_counts_and_picks_buildings(tmp_path, fmt, quantize):
     gdf = blocks(64)
     site = tmp_path / "site"
-    ts = tiles.buildings_to_3dtiles(gdf, site / "buildings", max_features=20, format=fmt)
+    ts = tiles.buildings_to_3dtiles(gdf, site / "buildings", max_features=20, format=fmt, quantize=quantize)
     n_tiles = len(list((site / "buildings" / "tiles").iterdir()))
     tiles.write_viewer(site, [ts])
     assert_valid(sorted((site / "buildings" / "tiles").iterdir()))
     tower = int(np.argmax(gdf["height"]))
-    shot = ARTIFACTS / f"buildings_{fmt}.png"
+    shot = ARTIFACTS / f"buildings_{fmt}{'_quantized' if quantize else ''}.png"
     with Server(site) as srv:
         res = run_viewer(f"{srv.url}/index.html?sse=0&pitch=-70", shot, picks=[roof_centre_ecef(gdf, tower)])
     assert res["errors"] == [], res["errors"]

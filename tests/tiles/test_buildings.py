@@ -127,10 +127,14 @@ def ecef_of(ts_path: Path) -> dict[str, np.ndarray]:
     ("EPSG:28992", DELFT, (4.36, 52.01)),
     ("EPSG:4547", GUANGZHOU, (113.38, 23.12)),          # northing-first axis order in the EPSG definition
 ])
-@pytest.mark.parametrize("fmt", ["glb", "b3dm"])
-def test_placement_round_trips_to_the_crs_within_1cm(tmp_path, crs, origin, lonlat, fmt):
+@pytest.mark.parametrize("fmt, quantize", [("glb", False), ("b3dm", False), ("glb", True)])
+def test_placement_round_trips_to_the_crs_within_1cm(tmp_path, crs, origin, lonlat, fmt, quantize):
     gdf = town(30, origin, crs, seed=3)
-    ts = tiles.buildings_to_3dtiles(gdf, tmp_path, max_features=10, format=fmt)
+    ts = tiles.buildings_to_3dtiles(gdf, tmp_path, max_features=10, format=fmt, quantize=quantize)
+    if quantize:
+        assert_valid(all_content(ts))
+        gltf = mesh_of(all_content(ts)[0])["gltf"]
+        assert gltf["extensionsRequired"] == ["KHR_mesh_quantization"]
     ecef = ecef_of(ts)
     back = Transformer.from_crs("EPSG:4978", crs, always_xy=True)
     geodetic = Transformer.from_crs("EPSG:4978", "EPSG:4979", always_xy=True)
