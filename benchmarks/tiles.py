@@ -8,7 +8,7 @@ Both sides get the same seeded footprints and heights (10 km x 10 km, EPSG:28992
   (BATCH_LENGTH set, a batch table with the same attributes). It writes leaves only (no LODs).
 Each side runs in a fresh Python process (peak RSS is per process); output is checked with the Khronos validator.
 
-    .venv/bin/python benchmarks/tiles.py [--n 100000] [--repeat 1] [--out /tmp/cim-bench-tiles]
+    .venv/bin/python benchmarks/tiles.py [--n 100000] [--repeat 1] [--out /tmp/cim-bench-tiles] [--quantize]
 """
 
 from __future__ import annotations
@@ -67,11 +67,11 @@ def synthetic_buildings(n: int, seed: int = 42):
     }, geometry=geoms, crs="EPSG:28992")
 
 
-def run_ours(gdf, out: Path) -> dict:
+def run_ours(gdf, out: Path, quantize: bool = False) -> dict:
     import tiles
 
     t = time.perf_counter()
-    path = tiles.buildings_to_3dtiles(gdf, out, max_features=1000)
+    path = tiles.buildings_to_3dtiles(gdf, out, max_features=1000, quantize=quantize)
     return {"seconds": time.perf_counter() - t, "tileset": str(path)}
 
 
@@ -148,20 +148,21 @@ def run_baseline(gdf, out: Path) -> dict:
     return {"seconds": time.perf_counter() - t0, "tileset": str(out / "tileset.json")}
 
 
-def _child(which: str, n: int, out: Path) -> None:
+def _child(which: str, n: int, out: Path, quantize: bool = False) -> None:
     sys.path.insert(0, str(ROOT))
     gdf = synthetic_buildings(n)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    res = (run_ours if which == "ours" else run_baseline)(gdf, out)
+    res = run_ours(gdf, out, quantize) if which == "ours" else run_baseline(gdf, out)
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     res["mb_written"] = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6
     res["files"] = sum(1 for f in out.rglob("*") if f.is_file())
     print(json.dumps(res))
 
 
-def measure(which: str, n: int, out: Path) -> dict:
-    r = subprocess.run([sys.executable, __file__, "--child", which, "--n", str(n), "--out", str(out)],
+def measure(which: str, n: int, out: Path, quantize: bool = False) -> dict:
+    r = subprocess.run([sys.executable, __file__, "--child", which, "--n", str(n), "--out", str(out),
+                        *(["--quantize"] if quantize else [])],
                        capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -187,15 +188,16 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/cim-bench-tiles"))
     ap.add_argument("--child", choices=["ours", "baseline"])
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--quantize", action="store_true", help="ours with KHR_mesh_quantization")
     args = ap.parse_args()
     if args.child:
-        _child(args.child, args.n, args.out)
+        _child(args.child, args.n, args.out, args.quantize)
         return
     sides = ["ours"] if args.skip_baseline else ["ours", "baseline"]
     runs: dict[str, list[dict]] = {w: [] for w in sides}
     for _ in range(args.repeat):              # interleaved, so that both sides see the same machine load
         for which in sides:
-            runs[which].append(measure(which, args.n, args.out / which))
+            runs[which].append(measure(which, args.n, args.out / which, args.quantize))
             print(f"{which:9s} {runs[which][-1]['seconds']:8.2f} s", flush=True)
     results = {}
     for which in sides:
