@@ -30,6 +30,7 @@ __all__ = ["DEMO_DATA", "DemoResult", "register", "run_demo"]
 DEMO_DATA = Path(__file__).resolve().parent.parent / "data" / "demo"
 SCENE_CRS = "EPSG:7415"          # Amersfoort / RD New + NAP height
 RESOLUTION = 2.0                 # flood model cells (m); the city model's DEM is 1 m
+SEWER_CAPACITY = 20.0            # mm/h taken by the sewers (the order of Dutch design storms for sewer systems)
 #: the gauge event: KNMI 310 stamps hourly sums at the end of the hour; 51.3 mm fell 14:00-15:00 UTC
 GAUGE_WINDOW = (pd.Timestamp("2020-06-17T14:00", tz="UTC"), pd.Timestamp("2020-06-17T17:00", tz="UTC"))
 
@@ -132,14 +133,15 @@ def step_forecast_design(res: DemoResult) -> None:
     rain = design_storm()
     res.rains["design_100y"] = rain
     res.forecasts.append(forecast(res.scene, rainfall=rain, duration=5400.0, name="design_100y",
-                                  resolution=RESOLUTION, output_interval=300.0, progress=res.simulating))
+                                  resolution=RESOLUTION, output_interval=300.0, drainage=SEWER_CAPACITY,
+                                  progress=res.simulating))
 
 
 def step_forecast_gauge(res: DemoResult) -> None:
     """Forecast for the real 2020-06-17 gauge event (KNMI 310 Vlissingen, transposed onto Delft)."""
     res.forecasts.append(forecast(res.scene, rainfall="gauges", window=GAUGE_WINDOW, duration=9000.0,
                                   name="gauge_20200617", resolution=RESOLUTION, output_interval=300.0,
-                                  progress=res.simulating))
+                                  drainage=SEWER_CAPACITY, progress=res.simulating))
     res.rains["gauge_20200617"] = flood.gauge_rainfall(res.scene, GAUGE_WINDOW)
 
 
@@ -174,7 +176,9 @@ def step_report(res: DemoResult) -> None:
     """The HTML report: maps, hydrographs, warnings by region, timings and attributions."""
     from api.report import write_report
 
-    extra = [f"Serve the scene and its tiles: cim serve {res.scene.url}"] + res.notes
+    extra = [f"Sewer capacity modelled as a loss of {SEWER_CAPACITY:.0f} mm/h from standing water; model cells "
+             f"{RESOLUTION:.0f} m; buildings are walls.", f"Serve the scene and its tiles: cim serve {res.scene.url}"]
+    extra += res.notes
     res.outputs["report"] = write_report(res.out / "report.html", scene=res.scene, forecasts=res.forecasts,
                                          rains=res.rains, timings=res.timings, extra=extra)
 

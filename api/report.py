@@ -33,8 +33,9 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def depth_map(fc, buildings: gpd.GeoDataFrame, regions: gpd.GeoDataFrame, hotspots: gpd.GeoDataFrame) -> str:
-    """Maximum depth over the terrain with buildings, region outlines and hotspots."""
+def depth_map(fc, buildings: gpd.GeoDataFrame, regions: gpd.GeoDataFrame, hotspots: gpd.GeoDataFrame,
+              water: gpd.GeoDataFrame | None = None) -> str:
+    """Maximum depth over the terrain with water bodies, buildings, region outlines and hotspots."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,10 +46,13 @@ def depth_map(fc, buildings: gpd.GeoDataFrame, regions: gpd.GeoDataFrame, hotspo
     x0, y0, x1, y1 = fc.dem.rio.bounds()
     fig, ax = plt.subplots(figsize=(9, 6))
     ax.imshow(fc.dem.to_numpy(), extent=(x0, x1, y0, y1), cmap="Greys_r", alpha=0.6)
-    depth = np.where(ds["max_depth"].to_numpy() >= 0.02, ds["max_depth"].to_numpy(), np.nan)
-    bounds = [0.02, *lv.thresholds, max(2.0, lv.thresholds[-1] * 2)]
+    depth = np.where(ds["max_depth"].to_numpy() >= 0.05, ds["max_depth"].to_numpy(), np.nan)
+    bounds = [0.05, *lv.thresholds, max(2.0, lv.thresholds[-1] * 2)]
     cmap = ListedColormap(["#9ecae1", *lv.colours])
     im = ax.imshow(depth, extent=(x0, x1, y0, y1), cmap=cmap, norm=BoundaryNorm(bounds, cmap.N))
+    if water is not None and len(water):
+        outline = gpd.GeoSeries([water.geometry.buffer(0.01).union_all()], crs=water.crs)   # meshes -> areas
+        outline.plot(ax=ax, facecolor="#c6dbef", edgecolor="#6baed6", linewidth=0.6, hatch="~~")
     if len(buildings):
         buildings.plot(ax=ax, facecolor="#f0ece2", edgecolor="#555", linewidth=0.4)
     if len(regions):
@@ -59,7 +63,7 @@ def depth_map(fc, buildings: gpd.GeoDataFrame, regions: gpd.GeoDataFrame, hotspo
     cb.set_label("maximum depth (m): " + ", ".join(f"{n} ≥ {t} m" for n, t in zip(lv.names, lv.thresholds, strict=True)))
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
-    ax.set_title(f"{fc.name}: maximum water depth")
+    ax.set_title(f"{fc.name}: maximum water depth (water bodies hatched)")
     ax.set_xlabel("easting (m)")
     ax.set_ylabel("northing (m)")
     return _png(fig)
@@ -100,6 +104,7 @@ def write_report(path: Path, *, scene, forecasts: list, rains: dict, timings: di
     """Write the report: scene summary, one section per forecast, timings and attributions."""
     buildings = scene.layer("buildings") if "buildings" in scene else gpd.GeoDataFrame(geometry=[])
     hotspots = scene.layer("hotspots") if "hotspots" in scene else gpd.GeoDataFrame(geometry=[])
+    water = scene.layer("water") if "water" in scene else None
     regions = scene.regions
     parts = [f"<h1>{html.escape(scene.name)}: flood forecast report</h1>",
              f"<p>Scene CRS {html.escape(scene.crs.name)}; {len(scene.layers)} layers; regions: "
@@ -120,7 +125,7 @@ def write_report(path: Path, *, scene, forecasts: list, rains: dict, timings: di
                   f"<p>{ds.attrs['steps']} time steps in {ds.attrs['wall_seconds']:.1f} s "
                   f"({ds.attrs['duration'] / max(ds.attrs['wall_seconds'], 1e-9):.0f}x faster than real time); "
                   f"rain {ds.attrs['rain_volume']:.0f} m³, relative mass error {ds.attrs['mass_error']:.1e}.</p>",
-                  f"<img src='{depth_map(fc, buildings, regions, hotspots)}' alt='max depth map'>",
+                  f"<img src='{depth_map(fc, buildings, regions, hotspots, water)}' alt='max depth map'>",
                   f"<img src='{hydrographs(fc, rains.get(fc.name))}' alt='hydrographs'>",
                   "<h3>Warnings by region</h3>", _table(regions_table),
                   f"<h3>Objects with a warning ({len(warned)})</h3>", _table(warned[wcols].head(60))]

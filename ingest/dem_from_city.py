@@ -2,8 +2,9 @@
 
 The ground triangles (roads, land use, water, plant cover, TIN relief; never roofs) are rasterised at cell centres
 by linear interpolation in each triangle; where triangles overlap the lowest surface wins (an elevated deck over a
-road does not become ground). Cells no triangle covers — under buildings, in gaps, at the edges — are filled
-harmonically from the surrounding ground (a smooth surface that never rises above or dips below it).
+road does not become ground). Cells no triangle covers under buildings and in gaps enclosed by ground are filled
+harmonically from the surrounding ground (a smooth surface that never rises above or dips below it); cells
+outside the city model (no-data reaching the grid edge) stay NaN: there is no ground to tell their height.
 
 >>> tri = np.array([[[0, 0, 1], [4, 0, 1], [0, 4, 5]], [[4, 0, 1], [4, 4, 5], [0, 4, 5]]], float)
 >>> dem = dem_from_triangles(tri, resolution=1.0, crs="EPSG:28992")
@@ -68,17 +69,34 @@ def rasterise_triangles(tris: np.ndarray, x: np.ndarray, y: np.ndarray, *, chunk
     return out.reshape(ny, nx)
 
 
-def _fill(grid: np.ndarray) -> np.ndarray:
-    """Fill NaN cells harmonically (Laplace's equation, the known cells as boundary values, no flow across the
-    grid edge): smooth, and never above or below the surrounding ground (maximum principle)."""
+def _to_fill(grid: np.ndarray, under: np.ndarray | None = None) -> np.ndarray:
+    """The NaN cells to fill: gaps enclosed by ground, and cells under buildings (``under``)."""
+    from scipy import ndimage
+
+    nan = np.isnan(grid)
+    labels, _ = ndimage.label(nan)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    holes = nan & ~np.isin(labels, edge[edge > 0])
+    if under is not None:
+        holes |= nan & under
+    # only groups of holes that touch known ground can be interpolated
+    groups, n = ndimage.label(holes)
+    touching = np.unique(groups[ndimage.binary_dilation(~nan) & holes])
+    return holes & np.isin(groups, touching[touching > 0]) if n else holes
+
+
+def _fill(grid: np.ndarray, holes: np.ndarray | None = None) -> np.ndarray:
+    """Fill the ``holes`` (default: every NaN cell) harmonically (Laplace's equation, the known cells as boundary
+    values, no flow across the grid edge or into NaN cells left out): smooth, and never above or below the
+    surrounding ground (maximum principle)."""
     from scipy import sparse
     from scipy.sparse.linalg import spsolve
 
-    holes = np.isnan(grid)
+    if np.isnan(grid).all():
+        raise ValidationError("no ground cell to interpolate from")
+    holes = np.isnan(grid) if holes is None else holes
     if not holes.any():
         return grid
-    if holes.all():
-        raise ValidationError("no ground cell to interpolate from")
     ny, nx = grid.shape
     idx = np.full(grid.shape, -1, np.int64)
     hr, hc = np.nonzero(holes)
@@ -93,8 +111,11 @@ def _fill(grid: np.ndarray) -> np.ndarray:
         diag[ok] += 1.0
         rr, cc, me = r[ok], c[ok], np.nonzero(ok)[0]
         other = idx[rr, cc]
-        known = other < 0
+        known = (other < 0) & ~np.isnan(grid[rr, cc])
+        outside = (other < 0) & np.isnan(grid[rr, cc])          # NaN left out: no flow across, like the edge
+        diag[me[outside]] -= 1.0
         np.add.at(rhs, me[known], grid[rr[known], cc[known]])
+        known |= outside
         rows.append(me[~known])
         cols.append(other[~known])
     rows_a, cols_a = np.concatenate(rows), np.concatenate(cols)
@@ -109,8 +130,9 @@ def dem_from_triangles(tris: np.ndarray, *, resolution: float = 1.0, crs: Any,
                        bounds: tuple[float, float, float, float] | None = None, fill_under: Any = None):
     """A (y, x) DataArray of ground heights from triangles ``(n, 3, 3)``, on a grid aligned to ``resolution``.
 
-    ``bounds`` (xmin, ymin, xmax, ymax) defaults to the triangles' extent (plus ``fill_under`` geometries'); all
-    cells are filled (see the module docstring). The result carries the CRS and ``units = "m"``.
+    ``bounds`` (xmin, ymin, xmax, ymax) defaults to the triangles' extent (plus ``fill_under`` geometries'); gaps
+    enclosed by ground and cells under ``fill_under`` footprints are filled, cells outside the model stay NaN (see
+    the module docstring). The result carries the CRS and ``units = "m"``.
     """
     import rioxarray  # noqa: F401  (registers .rio)
     import xarray as xr
@@ -133,7 +155,16 @@ def dem_from_triangles(tris: np.ndarray, *, resolution: float = 1.0, crs: Any,
         raise ValidationError(f"a {nx} x {ny} DEM at {resolution} m is too large; choose a coarser dem_resolution")
     x = xmin + resolution * (np.arange(nx) + 0.5)
     y = ymax - resolution * (np.arange(ny) + 0.5)
-    grid = _fill(rasterise_triangles(tris, x, y))
+    raw = rasterise_triangles(tris, x, y)
+    under = None
+    if fill_under is not None and len(fill_under):
+        from rasterio import features
+        from rasterio.transform import from_origin
+
+        shapes = [g for g in getattr(fill_under, "geometry", fill_under) if g is not None and not g.is_empty]
+        under = features.rasterize(((g, 1) for g in shapes), out_shape=raw.shape, fill=0, dtype="uint8",
+                                   transform=from_origin(xmin, ymax, resolution, resolution)).astype(bool)
+    grid = _fill(raw, _to_fill(raw, under))
     da = xr.DataArray(grid.astype(np.float32), coords={"y": y, "x": x}, dims=("y", "x"), name="elevation",
                       attrs={"units": "m", "long_name": "ground elevation derived from city model surfaces"})
     return da.rio.write_crs(crs).rio.write_nodata(np.nan, encoded=False)

@@ -38,7 +38,7 @@ def test_delft_city_model_into_scene(scene):
     assert len(b) == 160 and b["height"].max() == pytest.approx(
         ingest.read(DATA / "delft_lod1.city.json", dem=False)["buildings"]["height"].max())
     dem = scene.layer("dem")
-    assert dem.shape == (165, 263) and int(dem.isnull().sum()) == 0
+    assert dem.shape == (165, 263) and 0.2 < float(dem.notnull().mean()) < 0.4      # NaN outside the model
     assert -0.452 <= float(dem.min()) and float(dem.max()) <= 16.846
     assert scene.layer_info("dem").units == "m"
     # the report renders as a rich table
