@@ -67,6 +67,7 @@ KINDS: dict[str, LayerKind] = {k.name: k for k in [
     LayerKind("hotspots", ("vector",), "low-lying points prone to waterlogging", 1),
     LayerKind("sensors", ("vector",), "sensor locations (SensorThings Things/Locations)", None),
     LayerKind("point_cloud", ("file",), "LAS/LAZ point clouds kept as files", 1),
+    LayerKind("tileset", ("file",), "OGC 3D Tiles tilesets (tileset.json and content) kept as files", None),
     LayerKind("rainfall", ("raster",), "rainfall rates (mm/h) on a (time, y, x) grid", None),
     LayerKind("flood_result", ("raster", "vector"), "flood model outputs: depths, times, warnings", None),
     LayerKind("soil", ("raster", "vector"), "soil and infiltration properties", 1),

@@ -314,19 +314,27 @@ class Scene:
 
     def add_file(self, name: str, path: str | Path, *, kind: str, cim_level: int | str | None = None,
                  source: str | None = None, replace: bool = False, attrs: dict[str, Any] | None = None) -> LayerInfo:
-        """Copy a file (a point cloud, an IFC model) into the store as a referenced-file layer."""
+        """Copy a file (a point cloud, an IFC model) or a directory (a 3D Tiles tileset) into the store as a
+        referenced-file layer; `file_path` gives its path in the store."""
         check_layer_name(name)
         k = check_kind(kind)
         if "file" not in k.storage and kind != "other":
             raise ValidationError(f"file layer {name!r}: kind {kind!r} is not kept as a file; use e.g. 'point_cloud'")
         src = Path(path)
-        if not src.is_file():
-            raise StoreNotFoundError(f"{src}: no such file to add as layer {name!r}")
+        if not src.exists():
+            raise StoreNotFoundError(f"{src}: no such file or directory to add as layer {name!r}")
         with self.store.transaction():
             self._free_name(name, replace, f"file layer {name!r}")
             location = f"files/{name}/{src.name}"
-            shutil.copy2(src, self.store.stage_path(self.store.path(location)))
-            info = {"filename": src.name, "bytes": src.stat().st_size, "attrs": attrs or {}}
+            staged = self.store.stage_path(self.store.path(location))
+            if src.is_dir():
+                shutil.copytree(src, staged)
+                files = [p for p in src.rglob("*") if p.is_file()]
+                size = sum(p.stat().st_size for p in files)
+            else:
+                shutil.copy2(src, staged)
+                files, size = [src], src.stat().st_size
+            info = {"filename": src.name, "bytes": size, "files": len(files), "attrs": attrs or {}}
             if attrs and "bounds" in attrs:
                 info["bounds"] = attrs["bounds"]
             self.store.add_catalog_row(dict(name=name, kind=kind, cim_level=check_cim_level(cim_level)

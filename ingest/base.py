@@ -78,6 +78,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "ingest.pointcloud",
     "ingest.sensorthings",
     "ingest.dynamizer",
+    "ingest.tileset",
 )
 
 class InputNotFoundError(DataError, FileNotFoundError):

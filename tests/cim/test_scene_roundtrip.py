@@ -228,3 +228,17 @@ def test_extent_fixed_or_derived(store_url):
     assert cim.open_scene(store_url).extent == (X0 - 1, Y0 - 1, X0 + 1, Y0 + 1)
     scene.extent = None
     assert scene.extent == pytest.approx((X0, Y0, X0 + 50, Y0 + 20))
+
+
+def test_directory_file_layer(store_url, tmp_path):
+    scene = cim.Scene.create(store_url, crs=CRS, name="x")
+    d = tmp_path / "tileset"
+    (d / "content").mkdir(parents=True)
+    (d / "tileset.json").write_text('{"asset": {"version": "1.1"}}')
+    (d / "content" / "a.glb").write_bytes(b"glTF" + bytes(20))
+    info = scene.add_file("ts", d, kind="tileset")
+    assert info.info["files"] == 2 and info.info["bytes"] == len('{"asset": {"version": "1.1"}}') + 24
+    stored = scene.file_path("ts")
+    assert (stored / "content" / "a.glb").read_bytes() == (d / "content" / "a.glb").read_bytes()
+    scene.remove_layer("ts")
+    assert not stored.exists()
