@@ -50,13 +50,13 @@ def ingest_command(
     crs: str | None = typer.Option(None, "--crs", help="CRS of files that carry none, e.g. EPSG:7415"),
     format: str | None = typer.Option(None, "--format", help="Force a reader: cityjson, citygml, vector, raster, rainfall_netcdf, "
                                 "rainfall_stack, gauge_csv, ifc, pointcloud, sensorthings, observations_csv, "
-                                "citygml3_dynamizer (ingest.readers() lists them)"),
+                                "citygml3_dynamizer, 3dtiles (ingest.readers() lists them)"),
     option: list[str] = typer.Option(None, "--option", "-o", help="Reader option KEY=VALUE (repeatable)"),
     prefix: str | None = typer.Option(None, "--prefix", help="Put this before every layer name, e.g. rdam_"),
     replace: bool = typer.Option(False, "--replace", help="Swap layers that exist already (all-or-nothing)"),
     mqtt: str | None = typer.Option(None, "--mqtt", help="Then subscribe to SensorThings MQTT at HOST:PORT"),
 ) -> None:
-    """Ingest files into a scene (city models, vectors, rasters, rainfall, IFC, point clouds, SensorThings)."""
+    """Ingest files into a scene (city models, vectors, rasters, rainfall, IFC, point clouds, 3D Tiles, SensorThings)."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
