@@ -27,8 +27,10 @@ __all__ = ["DEFAULT_WARNING_LEVELS", "flood_to_3dtiles", "terrain_to_3dtiles"]
 
 log = logging.getLogger(__name__)
 
-#: depth thresholds (m) and names of the warning levels; below the first: level 0 "none"
-DEFAULT_WARNING_LEVELS: tuple[tuple[float, str], ...] = ((0.15, "minor"), (0.30, "moderate"), (0.50, "severe"))
+#: depth thresholds (m) and names of the warning levels, below the first: level 0 "none"; the project's levels
+#: (as flood.WarningLevels: blue 0.15, yellow 0.30, orange 0.50, red 1.00 m)
+DEFAULT_WARNING_LEVELS: tuple[tuple[float, str], ...] = ((0.15, "blue"), (0.30, "yellow"), (0.50, "orange"),
+                                                         (1.00, "red"))
 
 
 def _grid(da, what: str):

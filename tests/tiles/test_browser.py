@@ -133,5 +133,5 @@ def test_cesium_shows_terrain_and_animates_water_frames(tmp_path):
     assert terrain_stats["loadedTiles"] >= 1 and water[0]["show"] is True
     props = res["picks"][0]["properties"]
     assert props is not None and props["class"] == "flood_water"
-    assert props["max_depth"] == pytest.approx(0.2) and props["warning"] == "minor" and props["time"] == "0"
+    assert props["max_depth"] == pytest.approx(0.2) and props["warning"] == "blue" and props["time"] == "0"
     assert not_blank(shot) > 0.05

@@ -110,7 +110,7 @@ def test_flood_water_surfaces_one_tileset_per_time(tmp_path):
             for k, row in props.iterrows():
                 cells = d[ciy[m["feature"][tri[:, 0]] == k], cix[m["feature"][tri[:, 0]] == k]]
                 assert row["max_depth"] == pytest.approx(cells.max())
-                want = {0.2: (1, "minor"), 0.6: (3, "severe"), 0.35: (2, "moderate")}[round(cells.max(), 2)]
+                want = {0.2: (1, "blue"), 0.6: (3, "orange"), 0.35: (2, "yellow")}[round(cells.max(), 2)]
                 assert (row["warning_level"], row["warning"]) == want
 
 
