@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rioxarray
+import whitebox_workflows as wbw
 import xarray as xr
 
 import hydrology
 from tests.hydrology.references import fill_reference, grid, receivers
 
 DATA = Path(__file__).parents[1] / "data" / "hydrology"
-wbw = pytest.importorskip("whitebox_workflows")
 
 
 def _open(name: str) -> xr.DataArray:
@@ -140,7 +140,7 @@ def test_rhine_shipped_d8_is_explained(rhine):
     assert (f[rec[has]] <= f[has]).mean() >= 0.999
     share = (fd[valid] == d[valid]).mean()
     assert 0.40 < share < 0.55
-    pyflwdir = pytest.importorskip("pyflwdir")
+    import pyflwdir
     flw = pyflwdir.from_array(np.where(valid, d, 247).astype(np.uint8), ftype="d8", check_ftype=True)
     ref = flw.upstream_area(unit="cell")
     np.testing.assert_array_equal(acc[valid], ref[valid])

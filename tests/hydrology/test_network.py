@@ -105,7 +105,7 @@ def test_strahler_equals_reference(z, threshold):
 
 
 def test_strahler_agrees_with_pyflwdir_on_the_rhine():
-    pyflwdir = pytest.importorskip("pyflwdir")
+    import pyflwdir
     shipped = rioxarray.open_rasterio(DATA / "rhine_d8_esri.tif").squeeze("band", drop=True).rio.write_nodata(247)
     acc = hydrology.flow_accumulation(shipped)
     order = hydrology.streams(acc, 100, shipped)
