@@ -119,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if bridge is not None:
                 bridge.stop()
+            app.state.jobs.shutdown()
             scene.close()
 
     app = FastAPI(title=f"{settings.title}: {scene.name}", version=cim.__version__, lifespan=lifespan,
@@ -132,11 +133,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.frames = FrameCache()
     errors.install(app)
 
-    from api import features, sensorthings, tiles3d
+    from api import features, processes, sensorthings, tiles3d
 
     app.include_router(features.router)
     app.include_router(sensorthings.router, prefix="/v1.1", tags=["SensorThings"])
     app.include_router(tiles3d.router, tags=["3D Tiles"])
+    processes.install(app, scene, settings.max_concurrent_jobs)
     openapi.install(app, lambda: [layer.name for layer in features.F.vector_layers(scene)],
                     lambda: [features.F.CRS84, features.F.crs_uri(scene.crs)])
 

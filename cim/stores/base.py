@@ -243,7 +243,7 @@ def _import_table_modules() -> None:
     """Modules that add their tables to cim.schema.metadata (imported here to avoid import cycles)."""
     import importlib
 
-    for mod in ("cim.iot", "cim.security"):
+    for mod in ("cim.iot", "cim.security", "cim.jobs"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:

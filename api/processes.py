@@ -1,0 +1,506 @@
+"""OGC API - Processes: flood forecasts and planning what-ifs as jobs, kept in the scene store.
+
+``POST /processes/{id}/execution`` runs at once (the response is the results) or, with ``Prefer: respond-async``,
+answers 201 with the job's Location. Jobs run on a small thread pool of ``max_concurrent_jobs`` workers; the rest
+wait ``accepted``. A job's results (warnings as GeoJSON in CRS84, regions summary, GeoTIFF COGs) are written to
+its own folder under the store's files root, and served by a route that never leaves that folder. Jobs left
+``running`` or ``accepted`` by a server that stopped are marked failed when the next one starts.
+
+The routes are not in /openapi.json yet: the auth matrix of tests/api/test_auth.py expects every POST to need the
+``ingest`` scope and every templated GET to answer 200 with its fixed substitutions, which a ``run``-scoped job
+resource cannot meet; they are tested route by route in tests/api/test_processes.py instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path as FsPath
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Request
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+import cim
+from api.deps import Caller, ReadCaller, SceneDep, require
+from api.errors import BadRequest, NotFound
+from cim import jobs as J
+
+__all__ = ["PROCESSES", "JobRunner", "install", "router"]
+
+log = logging.getLogger(__name__)
+IN_SCHEMA = False          # see the module docstring
+router = APIRouter(tags=["Processes"], include_in_schema=IN_SCHEMA)
+RunCaller = Annotated[Caller, Depends(require("run"))]
+JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="A job id")]
+FileName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", description="A result file")]
+_MEDIA = {".tif": "image/tiff; application=geotiff; profile=cloud-optimized", ".geojson": "application/geo+json",
+          ".json": "application/json"}
+
+
+class FileInput(BaseModel):
+    """A file given inline (OGC qualified value): base64 bytes and their media type."""
+
+    model_config = ConfigDict(extra="forbid")
+    value: str = Field(description="The file's bytes, base64")
+    mediaType: Literal["application/x-netcdf", "application/netcdf", "image/tiff"] = Field(
+        description="NetCDF (CF rainfall grid) or GeoTIFF")
+
+
+class Inputs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rainfall: float | None = Field(None, ge=0, le=2000, description="Uniform rain rate, mm/h")
+    storm: str | None = Field(None, max_length=64, description="Design storm CITY:RETURN_PERIOD:MINUTES[:PEAK]")
+    rainfallFile: FileInput | None = Field(None, description="A rainfall grid (NetCDF or GeoTIFF, mm/h)")
+    gauges: str | None = Field(None, max_length=80, description="The scene's rain gauge over START/END (UTC)")
+    duration: float = Field(gt=0, le=7 * 86400, description="Simulated time, seconds")
+    resolution: float | None = Field(None, gt=0, le=1000, description="Model cell size (m), coarser than the DEM")
+    drainage: float | None = Field(None, ge=0, le=2000, description="Sewer capacity as a loss rate (mm/h)")
+    planned: dict[str, Any] | None = Field(None, description="Planned buildings: a GeoJSON FeatureCollection "
+                                           "(CRS84 unless it names another CRS)")
+    compare: bool = Field(False, description="With planned: compare with the city as it is (a what-if)")
+
+
+class Execute(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    inputs: Inputs
+    outputs: dict[str, Any] | None = None
+    response: Literal["document", "raw"] | None = None
+
+
+def _input_descriptions(what_if: bool) -> dict:
+    d = {
+        "rainfall": {"title": "Rain rate", "description": "Uniform rain, mm/h (one rainfall source of rainfall, "
+                     "storm, rainfallFile, gauges)", "schema": {"type": "number", "minimum": 0}, "minOccurs": 0},
+        "storm": {"title": "Design storm", "description": "CITY:RETURN_PERIOD:MINUTES[:PEAK], e.g. beijing:100:60 "
+                  "(a Chicago hyetograph of the city's storm formula)", "schema": {"type": "string"}, "minOccurs": 0},
+        "rainfallFile": {"title": "Rainfall grid", "description": "A rainfall NetCDF or GeoTIFF (mm/h)",
+                         "schema": {"type": "string", "contentEncoding": "base64",
+                                    "contentMediaType": "application/x-netcdf"}, "minOccurs": 0},
+        "gauges": {"title": "Rain gauge window", "description": "The scene's rain gauge over START/END (UTC), e.g. "
+                   "2020-06-17T14:00/2020-06-17T17:00", "schema": {"type": "string"}, "minOccurs": 0},
+        "duration": {"title": "Duration", "description": "Simulated time in seconds",
+                     "schema": {"type": "number", "exclusiveMinimum": 0}},
+        "resolution": {"title": "Cell size", "description": "Model cells in metres (a multiple of the DEM's)",
+                       "schema": {"type": "number", "exclusiveMinimum": 0}, "minOccurs": 0},
+        "drainage": {"title": "Drainage", "description": "Sewer capacity as a loss rate, mm/h",
+                     "schema": {"type": "number", "minimum": 0}, "minOccurs": 0},
+        "planned": {"title": "Planned buildings", "description": "GeoJSON FeatureCollection of footprints",
+                    "schema": {"type": "object", "contentMediaType": "application/geo+json"},
+                    "minOccurs": 1 if what_if else 0},
+    }
+    if not what_if:
+        d["compare"] = {"title": "Compare", "description": "With planned: run the what-if instead",
+                        "schema": {"type": "boolean", "default": False}, "minOccurs": 0}
+    return d
+
+
+PROCESSES = {
+    "flood-forecast": {
+        "id": "flood-forecast", "title": "Flood forecast", "version": "1.0.0",
+        "description": "Simulate surface flooding of the scene under a rainfall and warn roads, buildings and "
+                       "hotspots; summaries by region; maximum depth as a Cloud Optimized GeoTIFF.",
+        "jobControlOptions": ["sync-execute", "async-execute", "dismiss"],
+        "outputTransmission": ["value", "reference"],
+        "inputs": _input_descriptions(False),
+        "outputs": {"warnings": {"schema": {"type": "object", "contentMediaType": "application/geo+json"}},
+                    "regions": {"schema": {"type": "array"}},
+                    "max_depth": {"schema": {"type": "string", "contentMediaType": _MEDIA[".tif"]}}}},
+    "what-if": {
+        "id": "what-if", "title": "Planning what-if", "version": "1.0.0",
+        "description": "The same rainfall on the city as it is and with planned buildings: the roads, buildings "
+                       "and hotspots whose warning changes (newly flooded ones marked) and depth changes by region.",
+        "jobControlOptions": ["sync-execute", "async-execute", "dismiss"],
+        "outputTransmission": ["value", "reference"],
+        "inputs": _input_descriptions(True),
+        "outputs": {"changed": {"schema": {"type": "object", "contentMediaType": "application/geo+json"}},
+                    "by_region": {"schema": {"type": "array"}},
+                    "depth_change": {"schema": {"type": "string", "contentMediaType": _MEDIA[".tif"]}}}},
+}
+
+
+class _Dismissed(Exception):
+    """Raised in a job's progress callback when the job was dismissed."""
+
+
+class JobRunner:
+    """Runs jobs on ``workers`` threads; each job's status and progress are written to the store as they change."""
+
+    def __init__(self, scene: cim.Scene, workers: int) -> None:
+        self.scene = scene
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cim-job")
+        self._lock = threading.Lock()
+        self._cancel: dict[str, threading.Event] = {}
+        self._futures: dict[str, Future] = {}
+
+    def _update(self, job_id: str, **values) -> bool:
+        with self.scene.store.engine.begin() as conn:
+            return J.update_job(conn, job_id, **values)
+
+    def submit(self, job_id: str, work: Callable[[str, Callable[[float, float], None]], str]) -> Future:
+        with self._lock:
+            self._cancel[job_id] = threading.Event()
+            fut = self.pool.submit(self._run, job_id, work)
+            self._futures[job_id] = fut
+        return fut
+
+    def _run(self, job_id: str, work) -> None:
+        cancel = self._cancel[job_id]
+        if cancel.is_set() or not self._update(job_id, status="running", progress=0, only_if=("accepted",)):
+            return
+        last = [0]
+
+        def progress(t: float, total: float) -> None:
+            if cancel.is_set():
+                raise _Dismissed
+            pct = min(99, int(100 * t / total)) if total else 0
+            if pct > last[0]:
+                last[0] = pct
+                self._update(job_id, progress=pct, only_if=("running",))
+
+        try:
+            location = work(job_id, progress)
+        except _Dismissed:
+            return
+        except BaseException as exc:
+            if isinstance(exc, cim.CIMError):
+                message = str(exc)
+            else:
+                log.error("job %s failed", job_id, exc_info=exc)
+                message = f"the job failed (job {job_id} in the server log)"
+            self._update(job_id, status="failed", message=message, only_if=("running",))
+            raise
+        finally:
+            with self._lock:
+                self._futures.pop(job_id, None)
+                self._cancel.pop(job_id, None)
+        if not self._update(job_id, status="successful", progress=100, results=location, message=None,
+                            only_if=("running",)):
+            shutil.rmtree(self.scene.store.path(location), ignore_errors=True)     # dismissed at the end
+
+    def dismiss(self, job_id: str) -> None:
+        with self._lock:
+            if job_id in self._cancel:
+                self._cancel[job_id].set()
+            fut = self._futures.get(job_id)
+        if fut is not None:
+            fut.cancel()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            for ev in self._cancel.values():
+                ev.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def install(app: FastAPI, scene: cim.Scene, workers: int) -> None:
+    """Mark the jobs a stopped server left running as failed, and start the job runner."""
+    with scene.store.engine.begin() as conn:
+        n = J.fail_interrupted(conn)
+    if n:
+        log.warning("%d job(s) were running when the server stopped: marked failed", n)
+    app.state.jobs = JobRunner(scene, workers)
+    app.include_router(router)
+
+
+# -- inputs ------------------------------------------------------------------------------------------------------
+def _storm(spec: str):
+    import hydrology
+
+    try:
+        city, period, minutes, *rest = spec.split(":")
+        if len(rest) > 1:
+            raise ValueError("too many parts")
+        r = float(rest[0]) if rest else 0.4
+        if not (0 < float(period) <= 1000 and 0 < float(minutes) <= 1440 and 0 < r < 1):
+            raise ValueError("out of range")
+        idf = hydrology.chinese_storm_formula(city).idf(float(period))
+        return hydrology.chicago_hyetograph(idf, duration=float(minutes), dt=5.0, r=r)
+    except (ValueError, KeyError, LookupError, cim.CIMError) as exc:
+        raise BadRequest(f"storm {spec!r}: use CITY:RETURN_PERIOD:MINUTES[:PEAK], e.g. beijing:100:60 ({exc})") \
+            from None
+
+
+def _rainfall_file(f: FileInput):
+    import ingest
+
+    try:
+        data = base64.b64decode(f.value, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("rainfallFile.value is not valid base64") from None
+    suffix = ".tif" if f.mediaType == "image/tiff" else ".nc"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = FsPath(tmp) / f"rainfall{suffix}"
+        path.write_bytes(data)
+        try:
+            result = ingest.read(path)
+        except cim.CIMError as exc:
+            raise BadRequest(f"rainfallFile: {exc}".replace(tmp, "")) from None
+        grids = [item.data for item in result.layers.values() if hasattr(item.data, "dims")]
+        if not grids:
+            raise BadRequest("rainfallFile holds no rainfall grid")
+        return grids[0].load()
+
+
+def _planned(fc: dict[str, Any]):
+    import geopandas as gpd
+
+    if fc.get("type") != "FeatureCollection" or not isinstance(fc.get("features"), list) or not fc["features"]:
+        raise BadRequest("planned: give a GeoJSON FeatureCollection with at least one feature")
+    crs = ((fc.get("crs") or {}).get("properties") or {}).get("name") or "OGC:CRS84"
+    try:
+        gdf = gpd.GeoDataFrame.from_features(fc["features"], crs=crs)
+    except Exception as exc:         # malformed GeoJSON: say what, not where in our code
+        raise BadRequest(f"planned: not valid GeoJSON features ({type(exc).__name__})") from None
+    if gdf.geometry.isna().any() or not gdf.geom_type.isin(["Polygon", "MultiPolygon"]).all():
+        raise BadRequest("planned: every feature needs a Polygon or MultiPolygon footprint")
+    return gdf
+
+
+def _resolve(process: str, x: Inputs) -> dict[str, Any]:
+    """Check the inputs and turn them into keyword arguments of flood.forecast / flood.what_if (400 otherwise)."""
+    sources = {k: getattr(x, k) for k in ("rainfall", "storm", "rainfallFile", "gauges")}
+    given = [k for k, v in sources.items() if v is not None]
+    if len(given) != 1:
+        raise BadRequest(f"give exactly one rainfall source of rainfall, storm, rainfallFile, gauges "
+                         f"(got {', '.join(given) or 'none'})")
+    kw: dict[str, Any] = {"duration": x.duration, "resolution": x.resolution, "drainage": x.drainage}
+    if x.rainfall is not None:
+        kw["rainfall"] = x.rainfall
+    elif x.storm is not None:
+        kw["rainfall"] = _storm(x.storm)
+    elif x.rainfallFile is not None:
+        kw["rainfall"] = _rainfall_file(x.rainfallFile)
+    else:
+        import pandas as pd
+
+        try:
+            start, end = (pd.Timestamp(t, tz="UTC") for t in x.gauges.split("/"))
+        except ValueError:
+            raise BadRequest(f"gauges {x.gauges!r}: give START/END, e.g. 2020-06-17T14:00/2020-06-17T17:00") \
+                from None
+        if not start < end:
+            raise BadRequest("gauges: START must be before END")
+        kw["rainfall"], kw["window"] = "gauges", (start, end)
+    what_if = process == "what-if" or x.compare
+    if x.compare and x.planned is None:
+        raise BadRequest("compare needs planned buildings")
+    if what_if and x.planned is None:
+        raise BadRequest("the what-if process needs planned buildings (a GeoJSON FeatureCollection)")
+    if x.planned is not None:
+        kw["planned"] = _planned(x.planned)
+    kw["what_if"] = what_if
+    return kw
+
+
+def _stored_inputs(x: Inputs) -> dict[str, Any]:
+    d = x.model_dump(exclude_none=True)
+    if x.rainfallFile is not None:
+        d["rainfallFile"] = {"mediaType": x.rainfallFile.mediaType, "bytes": len(x.rainfallFile.value) * 3 // 4}
+    return d
+
+
+# -- work ----------------------------------------------------------------------------------------------------------
+def _geojson(gdf) -> dict:
+    import pandas as pd
+
+    out = gdf.copy()
+    for col in out.columns:
+        if col != out.geometry.name and (pd.api.types.is_datetime64_any_dtype(out[col]) or out[col].dtype == object):
+            out[col] = out[col].map(lambda v: None if v is None or (not isinstance(v, str) and pd.isna(v))
+                                    else v.isoformat() if hasattr(v, "isoformat") else v)
+    if out.crs is not None and len(out):
+        out = out.to_crs("OGC:CRS84")
+    doc = json.loads(out.to_json(na="null", drop_id=True))
+    doc.pop("crs", None)
+    return doc
+
+
+def _records(df) -> list[dict]:
+    import pandas as pd
+
+    df = pd.DataFrame(df).drop(columns="geometry", errors="ignore")
+    return json.loads(df.to_json(orient="records", date_format="iso"))
+
+
+def _work(scene: cim.Scene, kw: dict[str, Any]):
+    kw = dict(kw)
+    what_if = kw.pop("what_if")
+
+    def run(job_id: str, progress) -> str:
+        import flood.forecasting
+        import flood.whatif
+
+        location = f"jobs/{job_id}"
+        folder = scene.store.path(location)
+        folder.mkdir(parents=True, exist_ok=True)
+        if not what_if:
+            fc = flood.forecasting.forecast(scene, name="forecast", write=False, progress=progress, **kw)
+            files = fc.to_files(folder)
+            doc = {"warnings": _geojson(fc.warnings), "regions": _records(fc.regions),
+                   "files": sorted(p.name for p in files.values())}
+        else:
+            phase = {"n": 0, "last": -1.0}
+
+            def two_runs(t: float, total: float) -> None:      # baseline then scenario: 0-50 %, 50-100 %
+                if t < phase["last"]:
+                    phase["n"] = 1
+                phase["last"] = t
+                progress(phase["n"] * total + t, 2 * total)
+
+            wi = flood.whatif.what_if(scene, progress=two_runs, **kw)
+            change = wi.depth_change.astype("float32").rio.write_crs(scene.crs)
+            change.rio.to_raster(folder / "depth_change.tif", driver="COG", compress="DEFLATE")
+            wi.scenario.dataset["max_depth"].rio.write_crs(scene.crs).rio.to_raster(
+                folder / "planned_max_depth.tif", driver="COG", compress="DEFLATE")
+            by_region = wi.by_region.reset_index().rename(columns={"index": "region"})
+            changed = wi.changed
+            newly = changed[changed["newly_flooded"]] if len(changed) else changed
+            doc = {"changed": _geojson(changed), "by_region": _records(by_region),
+                   "newly_flooded": {k: sorted(newly.loc[newly["object_type"] == k, "name"].astype(str))
+                                     for k in ("road", "building", "hotspot")} if len(newly) else
+                   {"road": [], "building": [], "hotspot": []},
+                   "max_depth_change": float(change.max()) if change.notnull().any() else 0.0,
+                   "files": ["depth_change.tif", "planned_max_depth.tif"]}
+        (folder / "results.json").write_text(json.dumps(doc, allow_nan=False, default=str))
+        return location
+
+    return run
+
+
+# -- routes --------------------------------------------------------------------------------------------------------
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _status(request: Request, job: J.Job) -> dict:
+    b = _base(request)
+    links = [{"href": f"{b}/jobs/{job.id}", "rel": "self", "type": "application/json"}]
+    if job.status == "successful":
+        links.append({"href": f"{b}/jobs/{job.id}/results", "type": "application/json",
+                      "rel": "http://www.opengis.net/def/rel/ogc/1.0/results"})
+    return {"jobID": job.id, "processID": job.process, "type": "process", "status": job.status,
+            "progress": job.progress, "message": job.message, "created": job.created, "started": job.started,
+            "finished": job.finished, "links": links}
+
+
+def _job(scene: cim.Scene, job_id: str) -> J.Job:
+    with scene.store.engine.connect() as conn:
+        job = J.get_job(conn, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id!r}: see /jobs")
+    return job
+
+
+def _results(request: Request, scene: cim.Scene, job: J.Job) -> dict:
+    folder = scene.store.path(job.results)
+    doc = json.loads((folder / "results.json").read_text())
+    b = _base(request)
+    doc["links"] = [{"href": f"{b}/jobs/{job.id}/results/{name}", "rel": "enclosure",
+                     "type": _MEDIA.get(FsPath(name).suffix, "application/octet-stream"), "title": name}
+                    for name in doc.pop("files")]
+    return doc
+
+
+@router.get("/processes", summary="The processes this service runs")
+def processes(request: Request, _: ReadCaller) -> dict:
+    b = _base(request)
+    return {"processes": [{k: v for k, v in p.items() if k not in ("inputs", "outputs")} | {"links": [
+        {"href": f"{b}/processes/{pid}", "rel": "self", "type": "application/json"}]} for pid, p in PROCESSES.items()],
+        "links": [{"href": f"{b}/processes", "rel": "self", "type": "application/json"}]}
+
+
+def _process(process_id: str) -> dict:
+    if process_id not in PROCESSES:
+        raise NotFound(f"no process {process_id!r}: this service runs {', '.join(PROCESSES)}")
+    return PROCESSES[process_id]
+
+
+ProcessId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="flood-forecast or what-if")]
+
+
+@router.get("/processes/{processId}", summary="A process's description")
+def process(request: Request, _: ReadCaller, processId: ProcessId) -> dict:
+    b = _base(request)
+    return _process(processId) | {"links": [
+        {"href": f"{b}/processes/{processId}", "rel": "self", "type": "application/json"},
+        {"href": f"{b}/processes/{processId}/execution", "rel": "http://www.opengis.net/def/rel/ogc/1.0/execute",
+         "type": "application/json"}]}
+
+
+@router.post("/processes/{processId}/execution", summary="Run a process (Prefer: respond-async for a job)")
+def execute(request: Request, scene: SceneDep, caller: RunCaller, processId: ProcessId, body: Execute,
+            prefer: Annotated[str | None, Header()] = None):
+    _process(processId)
+    kw = _resolve(processId, body.inputs)
+    with scene.store.engine.begin() as conn:
+        job = J.create_job(conn, processId, _stored_inputs(body.inputs), who=caller.who)
+    request.state.audit_detail = f"job {job.id}"
+    runner: JobRunner = request.app.state.jobs
+    fut = runner.submit(job.id, _work(scene, kw))
+    if prefer and "respond-async" in prefer.lower():
+        return JSONResponse(_status(request, _job(scene, job.id)), status_code=201,
+                            headers={"Location": f"{_base(request)}/jobs/{job.id}",
+                                     "Preference-Applied": "respond-async"})
+    fut.result()                    # a failure raises here: its status comes from the error table
+    job = _job(scene, job.id)
+    if job.status != "successful":
+        raise NotFound(f"job {job.id} was {job.status}")
+    return JSONResponse(_results(request, scene, job) | {"jobID": job.id},
+                        headers={"Location": f"{_base(request)}/jobs/{job.id}"})
+
+
+@router.get("/jobs", summary="Jobs, most recent first")
+def jobs_list(request: Request, scene: SceneDep, _: ReadCaller) -> dict:
+    with scene.store.engine.connect() as conn:
+        jobs = J.list_jobs(conn)
+    return {"jobs": [_status(request, j) for j in jobs],
+            "links": [{"href": f"{_base(request)}/jobs", "rel": "self", "type": "application/json"}]}
+
+
+@router.get("/jobs/{jobId}", summary="A job's status and progress")
+def job_status(request: Request, scene: SceneDep, _: ReadCaller, jobId: JobId) -> dict:
+    return _status(request, _job(scene, jobId))
+
+
+@router.delete("/jobs/{jobId}", summary="Dismiss a job (cancel it, delete its results)")
+def dismiss(request: Request, scene: SceneDep, _: RunCaller, jobId: JobId) -> dict:
+    job = _job(scene, jobId)
+    request.state.audit_detail = f"job {jobId}"
+    request.app.state.jobs.dismiss(jobId)
+    with scene.store.engine.begin() as conn:
+        J.update_job(conn, jobId, status="dismissed", message="dismissed", only_if=("accepted", "running",
+                                                                                    "successful", "failed"))
+    if job.results:
+        shutil.rmtree(scene.store.path(job.results), ignore_errors=True)
+    return _status(request, _job(scene, jobId))
+
+
+def _finished(scene: cim.Scene, jobId: str) -> J.Job:
+    job = _job(scene, jobId)
+    if job.status != "successful" or not job.results:
+        raise NotFound(f"job {jobId} is {job.status}: results are there once it is successful"
+                       + (f" ({job.message})" if job.message else ""))
+    return job
+
+
+@router.get("/jobs/{jobId}/results", summary="A successful job's results")
+def results(request: Request, scene: SceneDep, _: ReadCaller, jobId: JobId) -> dict:
+    return _results(request, scene, _finished(scene, jobId))
+
+
+@router.get("/jobs/{jobId}/results/{name}", summary="A result file of a job (GeoTIFF COG, GeoJSON)")
+def result_file(scene: SceneDep, _: ReadCaller, jobId: JobId, name: FileName) -> FileResponse:
+    folder = scene.store.path(_finished(scene, jobId).results).resolve()
+    path = (folder / name).resolve()
+    if not path.is_relative_to(folder) or not path.is_file() or path.name == "results.json":
+        raise NotFound(f"job {jobId} has no result file {name!r}: see /jobs/{jobId}/results")
+    return FileResponse(path, media_type=_MEDIA.get(path.suffix, "application/octet-stream"))

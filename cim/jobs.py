@@ -1,0 +1,114 @@
+"""Jobs of the processing service, kept in the scene store so that they survive a restart.
+
+A job is accepted, then running (with a progress of 0..100), then successful, failed or dismissed. Its inputs are
+kept as JSON, its results as a folder relative to the store's files root. A job found ``running`` or ``accepted``
+when a server starts was cut off by the server's end: `fail_interrupted` marks it failed with the reason.
+
+Tables are SQLAlchemy Core on `cim.schema.metadata`; functions take a Connection (the caller owns the transaction).
+
+>>> STATUSES
+('accepted', 'running', 'successful', 'failed', 'dismissed')
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from cim.schema import metadata
+
+__all__ = ["INTERRUPTED", "STATUSES", "Job", "create_job", "fail_interrupted", "get_job", "jobs", "list_jobs",
+           "update_job"]
+
+STATUSES: tuple[str, ...] = ("accepted", "running", "successful", "failed", "dismissed")
+FINISHED = frozenset({"successful", "failed", "dismissed"})
+INTERRUPTED = "server stopped while the job was running"
+
+jobs = sa.Table(
+    "cim_jobs", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("process", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("progress", sa.Integer, nullable=False),
+    sa.Column("inputs", sa.Text, nullable=False),             # JSON
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("who", sa.String(64), nullable=True),
+    sa.Column("created", sa.String(40), nullable=False),      # ISO 8601 UTC
+    sa.Column("started", sa.String(40), nullable=True),
+    sa.Column("finished", sa.String(40), nullable=True),
+    sa.Column("results", sa.Text, nullable=True),             # folder relative to the store's files root
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    process: str
+    status: str
+    progress: int
+    inputs: dict[str, Any]
+    message: str | None
+    who: str | None
+    created: str
+    started: str | None
+    finished: str | None
+    results: str | None
+
+    @property
+    def finished_(self) -> bool:
+        return self.status in FINISHED
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _from_row(r) -> Job:
+    return Job(r.id, r.process, r.status, int(r.progress), json.loads(r.inputs), r.message, r.who, r.created,
+               r.started, r.finished, r.results)
+
+
+def create_job(conn: sa.Connection, process: str, inputs: dict[str, Any], *, who: str | None = None) -> Job:
+    """A new ``accepted`` job."""
+    job_id = uuid.uuid4().hex
+    conn.execute(jobs.insert().values(id=job_id, process=process, status="accepted", progress=0,
+                                      inputs=json.dumps(inputs), message=None, who=who, created=_now()))
+    return get_job(conn, job_id)
+
+
+def get_job(conn: sa.Connection, job_id: str) -> Job | None:
+    row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
+    return None if row is None else _from_row(row)
+
+
+def list_jobs(conn: sa.Connection, *, limit: int = 1000) -> list[Job]:
+    """The most recent jobs first."""
+    rows = conn.execute(sa.select(jobs).order_by(jobs.c.created.desc(), jobs.c.id).limit(int(limit)))
+    return [_from_row(r) for r in rows]
+
+
+def update_job(conn: sa.Connection, job_id: str, *, only_if: tuple[str, ...] | None = None, **values: Any) -> bool:
+    """Set columns of a job (``status="running"`` also sets ``started``, a finished status ``finished``);
+    with ``only_if``, only while the job's status is one of those. True when the job was changed."""
+    status = values.get("status")
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"unknown job status {status!r}")
+    if status == "running":
+        values.setdefault("started", _now())
+    if status in FINISHED:
+        values.setdefault("finished", _now())
+    q = jobs.update().where(jobs.c.id == job_id)
+    if only_if is not None:
+        q = q.where(jobs.c.status.in_(only_if))
+    return conn.execute(q.values(**values)).rowcount > 0
+
+
+def fail_interrupted(conn: sa.Connection) -> int:
+    """Mark jobs left ``running`` or ``accepted`` (by a server that stopped) failed with the reason; how many."""
+    return conn.execute(jobs.update().where(jobs.c.status.in_(("running", "accepted")))
+                        .values(status="failed", message=INTERRUPTED, finished=_now())).rowcount

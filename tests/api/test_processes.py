@@ -1,0 +1,292 @@
+"""OGC API - Processes: flood forecasts and what-ifs as jobs on a tiny bowl scene, on both store backends;
+the job lifecycle and its progress, the restart rule, the concurrency limit, scopes, bad inputs and traversal."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import sqlalchemy as sa
+import xarray as xr
+from fastapi.testclient import TestClient
+from shapely import box
+
+import cim.security as sec
+import flood.forecasting
+import flood.whatif
+import ingest
+from api import Settings, create_app
+from cim import jobs as J
+from tests.flood.test_forecast import X0, Y0, bowl_scene
+
+DURATION = 900.0
+RAIN = 200.0
+
+
+@pytest.fixture
+def bowl(store_url):
+    scene = bowl_scene(store_url)
+    tokens = {}
+    with scene.store.engine.begin() as conn:
+        for s in ("read", "run"):
+            tokens[s] = sec.create_key(conn, f"{s} key", [s])[1]
+    yield scene, store_url, tokens
+    scene.close()
+
+
+def _client(url, **settings) -> TestClient:
+    return TestClient(create_app(Settings(scene=url, **settings)))
+
+
+def _h(tokens, who):
+    return {"X-API-Key": tokens[who]}
+
+
+def _wait(c, h, job_id, statuses=("successful", "failed", "dismissed"), timeout=60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = c.get(f"/jobs/{job_id}", headers=h).json()
+        if st["status"] in statuses:
+            return st
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} still {st['status']}")
+
+
+def test_sync_forecast_matches_the_library(bowl):
+    scene, url, tokens = bowl
+    direct = flood.forecasting.forecast(scene, rainfall=RAIN, duration=DURATION, name="direct", write=False)
+    with _client(url) as c:
+        assert [p["id"] for p in c.get("/processes", headers=_h(tokens, "read")).json()["processes"]] == \
+            ["flood-forecast", "what-if"]
+        desc = c.get("/processes/flood-forecast", headers=_h(tokens, "read")).json()
+        assert {"rainfall", "storm", "rainfallFile", "gauges", "duration", "resolution", "planned"} <= set(desc["inputs"])
+        r = c.post("/processes/flood-forecast/execution", headers=_h(tokens, "run"),
+                   json={"inputs": {"rainfall": RAIN, "duration": DURATION}})
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        got = {f["properties"]["name"]: f["properties"]["level"] for f in doc["warnings"]["features"]}
+        want = dict(zip(direct.warnings["name"], direct.warnings["level"].astype(int), strict=True))
+        assert got == want and got["bowl road"] >= 1 and got["ridge road"] == 0
+        # CRS84: the bowl is in Delft
+        x, y = doc["warnings"]["features"][0]["geometry"]["coordinates"][0][0]
+        assert 4.0 < x < 5.0 and 51.5 < y < 52.5
+        regions = {r["region"]: r["level"] for r in doc["regions"]}
+        assert regions == dict(zip(direct.regions["region"], direct.regions["level"].astype(int), strict=True))
+        tif = next(link["href"] for link in doc["links"] if link["title"] == "forecast_max_depth.tif")
+        f = c.get(tif, headers=_h(tokens, "read"))
+        assert f.status_code == 200 and f.content[:4] in (b"II*\x00", b"MM\x00*")
+        job = c.get(f"/jobs/{doc['jobID']}", headers=_h(tokens, "read")).json()
+        assert job["status"] == "successful" and job["progress"] == 100
+    # audited like every write
+    with scene.store.engine.connect() as conn:
+        entries = [e for e in sec.audit_log(conn) if e.action == "POST /processes/flood-forecast/execution"]
+    assert [(e.outcome, e.detail) for e in entries] == [("200", f"job {doc['jobID']}")]
+
+
+def test_async_lifecycle(bowl, monkeypatch):
+    scene, url, tokens = bowl
+    seen = []
+    real = flood.forecasting.forecast
+
+    def slow(*a, progress=None, **kw):      # record every progress call; a little slower so polls see running
+        def p(t, total):
+            seen.append(t / total)
+            time.sleep(0.002)
+            progress(t, total)
+        return real(*a, progress=p, **kw)
+
+    monkeypatch.setattr(flood.forecasting, "forecast", slow)
+    with _client(url) as c:
+        r = c.post("/processes/flood-forecast/execution", headers={**_h(tokens, "run"), "Prefer": "respond-async"},
+                   json={"inputs": {"storm": "beijing:100:60", "duration": DURATION, "resolution": 4.0}})
+        assert r.status_code == 201, r.text
+        job_id = r.json()["jobID"]
+        assert r.headers["location"].endswith(f"/jobs/{job_id}") and r.json()["status"] in ("accepted", "running")
+        statuses, progress = [], []
+        while True:
+            st = c.get(f"/jobs/{job_id}", headers=_h(tokens, "read")).json()
+            statuses.append(st["status"])
+            progress.append(st["progress"])
+            if st["status"] in ("successful", "failed"):
+                break
+            time.sleep(0.01)
+        assert st["status"] == "successful", st
+        assert "running" in statuses and progress[-1] == 100 and progress == sorted(progress)
+        assert seen and seen[-1] == pytest.approx(1.0)
+        res = c.get(f"/jobs/{job_id}/results", headers=_h(tokens, "read")).json()
+        assert {f["properties"]["name"] for f in res["warnings"]["features"]} >= {"bowl road", "rim house"}
+        assert [j["jobID"] for j in c.get("/jobs", headers=_h(tokens, "read")).json()["jobs"]] == [job_id]
+        # dismissed: gone with its results
+        assert c.delete(f"/jobs/{job_id}", headers=_h(tokens, "run")).json()["status"] == "dismissed"
+        assert c.get(f"/jobs/{job_id}/results", headers=_h(tokens, "read")).status_code == 404
+        assert not (scene.store.files_root / "jobs" / job_id).exists()
+
+
+def test_restart_marks_running_jobs_failed(bowl):
+    scene, url, tokens = bowl
+    with _client(url):
+        pass
+    with scene.store.engine.begin() as conn:
+        running = J.create_job(conn, "flood-forecast", {"rainfall": 1.0, "duration": 60.0})
+        J.update_job(conn, running.id, status="running", progress=40)
+        waiting = J.create_job(conn, "flood-forecast", {"rainfall": 1.0, "duration": 60.0})
+    with _client(url) as c:
+        for job_id in (running.id, waiting.id):
+            st = c.get(f"/jobs/{job_id}", headers=_h(tokens, "read")).json()
+            assert st["status"] == "failed" and st["message"] == J.INTERRUPTED and st["finished"]
+
+
+def test_concurrency_limit_queues(bowl, monkeypatch):
+    _, url, tokens = bowl
+    gate, started = threading.Event(), threading.Event()
+    real = flood.forecasting.forecast
+
+    def held(*a, progress=None, **kw):       # the first job waits at its first step until the test lets it go
+        def p(t, total):
+            started.set()
+            gate.wait(30)
+            progress(t, total)
+        return real(*a, progress=p, **kw)
+
+    monkeypatch.setattr(flood.forecasting, "forecast", held)
+    h = {**_h(tokens, "run"), "Prefer": "respond-async"}
+    body = {"inputs": {"rainfall": RAIN, "duration": 120.0, "resolution": 6.0}}
+    with _client(url, max_concurrent_jobs=1) as c:
+        first = c.post("/processes/flood-forecast/execution", headers=h, json=body).json()["jobID"]
+        assert started.wait(30)
+        second = c.post("/processes/flood-forecast/execution", headers=h, json=body).json()["jobID"]
+        time.sleep(0.3)
+        assert c.get(f"/jobs/{first}", headers=h).json()["status"] == "running"
+        assert c.get(f"/jobs/{second}", headers=h).json()["status"] == "accepted"
+        third = c.post("/processes/flood-forecast/execution", headers=h, json=body).json()["jobID"]
+        assert c.delete(f"/jobs/{third}", headers=h).json()["status"] == "dismissed"     # never runs
+        gate.set()
+        assert _wait(c, h, first)["status"] == "successful"
+        done = _wait(c, h, second)
+        assert done["status"] == "successful" and done["started"] >= c.get(f"/jobs/{first}", headers=h).json()["finished"]
+        st = c.get(f"/jobs/{third}", headers=h).json()
+        assert st["status"] == "dismissed" and st["started"] is None
+
+
+def test_scopes_and_bad_inputs(bowl):
+    scene, url, tokens = bowl
+    ok = {"inputs": {"rainfall": RAIN, "duration": 60.0}}
+    with _client(url) as c:
+        ex = "/processes/flood-forecast/execution"
+        assert c.post(ex, headers=_h(tokens, "read"), json=ok).status_code == 403
+        r = c.post(ex, json=ok)
+        assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json"
+        assert c.get("/jobs").status_code == 401 and c.get("/processes").status_code == 401
+        h = _h(tokens, "run")
+        bad = {
+            "unknown": ("/processes/nope/execution", ok, 404),
+            "no duration": (ex, {"inputs": {"rainfall": RAIN}}, 400),
+            "two sources": (ex, {"inputs": {"rainfall": RAIN, "storm": "beijing:100:60", "duration": 60}}, 400),
+            "no source": (ex, {"inputs": {"duration": 60}}, 400),
+            "bad storm": (ex, {"inputs": {"storm": "beijing:lots:60", "duration": 60}}, 400),
+            "unknown city": (ex, {"inputs": {"storm": "atlantis:100:60", "duration": 60}}, 400),
+            "bad gauges": (ex, {"inputs": {"gauges": "yesterday", "duration": 60}}, 400),
+            "bad file": (ex, {"inputs": {"rainfallFile": {"value": "not base64!", "mediaType": "image/tiff"},
+                                         "duration": 60}}, 400),
+            "what-if without plan": ("/processes/what-if/execution", ok, 400),
+            "unknown input": (ex, {"inputs": {**ok["inputs"], "speed": 3}}, 400),
+        }
+        for what, (path, body, status) in bad.items():
+            r = c.post(path, headers=h, json=body)
+            assert r.status_code == status, (what, r.text)
+            assert r.headers["content-type"] == "application/problem+json" and "Traceback" not in r.text
+        assert c.get("/processes/nope", headers=h).status_code == 404
+        assert c.get("/jobs/" + "0" * 32, headers=h).status_code == 404
+        assert c.get("/jobs/not-a-job", headers=h).status_code == 400
+        with scene.store.engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(J.jobs)).scalar() == 0
+        # a failure inside the job (the bowl has no rain gauge): 400 with the library's message, the job failed
+        r = c.post(ex, headers=h, json={"inputs": {"gauges": "2020-06-17T14:00/2020-06-17T17:00", "duration": 60}})
+        assert r.status_code == 400 and "no rain-gauge Datastream" in r.json()["detail"]
+        failed = c.get("/jobs", headers=h).json()["jobs"]
+        assert [(j["status"], "no rain-gauge" in j["message"]) for j in failed] == [("failed", True)]
+        assert c.get(f"/jobs/{failed[0]['jobID']}/results", headers=h).status_code == 404
+
+
+def test_result_files_stay_in_the_job_folder(bowl):
+    scene, url, tokens = bowl
+    (scene.store.files_root / "secret.txt").write_text("TOP-SECRET")
+    with _client(url) as c:
+        h = _h(tokens, "read")
+        job = c.post("/processes/flood-forecast/execution", headers=_h(tokens, "run"),
+                     json={"inputs": {"rainfall": RAIN, "duration": 60.0, "resolution": 6.0}}).json()["jobID"]
+        base = f"/jobs/{job}/results/"
+        assert c.get(base + "forecast_warnings.geojson", headers=h).status_code == 200
+        for attack in ("..%2F..%2Fsecret.txt", "..%2Fsecret.txt", "%2E%2E%2F%2E%2E%2Fsecret.txt", ".%2E",
+                       "results.json", "..%5C..%5Csecret.txt"):
+            r = c.get(base + attack, headers=h)
+            assert r.status_code in (400, 404), (attack, r.status_code)
+            assert "TOP-SECRET" not in r.text
+
+
+def test_what_if_reports_the_planned_building(bowl):
+    scene, url, tokens = bowl
+    # two blocks filling the bowl on both sides of its road: the water they displace floods the rim house
+    planned = gpd.GeoDataFrame({"name": ["north block", "south block"]},
+                               geometry=[box(X0 + 18, Y0 + 32, X0 + 42, Y0 + 46), box(X0 + 18, Y0 + 14, X0 + 42, Y0 + 28)],
+                               crs=scene.crs).to_crs("OGC:CRS84")
+    direct = flood.whatif.what_if(scene, planned=planned, rainfall=100.0, duration=DURATION)
+    with _client(url) as c:
+        r = c.post("/processes/what-if/execution", headers=_h(tokens, "run"),
+                   json={"inputs": {"rainfall": 100.0, "duration": DURATION, "planned": planned.__geo_interface__}})
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        r2 = c.post("/processes/flood-forecast/execution", headers=_h(tokens, "run"),
+                    json={"inputs": {"rainfall": 100.0, "duration": DURATION, "compare": True,
+                                     "planned": planned.__geo_interface__}})
+        assert r2.status_code == 200 and r2.json()["changed"] == doc["changed"]
+    assert doc["newly_flooded"] == {"road": [], "building": ["rim house"], "hotspot": []}
+    changed = {f["properties"]["name"]: f["properties"] for f in doc["changed"]["features"]}
+    assert set(changed) == {"bowl road", "rim house"}
+    assert (changed["rim house"]["level_before"], changed["rim house"]["level_after"]) == (0, 1)
+    assert (changed["bowl road"]["level_before"], changed["bowl road"]["level_after"]) == (1, 2)
+    want = direct.changed.set_index("name")
+    for name, props in changed.items():
+        assert props["depth_change"] == pytest.approx(want.loc[name, "depth_change"], abs=1e-6)
+        assert props["depth_change"] > 0.05
+    assert doc["max_depth_change"] == pytest.approx(float(direct.depth_change.max()), abs=1e-5)
+    by_region = {row["region"]: row for row in doc["by_region"]}
+    assert set(by_region) == {"Town", "West", "East"}
+    for region, row in direct.by_region.iterrows():
+        assert by_region[region]["max_depth_change"] == pytest.approx(row["max_depth_change"], abs=1e-5)
+        assert by_region[region]["buildings_affected_after"] == row["buildings_affected_after"]
+    assert by_region["East"]["buildings_affected_after"] > by_region["East"]["buildings_affected_before"]
+    assert {link["title"] for link in doc["links"]} == {"depth_change.tif", "planned_max_depth.tif"}
+
+
+def test_uploaded_rainfall_netcdf(bowl, tmp_path):
+    scene, url, tokens = bowl
+    t = np.array(["2020-06-17T14:00", "2020-06-17T14:05", "2020-06-17T14:10"], "datetime64[ns]")
+    vals = np.array([100.0, 300.0, 200.0], np.float32)[:, None, None] * np.ones((3, 4, 4), np.float32)
+    da = xr.DataArray(vals, dims=("time", "y", "x"), name="precip_intensity", attrs={"units": "mm h-1"},
+                      coords={"time": t, "y": Y0 + 60 - 20 * (np.arange(4) + 0.5) + 10,
+                              "x": X0 - 10 + 20 * (np.arange(4) + 0.5)}).rio.write_crs("EPSG:28992")
+    p = tmp_path / "radar.nc"
+    da.to_dataset().to_netcdf(p)
+    direct = flood.forecasting.forecast(scene, rainfall=ingest.read(p)["rainfall"], duration=DURATION,
+                                        name="direct", write=False)
+    with _client(url) as c:
+        r = c.post("/processes/flood-forecast/execution", headers=_h(tokens, "run"), json={"inputs": {
+            "rainfallFile": {"value": base64.b64encode(p.read_bytes()).decode(), "mediaType": "application/x-netcdf"},
+            "duration": DURATION}})
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        stored = c.get(f"/jobs/{doc['jobID']}", headers=_h(tokens, "read")).json()
+    got = {f["properties"]["name"]: (f["properties"]["level"], f["properties"]["max_depth"])
+           for f in doc["warnings"]["features"]}
+    for row in direct.warnings.itertuples():
+        assert got[row.name][0] == row.level and got[row.name][1] == pytest.approx(row.max_depth, abs=1e-9)
+    assert got["bowl road"][0] >= 1
+    # times from the radar file: warnings carry UTC times
+    assert any((f["properties"].get("time_first_warning_utc") or "").startswith("2020-06-17T14:")
+               for f in doc["warnings"]["features"])
+    assert stored["status"] == "successful"
