@@ -215,9 +215,11 @@ def continuity(h, carry, qx_new, qy_new, f, qx, qy, active, rain, rain_grid, los
                 hn = h[r, c]
                 if tot > _ZERO and hn > _ZERO:
                     s = min(_ONE, hn / tot)
-                    inf_v += np.float64(pi * s)
-                    drn_v += np.float64(pd * s)
                     h[r, c] = max(hn - tot * s, _ZERO)
+                    # book what float32 really removed, split between the two losses
+                    removed = np.float64(hn) - np.float64(h[r, c])
+                    inf_v += removed * (np.float64(pi) / np.float64(tot))
+                    drn_v += removed * (np.float64(pd) / np.float64(tot))
             row_vol[r, 1] += inf_v * area
             row_vol[r, 2] += drn_v * area
         # 3. running outputs

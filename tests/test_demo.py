@@ -56,7 +56,7 @@ def test_forecasts(demo, name):
     depth = scene.layer(f"flood_{name}_max_depth")
     assert depth.rio.crs == scene.crs and float(depth.max()) > 0.15
     attrs = scene.layer_info(f"flood_{name}_max_depth").attrs
-    assert abs(attrs["mass_error"]) < 1e-5          # with the sewer loss; 1e-9 without (see tests/flood)
+    assert abs(attrs["mass_error"]) < 1e-6
     warnings = scene.layer(f"flood_{name}_warnings")
     assert set(warnings["object_type"]) == {"road", "building", "hotspot"}
     warned = warnings[warnings["level"] > 0]

@@ -161,3 +161,21 @@ def test_bad_arguments_raise_named_errors(call, error, match):
         call(flat())
     assert isinstance(info.value, flood.FloodError)
     assert isinstance(info.value, ValueError | TypeError)
+
+
+def test_budget_closes_with_losses():
+    """Infiltration and drainage are booked as the volume float32 really removed (booking the intended loss left
+    ~1e-7 of the budget unexplained in this case)."""
+    import rioxarray  # noqa: F401
+
+    y, x = np.arange(60)[::-1] * 2.0 + 1, np.arange(80) * 2.0 + 1
+    X, Y = np.meshgrid(x, y)
+    dem = xr.DataArray(0.3 * np.sin(X / 15) * np.cos(Y / 11) + 0.002 * X, coords={"y": y, "x": x}, dims=("y", "x"))
+    ds = flood.simulate(dem.rio.write_crs("EPSG:28992"), rainfall=80.0, duration=7200.0, drainage=30.0,
+                        infiltration=10.0)
+    a = ds.attrs
+    assert abs(a["mass_error"]) < 2e-8
+    assert a["rain_volume"] == pytest.approx(80 / 3.6e6 * 7200 * 60 * 80 * 4)
+    assert a["drainage_volume"] + a["infiltration_volume"] + a["final_volume"] == pytest.approx(a["rain_volume"],
+                                                                                                 rel=2e-8)
+    assert a["drainage_volume"] / a["infiltration_volume"] == pytest.approx(3.0, rel=1e-5)
