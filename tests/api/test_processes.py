@@ -290,3 +290,51 @@ def test_uploaded_rainfall_netcdf(bowl, tmp_path):
     assert any((f["properties"].get("time_first_warning_utc") or "").startswith("2020-06-17T14:")
                for f in doc["warnings"]["features"])
     assert stored["status"] == "successful"
+
+
+def test_gauge_rainfall_over_a_window(bowl):
+    import pandas as pd
+
+    from cim import iot
+    from tests.api.conftest import gauge
+
+    scene, url, tokens = bowl
+    with scene.store.engine.begin() as conn:
+        iot.add_thing(conn, gauge())
+    window = (pd.Timestamp("2020-06-17T10:30", tz="UTC"), pd.Timestamp("2020-06-17T14:00", tz="UTC"))
+    direct = flood.forecasting.forecast(scene, rainfall="gauges", window=window, duration=DURATION, write=False)
+    with _client(url) as c:
+        r = c.post("/processes/flood-forecast/execution", headers=_h(tokens, "run"),
+                   json={"inputs": {"gauges": "2020-06-17T10:30/2020-06-17T14:00", "duration": DURATION}})
+        assert r.status_code == 200, r.text
+    got = {f["properties"]["name"]: f["properties"]["max_depth"] for f in r.json()["warnings"]["features"]}
+    assert got == pytest.approx(dict(zip(direct.warnings["name"], direct.warnings["max_depth"], strict=True)),
+                                abs=1e-9)
+    assert set(got) == {"bowl road", "ridge road", "rim house"} and direct.dataset.attrs["rain_volume"] > 0
+
+
+def test_dismiss_a_running_job(bowl, monkeypatch):
+    _, url, tokens = bowl
+    started, steps = threading.Event(), []
+    real = flood.forecasting.forecast
+
+    def watched(*a, progress=None, **kw):
+        def p(t, total):
+            steps.append(t)
+            started.set()
+            time.sleep(0.01)
+            progress(t, total)
+        return real(*a, progress=p, **kw)
+
+    monkeypatch.setattr(flood.forecasting, "forecast", watched)
+    h = {**_h(tokens, "run"), "Prefer": "respond-async"}
+    with _client(url) as c:
+        job = c.post("/processes/flood-forecast/execution", headers=h,
+                     json={"inputs": {"rainfall": RAIN, "duration": 3600.0}}).json()["jobID"]
+        assert started.wait(30)
+        assert c.delete(f"/jobs/{job}", headers=h).json()["status"] == "dismissed"
+        n = len(steps)
+        time.sleep(0.3)
+        assert len(steps) <= n + 1                       # the forecast stopped at its next step
+        st = c.get(f"/jobs/{job}", headers=h).json()
+        assert st["status"] == "dismissed" and st["progress"] < 100
