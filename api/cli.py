@@ -73,7 +73,8 @@ def register(app: typer.Typer) -> None:
         with s.store.engine.connect() as conn:
             rows = list_keys(conn)
         table = Table(title=f"{len(rows)} API keys")
-        for col in ("id", "name", "scopes", "created", "revoked"):
+        table.add_column("id", no_wrap=True, min_width=16)          # ids are copied from here: never cut them
+        for col in ("name", "scopes", "created", "revoked"):
             table.add_column(col)
         for k in rows:
             table.add_row(k.key_id, k.name, " ".join(sorted(k.scopes)), k.created, k.revoked or "")
