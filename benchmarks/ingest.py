@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import geopandas as gpd
@@ -26,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 import cim  # noqa: E402
 import ingest  # noqa: E402
+from benchmarks._timing import Timings  # noqa: E402
 from benchmarks.stores import CRS, footprints  # noqa: E402
 from tests.services import PostgisCluster  # noqa: E402
 
@@ -44,13 +43,8 @@ def main() -> None:
     import sqlalchemy as sa
 
     engine = sa.create_engine(cluster.url())
-    results: dict[str, list[float]] = {}
-
-    def measure(label: str, fn, *a, **kw):
-        t = time.perf_counter()
-        out = fn(*a, **kw)
-        results.setdefault(label, []).append(time.perf_counter() - t)
-        return out
+    timings = Timings()
+    measure = timings.measure
 
     def gpd_to_file(r: int) -> None:
         gpd.read_file(src).to_file(tmp / f"copy{r}.gpkg")
@@ -74,13 +68,9 @@ def main() -> None:
         engine.dispose()
         cluster.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    med = {k: statistics.median(v) for k, v in results.items()}
-    print(f"{args.n} footprints from a GeoPackage, median of {args.repeat} runs (seconds)")
-    for k, v in med.items():
-        print(f"  {k:36s} {v:7.3f}")
-    for ours, anchor in [("ingest embedded", "geopandas read_file + to_file"),
-                         ("ingest postgis", "geopandas read_file + to_postgis")]:
-        print(f"  {ours} vs {anchor}: {med[anchor] / med[ours]:.2f}x")
+    timings.report(f"{args.n} footprints from a GeoPackage, median of {args.repeat} runs (seconds)",
+                   [("ingest embedded", "geopandas read_file + to_file"),
+                    ("ingest postgis", "geopandas read_file + to_postgis")])
 
 
 if __name__ == "__main__":

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import geopandas as gpd
@@ -25,6 +23,7 @@ import shapely
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import cim
+from benchmarks._timing import Timings
 from tests.services import PostgisCluster
 
 CRS = "EPSG:28992"
@@ -55,13 +54,8 @@ def main() -> None:
     import sqlalchemy as sa
 
     engine = sa.create_engine(cluster.url())
-    results: dict[str, list[float]] = {}
-
-    def measure(label: str, fn, *args, **kw):
-        t = time.perf_counter()
-        out = fn(*args, **kw)
-        results.setdefault(label, []).append(time.perf_counter() - t)
-        return out
+    timings = Timings()
+    measure = timings.measure
 
     try:
         for r in range(args.repeat):
@@ -80,14 +74,9 @@ def main() -> None:
         engine.dispose()
         cluster.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    med = {k: statistics.median(v) for k, v in results.items()}
-    print(f"{args.n} footprints, median of {args.repeat} runs (seconds)")
-    for k, v in med.items():
-        print(f"  {k:32s} {v:7.3f}")
-    pairs = [("embedded add_layer", "geopandas to_file (GPKG)"), ("embedded layer()", "geopandas read_file (GPKG)"),
-             ("postgis add_layer", "geopandas to_postgis"), ("postgis layer()", "geopandas read_postgis")]
-    for ours, anchor in pairs:
-        print(f"  {ours} vs {anchor}: {med[anchor] / med[ours]:.2f}x")
+    timings.report(f"{args.n} footprints, median of {args.repeat} runs (seconds)",
+                   [("embedded add_layer", "geopandas to_file (GPKG)"), ("embedded layer()", "geopandas read_file (GPKG)"),
+                    ("postgis add_layer", "geopandas to_postgis"), ("postgis layer()", "geopandas read_postgis")])
 
 
 if __name__ == "__main__":
