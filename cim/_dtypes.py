@@ -54,9 +54,7 @@ def capture(df: pd.DataFrame, geometry: str, where: str) -> tuple[pd.DataFrame, 
             raise ValidationError(f"{where}: column names must be strings, got {col!r}; rename it")
         s = df[col]
         dt = str(s.dtype)
-        if dt in _INTS or dt in _NULLABLE or dt in {"float32", "float64", "bool"}:
-            pass
-        elif dt.startswith("datetime64"):
+        if dt.startswith("datetime64"):
             dt = _normalise_datetime(dt)
         elif dt in {"str", "string", "object"}:
             types = s.dropna().map(type) if dt == "object" else pd.Series([], dtype=object)
@@ -66,7 +64,7 @@ def capture(df: pd.DataFrame, geometry: str, where: str) -> tuple[pd.DataFrame, 
                     f"{where}: column {col!r} holds {bad.iloc[0].__name__} values; only str, numbers, bools and "
                     "datetimes can be stored: convert it (e.g. to JSON text with .map(json.dumps))")
             dt = "str"
-        else:
+        elif not (dt in _INTS or dt in _NULLABLE or dt in {"float32", "float64", "bool"}):
             raise ValidationError(f"{where}: column {col!r} has dtype {dt}, which a store cannot keep exactly; "
                                   "convert it to int, float, bool, str or datetime")
         dtypes[col] = dt
