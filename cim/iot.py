@@ -152,6 +152,13 @@ def _optional_id(value: Any, where: str) -> int | None:
     return ident
 
 
+def _check_entity(entity: Any, kind: str, name_fix: str) -> None:
+    """The checks every SensorThings entity shares: a name, an optional description, an optional @iot.id."""
+    _text(entity.name, f"{kind}.name", fix=name_fix)
+    _text(entity.description, f"{kind}.description", required=False, limit=None)
+    object.__setattr__(entity, "id", _optional_id(entity.id, f"{kind}.@iot.id"))
+
+
 def parse_time(value: Any, where: str = "phenomenonTime") -> datetime:
     """An aware UTC datetime from an ISO 8601 string, a datetime or a pandas Timestamp (naive ones are refused).
 
@@ -249,15 +256,13 @@ class Location:
     id: int | None = None
 
     def __post_init__(self) -> None:
-        _text(self.name, "Location.name", fix="give the location a name")
+        _check_entity(self, "Location", "give the location a name")
         _text(self.encoding_type, "Location.encodingType", fix="use 'application/geo+json'", limit=128)
-        _text(self.description, "Location.description", required=False, limit=None)
         loc = _json_object(self.location, "Location.location")
         if self.encoding_type in ("application/geo+json", "application/vnd.geo+json") and "type" not in loc:
             raise DataError("Location.location has no GeoJSON 'type': write e.g. "
                             '{"type": "Point", "coordinates": [3.596, 51.442]}')
         object.__setattr__(self, "location", loc)
-        object.__setattr__(self, "id", _optional_id(self.id, "Location.@iot.id"))
 
     @property
     def key(self) -> str:
@@ -275,12 +280,10 @@ class Sensor:
     id: int | None = None
 
     def __post_init__(self) -> None:
-        _text(self.name, "Sensor.name", fix="give the sensor a name")
-        _text(self.description, "Sensor.description", required=False, limit=None)
+        _check_entity(self, "Sensor", "give the sensor a name")
         _text(self.encoding_type, "Sensor.encodingType", fix="e.g. 'text/html' or 'application/pdf'", limit=128)
         if not isinstance(self.metadata, str):  # SensorML may come as an object: keep it as JSON text
             object.__setattr__(self, "metadata", json.dumps(self.metadata, sort_keys=True))
-        object.__setattr__(self, "id", _optional_id(self.id, "Sensor.@iot.id"))
 
     @property
     def key(self) -> str:
@@ -297,10 +300,8 @@ class ObservedProperty:
     id: int | None = None
 
     def __post_init__(self) -> None:
-        _text(self.name, "ObservedProperty.name", fix="name the phenomenon, e.g. 'precipitation_amount'")
+        _check_entity(self, "ObservedProperty", "name the phenomenon, e.g. 'precipitation_amount'")
         _text(self.definition, "ObservedProperty.definition", required=False, limit=None)
-        _text(self.description, "ObservedProperty.description", required=False, limit=None)
-        object.__setattr__(self, "id", _optional_id(self.id, "ObservedProperty.@iot.id"))
 
     @property
     def key(self) -> str:
@@ -318,11 +319,9 @@ class FeatureOfInterest:
     id: int | None = None
 
     def __post_init__(self) -> None:
-        _text(self.name, "FeatureOfInterest.name", fix="give the feature a name")
+        _check_entity(self, "FeatureOfInterest", "give the feature a name")
         _text(self.encoding_type, "FeatureOfInterest.encodingType", fix="use 'application/geo+json'", limit=128)
-        _text(self.description, "FeatureOfInterest.description", required=False, limit=None)
         object.__setattr__(self, "feature", _json_object(self.feature, "FeatureOfInterest.feature"))
-        object.__setattr__(self, "id", _optional_id(self.id, "FeatureOfInterest.@iot.id"))
 
     @property
     def key(self) -> str:
@@ -435,8 +434,7 @@ class Datastream:
     id: int | None = None
 
     def __post_init__(self) -> None:
-        _text(self.name, "Datastream.name", fix="give the datastream a name, e.g. 'Hourly precipitation 310'")
-        _text(self.description, "Datastream.description", required=False, limit=None)
+        _check_entity(self, "Datastream", "give the datastream a name, e.g. 'Hourly precipitation 310'")
         if not isinstance(self.unit_of_measurement, UnitOfMeasurement):
             object.__setattr__(self, "unit_of_measurement",
                                UnitOfMeasurement.from_sta(self.unit_of_measurement, "Datastream.unitOfMeasurement"))
@@ -457,7 +455,6 @@ class Datastream:
                 raise DataError(f"Datastream '{self.name}' observation {i} is not an Observation")
             _check_result(o.result, self.observation_type, f"Datastream '{self.name}' observation {i} result")
         object.__setattr__(self, "observations", obs)
-        object.__setattr__(self, "id", _optional_id(self.id, "Datastream.@iot.id"))
 
 
 @dataclass(frozen=True)
@@ -472,8 +469,7 @@ class Thing:
     id: int | None = None
 
     def __post_init__(self) -> None:
-        _text(self.name, "Thing.name", fix="give the thing a name, e.g. 'KNMI AWS 310 Vlissingen'")
-        _text(self.description, "Thing.description", required=False, limit=None)
+        _check_entity(self, "Thing", "give the thing a name, e.g. 'KNMI AWS 310 Vlissingen'")
         object.__setattr__(self, "properties", _json_object(self.properties, f"Thing '{self.name}' properties"))
         object.__setattr__(self, "locations", tuple(self.locations))
         object.__setattr__(self, "datastreams", tuple(self.datastreams))
@@ -481,7 +477,6 @@ class Thing:
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise DataError(f"Thing '{self.name}' has two Datastreams named {sorted(dup)[0]!r}: names must differ")
-        object.__setattr__(self, "id", _optional_id(self.id, "Thing.@iot.id"))
 
 
 # --------------------------------------------------------------------------------- SensorThings JSON (the wire)
