@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
+from hydrology._kernels_runoff import green_ampt_increments, scs_excess_runoff
 from hydrology.errors import GridError, ParameterError
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "horton_rate",
     "nrcs_unit_hydrograph",
     "rational_peak",
+    "scs_retention",
     "scs_runoff",
 ]
 
@@ -78,23 +80,33 @@ def scs_runoff(precipitation, curve_number, *, units: Units = "mm", ia_ratio: fl
     >>> round(float(scs_runoff(120.0, 85, units="mm")), 1)
     79.1
     """
-    if units not in ("mm", "in"):
-        raise ParameterError(f"units must be 'mm' or 'in', got {units!r}")
     if not 0 <= ia_ratio < 1:
         raise ParameterError(f"ia_ratio must lie in [0, 1), got {ia_ratio}")
-    _check_range("curve_number", curve_number, 0.0, 100.0, lo_open=True)
     _check_range("precipitation", precipitation, 0.0, math.inf)
-    scale = 25.4 if units == "mm" else 1.0
     if not isinstance(precipitation, xr.DataArray):
         precipitation = np.asarray(precipitation, dtype=float)
-    if not isinstance(curve_number, xr.DataArray):
-        curve_number = np.asarray(curve_number, dtype=float)
-    s = (1000.0 / curve_number - 10.0) * scale
+    s = scs_retention(curve_number, units=units)
     ia = ia_ratio * s
     excess = precipitation - ia
     with np.errstate(invalid="ignore", divide="ignore"):
-        q = excess * excess / (excess + s)  # 0/0 only where excess = 0, replaced below
+        q = scs_excess_runoff(excess, s)  # 0/0 only where excess = 0, replaced below
     return _where(excess > 0, q, 0.0 * excess)
+
+
+def scs_retention(curve_number, *, units: Units = "mm"):
+    """Potential maximum retention ``S = 1000/CN - 10`` inches (``25400/CN - 254`` mm) of a curve number.
+
+    Examples
+    --------
+    >>> round(float(scs_retention(75, units="in")), 4), round(float(scs_retention(100)), 4)
+    (3.3333, 0.0)
+    """
+    if units not in ("mm", "in"):
+        raise ParameterError(f"units must be 'mm' or 'in', got {units!r}")
+    _check_range("curve_number", curve_number, 0.0, 100.0, lo_open=True)
+    if not isinstance(curve_number, xr.DataArray):
+        curve_number = np.asarray(curve_number, dtype=float)
+    return (1000.0 / curve_number - 10.0) * (25.4 if units == "mm" else 1.0)
 
 
 def amc_adjust(curve_number, condition: Literal["I", "II", "III"]):
@@ -317,27 +329,28 @@ def green_ampt_rate(cumulative, k_sat, psi, delta_theta):
         return k_sat * (1.0 + psi * delta_theta / cumulative)
 
 
-def green_ampt_cumulative(t, k_sat, psi, delta_theta, *, tol: float = 1e-10):
-    """Cumulative Green-Ampt infiltration F(t) under ponding from t = 0.
+def green_ampt_cumulative(t, k_sat, psi, delta_theta, *, initial=0.0, tol: float = 1e-10):
+    """Cumulative Green-Ampt infiltration F(t) under ponding for a time t, starting from F = ``initial``.
 
-    Solves ``F - psi dtheta ln(1 + F / (psi dtheta)) = K t`` by Newton iteration (always converges from
-    ``F = K t``; Chow et al. 1988 eq. 4.3.8).
+    Solves ``F - F0 - psi dtheta ln((psi dtheta + F) / (psi dtheta + F0)) = K t`` (Chow et al. 1988
+    eq. 4.3.8 from F0 = 0, eq. 4.4.5 from any F0) by Newton iteration from above the root. With ``initial``
+    it is the step form a model uses: the most that can infiltrate over a step of ``t`` from the state F0.
 
     Examples
     --------
     >>> round(float(green_ampt_cumulative(1.0, 0.65, 16.7, 0.340)), 2)
     3.17
+    >>> round(float(green_ampt_cumulative(0.5, 0.65, 16.7, 0.340, initial=green_ampt_cumulative(0.5, 0.65,
+    ...     16.7, 0.340))), 2)  # two half hours make one hour
+    3.17
     """
     pd = psi * delta_theta
-    kt = np.asarray(k_sat * t, dtype=float)
-    f = np.maximum(kt, 1e-12) + np.sqrt(2 * pd * np.maximum(kt, 0))  # above the root: Newton is monotone
-    for _ in range(100):
-        g = f - pd * np.log1p(f / pd) - kt
-        step = g / (f / (pd + f))
-        f = f - step
-        if np.all(np.abs(step) <= tol * np.maximum(f, 1.0)):
-            break
-    f = np.where(kt > 0, f, 0.0)
+    args = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (initial, t, k_sat, pd)))
+    flat = [np.ascontiguousarray(a).ravel() for a in args]
+    out = np.empty(flat[0].size)
+    green_ampt_increments(*flat, float(tol), out)
+    f = flat[0] + out
+    f = f.reshape(args[0].shape)
     return f[()] if f.ndim == 0 else f
 
 
