@@ -74,6 +74,80 @@ def _free(ze, he, zi, hi, q0, qc, n2, gdt, dx, hmin):
     return max(q, _ZERO) if he > hmin else _ZERO
 
 
+@njit(cache=True, fastmath=_FM_EXACT, inline="always")
+def loss_row(h, r, li, ld, loss_grid_i, loss_grid_d, loss_mode, dt32, area, row_vol):
+    """Infiltration and drainage of row ``r`` over one step, taken from the water present (shared by the schemes).
+
+    ``li``/``ld`` are the uniform losses of the step (m, ``loss_mode`` 1), ``loss_grid_i``/``loss_grid_d`` rates
+    per cell (m/s, ``loss_mode`` 2); the volumes float32 really removed go to ``row_vol[r, 1]`` and ``[r, 2]``.
+    """
+    nx = h.shape[1]
+    inf_v = 0.0
+    drn_v = 0.0
+    for c in range(nx):
+        pi = li
+        pd = ld
+        if loss_mode == 2:
+            pi = loss_grid_i[r, c] * dt32
+            pd = loss_grid_d[r, c] * dt32
+        tot = pi + pd
+        hn = h[r, c]
+        if tot > _ZERO and hn > _ZERO:
+            s = min(_ONE, hn / tot)
+            h[r, c] = max(hn - tot * s, _ZERO)
+            # book what float32 really removed, split between the two losses
+            removed = np.float64(hn) - np.float64(h[r, c])
+            inf_v += removed * (np.float64(pi) / np.float64(tot))
+            drn_v += removed * (np.float64(pd) / np.float64(tot))
+    row_vol[r, 1] += inf_v * area
+    row_vol[r, 2] += drn_v * area
+
+
+@njit(cache=True, fastmath=_FM_EXACT, inline="always")
+def track_cell(r, c, hn, t32, hmin, wet, max_depth, time_of_max, arrival, wet_since, duration_wet):
+    """Running outputs of one cell after a step (shared by the schemes): the maximum depth above ``hmin`` and
+    its time; above ``wet`` the arrival time and wet spells. Returns whether the cell is wet (the caller then
+    updates ``max_speed2`` from its own velocities)."""
+    if hn > hmin and hn > max_depth[r, c]:
+        max_depth[r, c] = hn
+        time_of_max[r, c] = t32
+    if hn > wet:
+        if wet_since[r, c] < _ZERO:
+            wet_since[r, c] = t32
+            if arrival[r, c] < _ZERO:
+                arrival[r, c] = t32
+        return True
+    if wet_since[r, c] >= _ZERO:
+        duration_wet[r, c] += t32 - wet_since[r, c]
+        wet_since[r, c] = -_ONE
+    return False
+
+
+@njit(cache=True, inline="always")
+def next_step(t, t1, dt, tol):
+    """The step to take from ``t`` towards ``t1`` given the stable ``dt`` (shared by the schemes): ``t1 - t`` if
+    it is within reach, half of it if two steps would reach it (a smoother dt sequence than a step and a
+    sliver). Returns the step, whether it lands on ``t1`` and whether it is the uncut stable step."""
+    if t + dt >= t1 - tol:
+        return t1 - t, True, False
+    if t + 2.0 * dt >= t1 - tol:
+        return 0.5 * (t1 - t), False, False
+    return dt, False, True
+
+
+@njit(cache=True, inline="always")
+def add_sources(h, src_rows, src_cols, src_rate, dt):
+    """Adds ``src_rate[i] * dt`` (m) to cell ``(src_rows[i], src_cols[i])``; returns the depth float32 really
+    added (m, summed over cells)."""
+    added = 0.0
+    for i in range(src_rows.size):
+        old = h[src_rows[i], src_cols[i]]
+        new = old + np.float32(src_rate[i] * dt)
+        h[src_rows[i], src_cols[i]] = new
+        added += np.float64(new) - np.float64(old)
+    return added
+
+
 @njit(cache=True, parallel=True, fastmath=_FM)
 def momentum(z, h, n2, qx, qy, qx_out, qy_out, dt, dx, g, theta, hmin, open_sides):
     """Face discharges after one step into ``qx_out``/``qy_out`` from the state ``z, h, qx, qy``.
@@ -203,34 +277,13 @@ def continuity(h, carry, qx_new, qy_new, f, qx, qy, active, rain, rain_grid, los
         row_vol[r, 0] += (max(-qx[r, 0], _ZERO) + max(qx[r, nx], _ZERO)) * face_vol
         # 2. infiltration and drainage, from the water present
         if loss_mode > 0:
-            inf_v = 0.0
-            drn_v = 0.0
-            for c in range(nx):
-                pi = li
-                pd = ld
-                if loss_mode == 2:
-                    pi = loss_grid_i[r, c] * dt32
-                    pd = loss_grid_d[r, c] * dt32
-                tot = pi + pd
-                hn = h[r, c]
-                if tot > _ZERO and hn > _ZERO:
-                    s = min(_ONE, hn / tot)
-                    h[r, c] = max(hn - tot * s, _ZERO)
-                    # book what float32 really removed, split between the two losses
-                    removed = np.float64(hn) - np.float64(h[r, c])
-                    inf_v += removed * (np.float64(pi) / np.float64(tot))
-                    drn_v += removed * (np.float64(pd) / np.float64(tot))
-            row_vol[r, 1] += inf_v * area
-            row_vol[r, 2] += drn_v * area
+            loss_row(h, r, li, ld, loss_grid_i, loss_grid_d, loss_mode, dt32, area, row_vol)
         # 3. running outputs
         hmx = _ZERO
         for c in range(nx):
             hn = h[r, c]
             hmx = max(hmx, hn)
-            if hn > hmin and hn > max_depth[r, c]:
-                max_depth[r, c] = hn
-                time_of_max[r, c] = t32
-            if hn > wet:
+            if track_cell(r, c, hn, t32, hmin, wet, max_depth, time_of_max, arrival, wet_since, duration_wet):
                 qn = qy_new[r, c]
                 sn = qn * (f[r, c + 1] if qn > _ZERO else f[r + 1, c + 1])  # the north face is another row's
                 ux = _HALF * (qx[r, c] + qx[r, c + 1])
@@ -238,13 +291,6 @@ def continuity(h, carry, qx_new, qy_new, f, qx, qy, active, rain, rain_grid, los
                 s2 = ux * ux + uy * uy
                 if s2 > max_speed2[r, c] * hn * hn:
                     max_speed2[r, c] = s2 / (hn * hn)
-                if wet_since[r, c] < _ZERO:
-                    wet_since[r, c] = t32
-                    if arrival[r, c] < _ZERO:
-                        arrival[r, c] = t32
-            elif wet_since[r, c] >= _ZERO:
-                duration_wet[r, c] += t32 - wet_since[r, c]
-                wet_since[r, c] = -_ONE
         row_hmax[r] = hmx
     edge = 0.0
     for c in range(nx):
@@ -301,19 +347,11 @@ def advance(z, h, carry, n2, active, qx, qy, qx_new, qy_new, f, open_sides, rain
         dt = max_dt
         if hmax > 0.0:
             dt = min(dt, alpha * dx / np.sqrt(g * hmax))
-        last = t + dt >= t1 - tol
-        if last:
-            dt = t1 - t
-        elif t + 2.0 * dt >= t1 - tol:
-            dt = 0.5 * (t1 - t)  # two equal steps rather than a full one and a sliver: smoother dt sequence
-        else:
+        dt, last, stable = next_step(t, t1, dt, tol)
+        if stable:
             dt_lo = min(dt_lo, dt)
             dt_hi = max(dt_hi, dt)
-        for i in range(src_rows.size):
-            old = h[src_rows[i], src_cols[i]]
-            new = old + np.float32(src_rate[i] * dt)
-            h[src_rows[i], src_cols[i]] = new
-            added += np.float64(new) - np.float64(old)
+        added += add_sources(h, src_rows, src_cols, src_rate, dt)
         dtm = dt if dt_prev <= 0.0 else 0.5 * (dt + dt_prev)
         dt_prev = dt
         momentum(z, h, n2, qx, qy, qx_new, qy_new, dtm, dx, g, theta, hmin, open_sides)
