@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+from hydrology.breaching import breach_depressions
 from hydrology.errors import CRSError, FlowDirectionError, GridError, HydrologyError, ParameterError
 from hydrology.network import (
     flow_accumulation_mfd,
@@ -58,6 +59,7 @@ __all__ = [
     "ParameterError",
     "alternating_block",
     "amc_adjust",
+    "breach_depressions",
     "chicago_hyetograph",
     "chinese_storm_formula",
     "curve_number_grid",
