@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+import os
+import threading
+from collections import OrderedDict
 from pathlib import Path as FsPath
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import FileResponse, Response
 
+import cim
 from api.deps import ReadCaller, SceneDep, SettingsDep
 from api.errors import NotFound
 from api.openapi import ERRORS
@@ -93,12 +98,99 @@ _TILE = {200: {"description": "The tile", "content": {"image/png": {}, "applicat
          204: {"description": "No data in this tile"}, 304: {"description": "Not modified"}}
 
 
-def _map_dir(scene, settings, map_id: str) -> FsPath:
+def _pyramid(scene, settings, map_id: str) -> FsPath | None:
     root = tiles_root(scene, settings)
     path = (root / "maps" / map_id).resolve()
     if not path.is_relative_to(root) or not (path / "tiles.json").is_file():
-        raise NotFound(f"no map tiles for {map_id!r}: see /collections/{map_id}/tiles")
+        return None
     return path
+
+
+class RasterTiles:
+    """Map tiles of the scene's raster flood-depth layers (kind ``flood_result``, units m, a GeoTIFF), rendered
+    on request by `tiles.maptiles.DepthTiles` and kept in an LRU cache of PNG bytes keyed by the layer's version
+    (the file's inode, size and mtime) and z/y/x. Replacing the layer makes a new version: its old tiles are never
+    served again and age out of the cache. Thread-safe; one per app (each worker process has its own)."""
+
+    def __init__(self, max_tiles: int = 8192, max_layers: int = 8) -> None:
+        self.max_tiles, self.max_layers = max_tiles, max_layers
+        self._lock = threading.Lock()
+        self._layers: dict[str, tuple[tuple, object]] = {}          # name -> (version, DepthTiles)
+        self._tiles: OrderedDict[tuple, tuple[bytes, str] | None] = OrderedDict()
+
+    @staticmethod
+    def _version(path: FsPath) -> tuple | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
+    def cached(self, name: str):
+        """``(version, DepthTiles)`` of layer ``name`` if loaded and its file unchanged (a stat, no database)."""
+        cached = self._layers.get(name)
+        if cached is not None and self._version(cached[1].path) == cached[0]:
+            return cached
+        return None
+
+    def layer(self, scene, name: str):
+        """``(version, DepthTiles)`` of layer ``name``, or None when it is not a raster depth layer."""
+        cached = self.cached(name)
+        if cached is not None:
+            return cached
+        try:
+            info = scene.layer_info(name)
+        except cim.LayerNotFoundError:
+            return None
+        if info.storage != "raster" or info.kind != "flood_result" or info.units != "m" or \
+                not str(info.location).endswith(".tif"):
+            return None
+        from tiles.maptiles import DepthTiles
+
+        path = scene.store.path(info.location)
+        version = self._version(path)
+        if version is None:
+            return None
+        entry = (version, DepthTiles(path))
+        with self._lock:
+            self._layers[name] = entry
+            while len(self._layers) > self.max_layers:
+                self._layers.pop(next(iter(self._layers)))
+        return entry
+
+    def get(self, key: tuple) -> tuple[bytes, str] | bool | None:
+        """The cached ``(png, etag)`` (None for an empty tile), or False when not cached."""
+        with self._lock:
+            try:
+                self._tiles.move_to_end(key)
+                return self._tiles[key]
+            except KeyError:
+                return False
+
+    def put(self, key: tuple, value: tuple[bytes, str] | None) -> None:
+        with self._lock:
+            self._tiles[key] = value
+            while len(self._tiles) > self.max_tiles:
+                self._tiles.popitem(last=False)
+
+
+_RASTER_LOCK = threading.Lock()
+
+
+def _raster_tiles(request: Request) -> RasterTiles:
+    state = request.app.state
+    cache = getattr(state, "raster_tiles", None)
+    if cache is None:
+        with _RASTER_LOCK:
+            cache = getattr(state, "raster_tiles", None)
+            if cache is None:
+                cache = state.raster_tiles = RasterTiles()
+    return cache
+
+
+def _render(depth_tiles, z: int, x: int, y: int) -> tuple[bytes, str] | None:
+    png = depth_tiles.tile(z, x, y)
+    return None if png is None else (png, '"' + hashlib.sha256(png).hexdigest()[:32] + '"')
 
 
 @router.get("/collections/{collectionId}/tiles", summary="Map tile sets of a collection", responses=ERRORS)
@@ -106,9 +198,16 @@ def map_tilesets(request: Request, scene: SceneDep, settings: SettingsDep, _: Re
                  collectionId: MapId) -> dict:
     import json
 
-    folder = _map_dir(scene, settings, collectionId)
-    meta = json.loads((folder / "tiles.json").read_text())
-    ext = "mvt" if str(meta.get("tiles", [""])[0]).endswith(".mvt") else "png"
+    folder = _pyramid(scene, settings, collectionId)
+    if folder is not None:
+        meta = json.loads((folder / "tiles.json").read_text())
+        ext = "mvt" if str(meta.get("tiles", [""])[0]).endswith(".mvt") else "png"
+    else:
+        layer = _raster_tiles(request).layer(scene, collectionId)
+        if layer is None:
+            raise NotFound(f"no map tiles for {collectionId!r}: see /collections/{collectionId}/tiles")
+        meta = {"minzoom": 0, "maxzoom": layer[1].max_zoom, "bounds": list(layer[1].lonlat_bounds())}
+        ext = "png"
     b = str(request.base_url).rstrip("/")
     return {"tilesets": [{
         "title": collectionId, "tileMatrixSetURI": "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad",
@@ -120,19 +219,40 @@ def map_tilesets(request: Request, scene: SceneDep, settings: SettingsDep, _: Re
 
 @router.get("/collections/{collectionId}/tiles/WebMercatorQuad/{z}/{y}/{x}", summary="A map tile (PNG or MVT)",
             response_class=Response, responses={**ERRORS, **_TILE})
-def map_tile(request: Request, scene: SceneDep, settings: SettingsDep, _: ReadCaller, collectionId: MapId,
-             z: Z, y: Row, x: Col) -> Response:
+async def map_tile(request: Request, _: ReadCaller, collectionId: MapId, z: Z, y: Row, x: Col) -> Response:
     if x >= 2**z or y >= 2**z:
         raise NotFound(f"tile {z}/{y}/{x} is outside the WebMercatorQuad matrix {z} (0..{2**z - 1})")
-    folder = _map_dir(scene, settings, collectionId)
-    for ext in ("png", "mvt"):
-        path = folder / str(z) / str(x) / f"{y}.{ext}"
-        if path.is_file():
-            response = _serve(request, path, settings.cache_max_age)
-            if response.status_code == 200:
-                response.headers["content-type"] = _MEDIA[ext]
-            return response
-    return Response(status_code=204, headers={"Cache-Control": f"public, max-age={settings.cache_max_age}"})
+    scene, settings = request.app.state.scene, request.app.state.settings
+    max_age = settings.cache_max_age
+    folder = _pyramid(scene, settings, collectionId)
+    if folder is not None:                          # a pyramid written by `cim tiles build`
+        for ext in ("png", "mvt"):
+            path = folder / str(z) / str(x) / f"{y}.{ext}"
+            if path.is_file():
+                response = _serve(request, path, max_age)
+                if response.status_code == 200:
+                    response.headers["content-type"] = _MEDIA[ext]
+                return response
+        return Response(status_code=204, headers={"Cache-Control": f"public, max-age={max_age}"})
+    cache = _raster_tiles(request)
+    layer = cache.cached(collectionId)
+    if layer is None:
+        layer = await anyio.to_thread.run_sync(cache.layer, scene, collectionId)
+        if layer is None:
+            raise NotFound(f"no map tiles for {collectionId!r}: see /collections/{collectionId}/tiles")
+    key = (collectionId, layer[0], z, y, x)
+    tile = cache.get(key)
+    if tile is False:
+        tile = await anyio.to_thread.run_sync(_render, layer[1], z, x, y)
+        cache.put(key, tile)
+    if tile is None:
+        return Response(status_code=204, headers={"Cache-Control": f"public, max-age={max_age}"})
+    png, etag = tile
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}"}
+    inm = request.headers.get("if-none-match")
+    if inm and etag in [t.strip() for t in inm.split(",")]:
+        return Response(status_code=304, headers=headers)
+    return Response(png, media_type="image/png", headers=headers)
 
 
 # ----------------------------------------------------------------------------------------------------- viewer

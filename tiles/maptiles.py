@@ -16,7 +16,8 @@ import numpy as np
 
 from cim.errors import DataError, ValidationError, require
 
-__all__ = ["DEPTH_RAMP", "depth_colormap", "hillshade", "layer_vector_tiles", "raster_xyz_tiles", "vector_tiles"]
+__all__ = ["DEPTH_RAMP", "DepthTiles", "depth_colormap", "hillshade", "layer_vector_tiles", "raster_xyz_tiles",
+           "vector_tiles"]
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,139 @@ def raster_xyz_tiles(da, out_dir, *, kind: str = "hillshade", zooms: tuple[int, 
     (out / "tiles.json").write_text(json.dumps(tilejson, indent=1))
     log.info("wrote %d %s tiles (zoom %d-%d) to %s", written, kind, lo, hi, out)
     return out / "tiles.json"
+
+
+_HALF_WORLD = 20037508.342789244          # WebMercatorQuad: half the width of the world in EPSG:3857 metres
+_TILE = 256
+
+
+class DepthTiles:
+    """WebMercatorQuad PNG tiles of a flood depth GeoTIFF rendered on request, coloured like `raster_xyz_tiles`
+    (``kind="depth"``: `DEPTH_RAMP` up to ``max_depth``, cells under ``min_depth`` or no data transparent).
+
+    The band is read once (rasters up to ``max_cells`` cells; larger ones are read per tile through rio-tiler, at
+    the overview that fits the zoom). Each tile samples the nearest cell under each pixel centre, with pixel
+    positions interpolated from a 9 x 9 grid of exactly projected points (under 0.01 pixel off at city scale),
+    and is written as an 8-bit palette PNG. Instances are immutable after construction and safe to share between
+    threads.
+
+    >>> import numpy as np, rasterio, tempfile, os
+    >>> from rasterio.transform import from_origin
+    >>> path = os.path.join(tempfile.mkdtemp(), "depth.tif")
+    >>> with rasterio.open(path, "w", driver="GTiff", width=100, height=100, count=1, dtype="float32",
+    ...                    crs="EPSG:28992", transform=from_origin(85000, 447500, 2, 2), nodata=float("nan")) as f:
+    ...     f.write(np.full((1, 100, 100), 0.5, "float32"))
+    >>> t = DepthTiles(path)
+    >>> t.tile(17, 67126, 43288)[1:4], t.tile(17, 0, 0)
+    (b'PNG', None)
+    """
+
+    def __init__(self, path, *, max_depth: float = 2.0, min_depth: float = 0.01, max_cells: int = 64_000_000):
+        import rasterio
+        from pyproj import Transformer
+
+        if not 0 <= min_depth < max_depth:
+            raise ValidationError(f"need 0 <= min_depth < max_depth, got {min_depth} and {max_depth}")
+        self.path = Path(path)
+        self.max_depth, self.min_depth = float(max_depth), float(min_depth)
+        with rasterio.open(self.path) as src:
+            if src.crs is None:
+                raise ValidationError(f"{self.path}: the raster has no CRS")
+            self.crs = src.crs
+            self.shape = (src.height, src.width)
+            self.transform = src.transform
+            nodata = src.nodata
+            self._data = src.read(1) if src.width * src.height <= max_cells else None
+        if self._data is not None:
+            data = self._data.astype(np.float32, copy=False)
+            self._data = np.where(data == nodata, np.float32(np.nan), data) if nodata is not None and \
+                not np.isnan(nodata) else data
+        self._to_src = Transformer.from_crs("EPSG:3857", self.crs, always_xy=True)
+        to_merc = Transformer.from_crs(self.crs, "EPSG:3857", always_xy=True)
+        h, w = self.shape
+        left, top = self.transform @ (0, 0)
+        right, bottom = self.transform @ (w, h)
+        xs, ys = to_merc.transform(*np.meshgrid(np.linspace(left, right, 21), np.linspace(top, bottom, 21)))
+        #: the raster's footprint in EPSG:3857 (west, south, east, north)
+        self.bounds = (float(np.min(xs)), float(np.min(ys)), float(np.max(xs)), float(np.max(ys)))
+        cmap = depth_colormap(self.max_depth)
+        self._palette = bytes(c for v in range(256) for c in cmap[v][:3])
+        self._inverse = ~self.transform
+        ctrl = np.linspace(0.5, _TILE - 0.5, 9)             # pixel centres projected exactly
+        self._ctrl = ctrl
+        full = np.arange(_TILE) + 0.5
+        i = np.clip(np.searchsorted(ctrl, full) - 1, 0, len(ctrl) - 2)
+        f = (full - ctrl[i]) / (ctrl[i + 1] - ctrl[i])
+        weights = np.zeros((_TILE, len(ctrl)))
+        weights[np.arange(_TILE), i] = 1 - f
+        weights[np.arange(_TILE), i + 1] = f
+        self._weights = weights
+
+    @property
+    def max_zoom(self) -> int:
+        """The zoom `raster_xyz_tiles` would write last for this grid (a pixel about the size of a cell)."""
+        return _tms().zoom_for_res(abs(self.transform.a) * 1.2)
+
+    def lonlat_bounds(self) -> tuple[float, float, float, float]:
+        """The footprint as (west, south, east, north) in degrees."""
+        from pyproj import Transformer
+
+        t = Transformer.from_crs("EPSG:3857", "OGC:CRS84", always_xy=True)
+        w, s = t.transform(self.bounds[0], self.bounds[1])
+        e, n = t.transform(self.bounds[2], self.bounds[3])
+        return float(w), float(s), float(e), float(n)
+
+    def tile(self, z: int, x: int, y: int) -> bytes | None:
+        """The PNG of tile ``z/x/y``, or None when the tile does not touch the raster."""
+        if not (0 <= z <= 30 and 0 <= x < 2**z and 0 <= y < 2**z):
+            raise ValidationError(f"tile {z}/{x}/{y} is not in the WebMercatorQuad matrix")
+        size = 2 * _HALF_WORLD / 2**z
+        west, north = -_HALF_WORLD + x * size, _HALF_WORLD - y * size
+        b = self.bounds
+        if west >= b[2] or west + size <= b[0] or north <= b[1] or north - size >= b[3]:
+            return None
+        if self._data is None:
+            depth = self._read_tile(z, x, y)
+        else:
+            depth = self._sample(west, north, size / _TILE)
+        return self._png(_depth_bytes(depth, self.max_depth, self.min_depth))
+
+    def _sample(self, west: float, north: float, res: float) -> np.ndarray:
+        gx, gy = np.meshgrid(west + self._ctrl * res, north - self._ctrl * res)
+        sx, sy = self._to_src.transform(gx, gy)
+        sx = self._weights @ np.asarray(sx) @ self._weights.T      # (rows, cols) of source coordinates
+        sy = self._weights @ np.asarray(sy) @ self._weights.T
+        a, b, c, d, e, f = self._inverse[:6]
+        col = np.floor(a * sx + b * sy + c).astype(np.int64)
+        row = np.floor(d * sx + e * sy + f).astype(np.int64)
+        h, w = self.shape
+        inside = (col >= 0) & (col < w) & (row >= 0) & (row < h)
+        out = self._data[np.clip(row, 0, h - 1), np.clip(col, 0, w - 1)]
+        out[~inside] = np.nan
+        return out
+
+    def _read_tile(self, z: int, x: int, y: int) -> np.ndarray:
+        from rio_tiler.errors import TileOutsideBounds
+        from rio_tiler.io import Reader
+
+        with Reader(str(self.path), tms=_tms()) as src:
+            try:
+                img = src.tile(x, y, z, tilesize=_TILE, resampling_method="nearest",
+                               reproject_method="nearest")
+            except TileOutsideBounds:
+                return np.full((_TILE, _TILE), np.nan, np.float32)
+        return np.where(img.mask > 0, img.data[0].astype(np.float32), np.float32(np.nan))
+
+    def _png(self, index: np.ndarray) -> bytes:
+        import io
+
+        from PIL import Image
+
+        im = Image.frombuffer("P", (_TILE, _TILE), np.ascontiguousarray(index, np.uint8), "raw", "P", 0, 1)
+        im.putpalette(self._palette)
+        buf = io.BytesIO()
+        im.save(buf, format="PNG", transparency=0, compress_level=6)
+        return buf.getvalue()
 
 
 def _empty_png() -> bytes:

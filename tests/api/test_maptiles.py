@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import rioxarray  # noqa: F401  (registers .rio)
@@ -74,3 +76,112 @@ def test_tile_sets_stay_in_the_root(api, name):
     c, t = api
     r = c.get(BASE.format(name) + "/0/0/0", headers=t.h("read"))
     assert r.status_code in (400, 404) and b"TOP-SECRET" not in r.content
+
+
+# ---------------------------------------------------------------- raster flood-depth layers, rendered on request
+DEPTH = "flood_test_max_depth"
+
+
+def _depth_grid(left: float, right: float) -> xr.DataArray:
+    """400 m x 400 m of 4 m cells in RD New: ``left`` m of water on the west half, ``right`` m on the east."""
+    x = 84000.0 + 4.0 * (np.arange(100) + 0.5)
+    y = 447400.0 - 4.0 * (np.arange(100) + 0.5)
+    data = np.where(x[None, :] < 84200.0, left, right) * np.ones((100, 1))
+    return xr.DataArray(data.astype("float32"), dims=("y", "x"), coords={"y": y, "x": x}).rio.write_crs(
+        "EPSG:28992").rio.write_nodata(np.nan)
+
+
+def _tile_of(x: float, y: float, z: int) -> tuple[int, int, int]:
+    import morecantile
+    from pyproj import Transformer
+
+    lon, lat = Transformer.from_crs("EPSG:28992", "OGC:CRS84", always_xy=True).transform(x, y)
+    t = morecantile.tms.get("WebMercatorQuad").tile(lon, lat, z)
+    return t.z, t.y, t.x
+
+
+def _rgba(png: bytes) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+
+
+@pytest.fixture
+def depth_api(api):
+    c, t = api
+    t.scene.add_layer(DEPTH, _depth_grid(0.5, 0.0), kind="flood_result", units="m", replace=True)
+    return c, t
+
+
+def test_depth_layer_tiles_are_coloured_by_depth(depth_api):
+    c, t = depth_api
+    colour = tiles.depth_colormap(2.0)[1 + round(0.5 / 2.0 * 254)]
+    z, y, x = _tile_of(84100.0, 447200.0, 18)          # inside the 0.5 m half
+    r = c.get(BASE.format(DEPTH) + f"/{z}/{y}/{x}", headers=t.h("read"))
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    rgba = _rgba(r.content)
+    assert rgba.shape == (256, 256, 4) and (rgba == colour).all()
+    z, y, x = _tile_of(84300.0, 447200.0, 18)          # inside the dry half: transparent
+    dry = c.get(BASE.format(DEPTH) + f"/{z}/{y}/{x}", headers=t.h("read"))
+    assert dry.status_code == 200 and (_rgba(dry.content)[..., 3] == 0).all()
+    z, y, x = _tile_of(155000.0, 463000.0, 18)         # far away: no content
+    assert c.get(BASE.format(DEPTH) + f"/{z}/{y}/{x}", headers=t.h("read")).status_code == 204
+    assert c.get(BASE.format(DEPTH) + f"/{z}/{y}/{x}").status_code == 401
+    meta = c.get(f"/collections/{DEPTH}/tiles", headers=t.h("read")).json()["tilesets"][0]
+    assert meta["dataType"] == "map" and meta["minzoom"] == 0
+    from pyproj import Transformer
+
+    lon, lat = Transformer.from_crs("EPSG:28992", "OGC:CRS84", always_xy=True).transform([84000, 84400],
+                                                                                         [447000, 447400])
+    assert np.allclose(meta["bounds"], [lon[0], lat[0], lon[1], lat[1]], atol=1e-4)     # ~7 m
+
+
+def test_depth_tiles_match_the_written_pyramid(depth_api, tmp_path):
+    """The tiles rendered on request are those `tiles.raster_xyz_tiles` writes (rio-tiler, nearest), pixel for
+    pixel except where a pixel centre falls within rounding of a cell edge."""
+    c, t = depth_api
+    grid = _depth_grid(0.5, 0.0) + xr.DataArray(np.linspace(0, 1.5, 100), dims="x").astype("float32")
+    t.scene.add_layer(DEPTH, grid.rio.write_crs("EPSG:28992"), kind="flood_result", units="m", replace=True)
+    written = json.loads(tiles.raster_xyz_tiles(grid.rio.write_crs("EPSG:28992"), tmp_path, kind="depth",
+                                                zooms=(16, 17)).read_text())
+    pyramid = json.loads(tiles.raster_xyz_tiles(grid.rio.write_crs("EPSG:28992"), tmp_path / "auto",
+                                                kind="depth").read_text())
+    meta = c.get(f"/collections/{DEPTH}/tiles", headers=t.h("read")).json()["tilesets"][0]
+    assert meta["maxzoom"] == pyramid["maxzoom"] and written["maxzoom"] == 17
+    assert np.allclose(meta["bounds"], pyramid["bounds"], atol=1e-6)
+    same = total = 0
+    for path in sorted(tmp_path.glob("1[67]/*/*.png")):
+        z, x, y = int(path.parent.parent.name), int(path.parent.name), int(path.stem)
+        r = c.get(BASE.format(DEPTH) + f"/{z}/{y}/{x}", headers=t.h("read"))
+        assert r.status_code == 200
+        ours, ref = _rgba(r.content), _rgba(path.read_bytes())
+        same += (ours == ref).all(axis=-1).sum()
+        total += 256 * 256
+    assert total >= 4 * 256 * 256 and same / total > 0.999
+
+
+def test_replacing_a_layer_invalidates_its_cached_tiles(depth_api):
+    c, t = depth_api
+    z, y, x = _tile_of(84100.0, 447200.0, 18)
+    url = BASE.format(DEPTH) + f"/{z}/{y}/{x}"
+    first = c.get(url, headers=t.h("read"))
+    assert c.get(url, headers=t.h("read")).content == first.content          # served from the cache
+    assert c.get(url, headers=t.h("read") | {"If-None-Match": first.headers["etag"]}).status_code == 304
+    t.scene.add_layer(DEPTH, _depth_grid(1.0, 1.0), kind="flood_result", units="m", replace=True)
+    second = c.get(url, headers=t.h("read") | {"If-None-Match": first.headers["etag"]})
+    assert second.status_code == 200 and second.headers["etag"] != first.headers["etag"]
+    assert (_rgba(second.content) == tiles.depth_colormap(2.0)[1 + round(1.0 / 2.0 * 254)]).all()
+    t.scene.remove_layer(DEPTH)
+    assert c.get(url, headers=t.h("read")).status_code == 404
+
+
+def test_only_depth_rasters_get_tiles(api):
+    c, t = api
+    t.scene.add_layer("flood_test_arrival", _depth_grid(600.0, 900.0), kind="flood_result", units="s",
+                      replace=True)
+    z, y, x = _tile_of(84100.0, 447200.0, 18)
+    for name in ("flood_test_arrival", "trees"):
+        r = c.get(BASE.format(name) + f"/{z}/{y}/{x}", headers=t.h("read"))
+        assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
