@@ -11,7 +11,7 @@ ties are broken the same way); ``CODES`` are the ESRI codes of those directions.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 from numba.cpython.unsafe.numbers import leading_zeros
 
 __all__: list[str] = []
@@ -265,9 +265,37 @@ def fill_depressions(z, out, bits, nbits, epsilon, fbuf, ibuf):
 # D8
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def _d8_cell(z, r, c, nr, nc, inv, checked):
+    """ESRI code of cell (r, c) (NOFLOW if no neighbour is lower, OUTLET if also on the edge/next to no-data)."""
+    zc = z[r, c]
+    best = 0.0
+    code = NOFLOW
+    edge = False
+    for k in range(8):
+        rr = r + DR[k]
+        cc = c + DC[k]
+        if checked and (rr < 0 or rr >= nr or cc < 0 or cc >= nc):
+            edge = True
+            continue
+        zn = z[rr, cc]
+        if zn != zn:
+            edge = True
+            continue
+        drop = zc - zn
+        if drop > 0:
+            s = drop * inv[k]
+            if s > best or code == NOFLOW:  # a tiny drop may underflow to slope 0: still downhill
+                best = s
+                code = CODES[k]
+    if code == NOFLOW and edge:
+        code = OUTLET
+    return code
+
+
+@njit(cache=True, parallel=True)
 def d8_directions(z, dx, dy, out):
-    """D8 steepest descent by drop / distance.
+    """D8 steepest descent by drop / distance; rows in parallel (the result does not depend on the threads).
 
     z : 2-D float (NaN = no data); dx, dy : per-row cell width and height (metres or map units, >0).
     out : uint8 grid receiving ESRI codes; 0 for cells on the edge or next to no-data without a lower
@@ -276,7 +304,7 @@ def d8_directions(z, dx, dy, out):
     """
     nr, nc = z.shape
     nflat = 0
-    for r in range(nr):
+    for r in prange(nr):
         ddx = dx[r]
         ddy = dy[r]
         dd = np.sqrt(ddx * ddx + ddy * ddy)
@@ -288,40 +316,210 @@ def d8_directions(z, dx, dy, out):
                 inv[k] = 1.0 / ddy
             else:
                 inv[k] = 1.0 / dd
+        inner = 0 < r < nr - 1
+        nrow = 0
         for c in range(nc):
-            zc = z[r, c]
-            if zc != zc:
+            if z[r, c] != z[r, c]:
                 out[r, c] = NODATA
                 continue
-            best = 0.0
-            code = NOFLOW
-            edge = r == 0 or c == 0 or r == nr - 1 or c == nc - 1
-            for k in range(8):
-                rr = r + DR[k]
-                cc = c + DC[k]
-                if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
-                    continue
-                zn = z[rr, cc]
-                if zn != zn:
-                    edge = True
-                    continue
-                drop = zc - zn
-                if drop > 0:
-                    s = drop * inv[k]
-                    if s > best or code == NOFLOW:  # a tiny drop may underflow to slope 0: still downhill
-                        best = s
-                        code = CODES[k]
+            if inner and 0 < c < nc - 1:
+                code = _d8_cell(z, r, c, nr, nc, inv, False)
+            else:
+                code = _d8_cell(z, r, c, nr, nc, inv, True)
             if code == NOFLOW:
-                if edge:
-                    code = OUTLET
-                else:
-                    nflat += 1
+                nrow += 1
             out[r, c] = code
+        nflat += nrow
     return nflat
 
 
 @njit(cache=True)
-def resolve_flats(z, fdir):
+def _one_flat(s0, zf, ff, member, mask, nr, nc, rlo, rhi, cells, low, high, q):
+    """Resolve the flat holding the NOFLOW cell ``s0`` if it lies within rows ``[rlo, rhi)``.
+
+    The flat is the connected set of valid cells at ``s0``'s height (NOFLOW cells and their same-height
+    neighbours that have a direction). Returns the number of its cells left as pits (>= 0), or -1 if the
+    flat reaches a row outside ``[rlo, rhi)`` or has more cells than the buffers hold; nothing is changed then.
+    Only the flat's own cells are written (``ff``, ``mask``, ``member``), and cells outside the rows are read
+    only where static (heights), so threads working on disjoint row ranges never touch the same memory.
+    """
+    cap = cells.size
+    zs = zf[s0]
+    r = s0 // nc
+    c = s0 - r * nc
+    # 0. fast path for a lone flat cell (most filled one-cell pits): with no other flat cell at its height
+    # next to it, all its same-height neighbours are low edges with equal masks, so the general rule
+    # below picks the first cardinal one (else the first diagonal one)
+    lone = True
+    pick = -1
+    for k in range(8):
+        rr = r + DR[k]
+        cc = c + DC[k]
+        if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+            continue
+        j = rr * nc + cc
+        if zf[j] != zs:  # also every no-data cell (NaN)
+            continue
+        if rr < rlo or rr >= rhi:
+            return -1
+        if ff[j] == NOFLOW:
+            lone = False
+            break
+        if pick < 0 or (DR[k] * DC[k] == 0 and DR[pick] * DC[pick] != 0):
+            pick = k
+    if lone:
+        member[s0] = 1
+        if pick < 0:
+            ff[s0] = OUTLET
+            return 1
+        ff[s0] = CODES[pick]
+        return 0
+    # 1. the connected set of cells at this height; every same-height neighbour of a flat cell is in it
+    member[s0] = 1
+    mask[s0] = 0
+    cells[0] = s0
+    ncell = 1
+    h = 0
+    while h < ncell:
+        i = cells[h]
+        h += 1
+        r = i // nc
+        c = i - r * nc
+        for k in range(8):
+            rr = r + DR[k]
+            cc = c + DC[k]
+            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+                continue
+            j = rr * nc + cc
+            if zf[j] != zs:
+                continue
+            if rr < rlo or rr >= rhi or (member[j] == 0 and ncell == cap):
+                for a in range(ncell):  # undo: another pass handles this flat
+                    member[cells[a]] = 0
+                return -1
+            if member[j] == 0:
+                member[j] = 1
+                mask[j] = 0
+                cells[ncell] = j
+                ncell += 1
+    # 2. its low and high edges
+    nlow = 0
+    nhigh = 0
+    for a in range(ncell):
+        i = cells[a]
+        flat_cell = ff[i] == NOFLOW
+        r = i // nc
+        c = i - r * nc
+        for k in range(8):
+            rr = r + DR[k]
+            cc = c + DC[k]
+            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+                continue
+            j = rr * nc + cc
+            if flat_cell:
+                if zf[j] > zs:
+                    high[nhigh] = i
+                    nhigh += 1
+                    break
+            elif zf[j] == zs and ff[j] == NOFLOW:  # a flat cell of this flat
+                low[nlow] = i
+                nlow += 1
+                break
+    if nlow == 0:
+        pits = 0
+        for a in range(ncell):
+            if ff[cells[a]] == NOFLOW:
+                ff[cells[a]] = OUTLET
+                pits += 1
+        return pits
+    # 3. away from higher: breadth-first levels over the NOFLOW cells, marked when queued
+    height = 0
+    qt = 0
+    for a in range(nhigh):
+        mask[high[a]] = 1
+        q[qt] = high[a]
+        qt += 1
+    qh = 0
+    while qh < qt:
+        i = q[qh]
+        qh += 1
+        lev = mask[i]
+        if lev > height:
+            height = lev
+        r = i // nc
+        c = i - r * nc
+        for k in range(8):
+            rr = r + DR[k]
+            cc = c + DC[k]
+            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+                continue
+            j = rr * nc + cc
+            if zf[j] == zs and mask[j] == 0 and ff[j] == NOFLOW:
+                mask[j] = lev + 1
+                q[qt] = j
+                qt += 1
+    # 4. towards lower, combined with 3; stored negated, which also marks the cell as visited
+    qt = 0
+    for a in range(nlow):
+        mask[low[a]] = -2
+        q[qt] = low[a]
+        qt += 1
+    qh = 0
+    loops = 1
+    level_end = qt
+    while qh < qt:
+        if qh == level_end:
+            loops += 1
+            level_end = qt
+        i = q[qh]
+        qh += 1
+        r = i // nc
+        c = i - r * nc
+        for k in range(8):
+            rr = r + DR[k]
+            cc = c + DC[k]
+            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+                continue
+            j = rr * nc + cc
+            if zf[j] == zs and mask[j] >= 0 and ff[j] == NOFLOW:
+                if mask[j] > 0:
+                    mask[j] = -(height - mask[j] + 2 * (loops + 1))
+                else:
+                    mask[j] = -2 * (loops + 1)
+                q[qt] = j
+                qt += 1
+    # 5. each flat cell points to its same-flat neighbour with the smallest mask
+    pits = 0
+    for a in range(ncell):
+        i = cells[a]
+        if ff[i] != NOFLOW:
+            continue
+        r = i // nc
+        c = i - r * nc
+        best = -mask[i]
+        bestk = -1
+        for k in range(8):
+            rr = r + DR[k]
+            cc = c + DC[k]
+            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+                continue
+            j = rr * nc + cc
+            if zf[j] != zs:
+                continue
+            mj = -mask[j]
+            if mj < best or (mj == best and bestk >= 0 and DR[k] * DC[k] == 0 and DR[bestk] * DC[bestk] != 0):
+                best = mj
+                bestk = k
+        if bestk < 0:  # unreachable from a low edge: cannot happen in a connected flat, kept as a pit
+            ff[i] = OUTLET
+            pits += 1
+        else:
+            ff[i] = CODES[bestk]
+    return pits
+
+
+@njit(cache=True, parallel=True)
+def resolve_flats(z, fdir, nstrips=0):
     """Assign directions to NOFLOW cells of drainable flats (Barnes, Lehman & Mulla 2014).
 
     Flow goes towards lower terrain and away from higher terrain: a flat cell's mask is
@@ -331,209 +529,60 @@ def resolve_flats(z, fdir):
     to a NOFLOW cell of the same height; high edges are NOFLOW cells next to higher terrain. NOFLOW cells of
     flats without a low edge (undrained pits) become 0. Flats are handled one at a time (label, both
     breadth-first gradients, directions), so the work stays local and proportional to the flats' size.
-    Memory: 1 byte per cell (flat membership) plus 4 bytes per cell of gradient masks that are only written
-    on flats (the array is never initialised elsewhere, so its pages away from flats stay unallocated), plus
-    queues.
+
+    Parallel: the rows are cut into strips and each thread resolves the flats that lie within one strip (with
+    fixed buffers); flats that cross a strip border or are large are resolved afterwards in one sequential
+    pass. Each flat's directions depend only on its own cells, so the result is the same for any number of
+    threads and strips (``nstrips``, 0 = up to 64 strips of at least 16 rows). Memory: 1 byte per cell
+    (visited flags) plus 4 bytes per cell of gradient masks that are only written on flats (the array is never
+    initialised elsewhere, so its pages away from flats stay unallocated), plus 32 KiB of queues per strip
+    and, for large flats, 32 bytes per cell of the largest flat.
     Returns the number of pit cells left.
     """
     nr, nc = z.shape
     n = nr * nc
     zf = z.ravel()
     ff = fdir.ravel()
-    member = np.zeros(n, dtype=np.uint8)  # 0 not yet seen, 1 in the current flat, 2 in a finished flat
-    mask = np.empty(n, dtype=np.int32)  # valid only for cells of the current flat (set to 0 when labelled)
-    cells = np.empty(1024, dtype=np.int64)
-    low = np.empty(256, dtype=np.int64)
-    high = np.empty(256, dtype=np.int64)
-    q = np.empty(1024, dtype=np.int64)
-    nlab = 0
+    member = np.zeros(n, dtype=np.uint8)  # visited while labelling a flat
+    mask = np.empty(n, dtype=np.int32)  # valid only for cells of the flat being resolved (set to 0 when labelled)
+    if nstrips <= 0:
+        nstrips = max(1, min(nr // 16, 64))
+    nstrips = min(nstrips, max(nr, 1))
     pits = 0
+    for s in prange(nstrips):
+        rlo = s * nr // nstrips
+        rhi = (s + 1) * nr // nstrips
+        cap = 1024
+        cells = np.empty(cap, dtype=np.int64)
+        low = np.empty(cap, dtype=np.int64)
+        high = np.empty(cap, dtype=np.int64)
+        q = np.empty(cap, dtype=np.int64)
+        p = 0
+        for s0 in range(rlo * nc, rhi * nc):
+            if ff[s0] == NOFLOW:
+                got = _one_flat(s0, zf, ff, member, mask, nr, nc, rlo, rhi, cells, low, high, q)
+                if got > 0:
+                    p += got
+        pits += p
+    # what the strips left: flats across strip borders or larger than the strips' buffers
+    cap = 1024
+    cells = np.empty(cap, dtype=np.int64)
+    low = np.empty(cap, dtype=np.int64)
+    high = np.empty(cap, dtype=np.int64)
+    q = np.empty(cap, dtype=np.int64)
     for s0 in range(n):
-        if ff[s0] != NOFLOW or member[s0] != 0:
+        if ff[s0] != NOFLOW:
             continue
-        # 0. fast path for a lone flat cell (most filled one-cell pits): with no other flat cell at its height
-        # next to it, all its same-height neighbours are low edges with equal masks, so the general rule
-        # below picks the first cardinal one (else the first diagonal one)
-        zs = zf[s0]
-        r = s0 // nc
-        c = s0 - r * nc
-        lone = True
-        pick = -1
-        for k in range(8):
-            rr = r + DR[k]
-            cc = c + DC[k]
-            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
-                continue
-            j = rr * nc + cc
-            if zf[j] != zs or ff[j] == NODATA:
-                continue
-            if ff[j] == NOFLOW:
-                lone = False
+        while True:
+            got = _one_flat(s0, zf, ff, member, mask, nr, nc, 0, nr, cells, low, high, q)
+            if got >= 0:
                 break
-            if pick < 0 or (DR[k] * DC[k] == 0 and DR[pick] * DC[pick] != 0):
-                pick = k
-        if lone:
-            member[s0] = 2
-            if pick < 0:
-                ff[s0] = OUTLET
-                pits += 1
-            else:
-                ff[s0] = CODES[pick]
-            continue
-        # 1. the connected set of cells at this height
-        nlab += 1
-        member[s0] = 1
-        mask[s0] = 0
-        zs = zf[s0]
-        cells[0] = s0
-        ncell = 1
-        h = 0
-        while h < ncell:
-            i = cells[h]
-            h += 1
-            r = i // nc
-            c = i - r * nc
-            for k in range(8):
-                rr = r + DR[k]
-                cc = c + DC[k]
-                if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
-                    continue
-                j = rr * nc + cc
-                if member[j] == 0 and zf[j] == zs and ff[j] != NODATA:
-                    member[j] = 1
-                    mask[j] = 0
-                    if ncell == cells.size:
-                        cells = _grow_i64(cells)
-                    cells[ncell] = j
-                    ncell += 1
-        # 2. its low and high edges
-        nlow = 0
-        nhigh = 0
-        for a in range(ncell):
-            i = cells[a]
-            flat_cell = ff[i] == NOFLOW
-            r = i // nc
-            c = i - r * nc
-            for k in range(8):
-                rr = r + DR[k]
-                cc = c + DC[k]
-                if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
-                    continue
-                j = rr * nc + cc
-                if flat_cell:
-                    if ff[j] != NODATA and zf[j] > zs:
-                        if nhigh == high.size:
-                            high = _grow_i64(high)
-                        high[nhigh] = i
-                        nhigh += 1
-                        break
-                elif ff[j] == NOFLOW and member[j] == 1:  # a flat cell of this flat (same height)
-                    if nlow == low.size:
-                        low = _grow_i64(low)
-                    low[nlow] = i
-                    nlow += 1
-                    break
-        if nlow == 0:
-            for a in range(ncell):
-                member[cells[a]] = 2
-                if ff[cells[a]] == NOFLOW:
-                    ff[cells[a]] = OUTLET
-                    pits += 1
-            continue
-        # 3. away from higher: breadth-first levels over the NOFLOW cells, marked when queued
-        height = 0
-        qt = 0
-        for a in range(nhigh):
-            mask[high[a]] = 1
-            if qt == q.size:
-                q = _grow_i64(q)
-            q[qt] = high[a]
-            qt += 1
-        qh = 0
-        while qh < qt:
-            i = q[qh]
-            qh += 1
-            lev = mask[i]
-            if lev > height:
-                height = lev
-            r = i // nc
-            c = i - r * nc
-            for k in range(8):
-                rr = r + DR[k]
-                cc = c + DC[k]
-                if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
-                    continue
-                j = rr * nc + cc
-                if member[j] == 1 and mask[j] == 0 and ff[j] == NOFLOW:
-                    mask[j] = lev + 1
-                    if qt == q.size:
-                        q = _grow_i64(q)
-                    q[qt] = j
-                    qt += 1
-        # 4. towards lower, combined with 3; stored negated, which also marks the cell as visited
-        qt = 0
-        for a in range(nlow):
-            mask[low[a]] = -2
-            if qt == q.size:
-                q = _grow_i64(q)
-            q[qt] = low[a]
-            qt += 1
-        qh = 0
-        loops = 1
-        level_end = qt
-        while qh < qt:
-            if qh == level_end:
-                loops += 1
-                level_end = qt
-            i = q[qh]
-            qh += 1
-            r = i // nc
-            c = i - r * nc
-            for k in range(8):
-                rr = r + DR[k]
-                cc = c + DC[k]
-                if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
-                    continue
-                j = rr * nc + cc
-                if member[j] == 1 and mask[j] >= 0 and ff[j] == NOFLOW:
-                    if mask[j] > 0:
-                        mask[j] = -(height - mask[j] + 2 * (loops + 1))
-                    else:
-                        mask[j] = -2 * (loops + 1)
-                    if qt == q.size:
-                        q = _grow_i64(q)
-                    q[qt] = j
-                    qt += 1
-        # 5. each flat cell points to its same-flat neighbour with the smallest mask
-        for a in range(ncell):
-            i = cells[a]
-            if ff[i] != NOFLOW:
-                continue
-            r = i // nc
-            c = i - r * nc
-            best = -mask[i]
-            bestk = -1
-            for k in range(8):
-                rr = r + DR[k]
-                cc = c + DC[k]
-                if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
-                    continue
-                j = rr * nc + cc
-                if member[j] != 1:
-                    continue
-                mj = -mask[j]
-                if mj < best or (
-                    mj == best and bestk >= 0 and DR[k] * DC[k] == 0 and DR[bestk] * DC[bestk] != 0
-                ):
-                    best = mj
-                    bestk = k
-            if bestk < 0:  # unreachable from a low edge: cannot happen in a connected flat, kept as a pit
-                ff[i] = OUTLET
-                pits += 1
-            else:
-                ff[i] = CODES[bestk]
-        for a in range(ncell):
-            member[cells[a]] = 2
+            cap *= 4
+            cells = np.empty(cap, dtype=np.int64)
+            low = np.empty(cap, dtype=np.int64)
+            high = np.empty(cap, dtype=np.int64)
+            q = np.empty(cap, dtype=np.int64)
+        pits += got
     return pits
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 
+import numba
 import numpy as np
 import pytest
 import xarray as xr
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import hydrology
+from hydrology import _kernels_terrain as _k
 from hydrology import terrain
 from hydrology._grid import check_grid
 from hydrology.errors import CRSError, FlowDirectionError, GridError, ParameterError
@@ -302,3 +304,55 @@ def test_undrained_flat_next_to_another_flat_stays_a_pit():
     assert fd[1, 1] == 0 and fd[1, 2] == 0
     assert fd[1, 3] == hydrology.D8_CODES["W"] and fd[1, 4] == hydrology.D8_CODES["E"]
     assert fd[1, 5] == hydrology.D8_CODES["E"]
+
+
+# ------------------------------------------------------------------------------------------------ parallel kernels
+
+
+@pytest.fixture
+def threads():
+    """Set numba's thread count for one test (1, or 2 where the machine has 2), restored afterwards."""
+    before = numba.get_num_threads()
+    yield lambda n: numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(before)
+
+
+def _terraced_dem(seed=7, shape=(150, 130)):
+    """Integer heights on a gentle slope (flats of every size crossing strip borders), one flat of 1,800
+    cells (larger than a strip's buffers), a closed basin and no-data holes."""
+    rng = np.random.default_rng(seed)
+    ny, nx = shape
+    z = np.round(rng.random(shape) * 3 + 0.02 * np.arange(ny)[:, None] + 0.01 * np.arange(nx)[None, :])
+    z[40:100, 20:50] = 1.0
+    z[5:12, 100:110] = 9.0
+    z[8:10, 104:106] = 0.0
+    z[rng.random(shape) < 0.01] = np.nan
+    return z
+
+
+def _d8_then_flats(z, nstrips):
+    f = hydrology.fill_depressions(grid(z)).values
+    fd = np.empty(z.shape, np.uint8)
+    d = np.full(z.shape[0], 10.0)
+    nflat = _k.d8_directions(f, d, d, fd)
+    pits = _k.resolve_flats(f, fd, nstrips)
+    return fd, nflat, pits
+
+
+def test_parallel_d8_and_flats_do_not_depend_on_threads_or_strips(threads):
+    z = _terraced_dem()
+    threads(1)
+    one, nflat, pits = _d8_then_flats(z, 1)  # one strip: every flat resolved by the sequential path
+    assert nflat > 2000 and pits == 0
+    keep = hydrology.flow_direction(grid(fill_reference(z)), flats="keep").values
+    np.testing.assert_array_equal(keep, d8_reference(fill_reference(z)))
+    threads(2)
+    np.testing.assert_array_equal(hydrology.flow_direction(grid(fill_reference(z)), flats="keep").values, keep)
+    for nstrips in (0, 3, 37, z.shape[0]):  # auto, few, many, one row each (every multi-row flat crosses)
+        fd, _, p = _d8_then_flats(z, nstrips)
+        np.testing.assert_array_equal(fd, one)
+        assert p == 0
+    fd = hydrology.flow_direction(hydrology.fill_depressions(grid(z))).values
+    np.testing.assert_array_equal(fd, one)
+    path_lengths(fd)  # raises on a cycle
+    assert np.all(fd[~is_outlet_or_edge(z)] != 0)
