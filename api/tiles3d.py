@@ -3,6 +3,7 @@ Cache-Control and CORS. Paths are resolved and must stay inside the root; anythi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import mimetypes
 import os
@@ -33,7 +34,11 @@ FilePath = Annotated[str, Path(min_length=1, max_length=1024, description="A fil
 
 
 def tiles_root(scene, settings) -> FsPath:
-    root = settings.tiles_root or FsPath(scene.store.files_root) / "tiles"
+    return _resolved(str(settings.tiles_root or FsPath(scene.store.files_root) / "tiles"))
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved(root: str) -> FsPath:       # once per root, not per request (realpath is a stat per component)
     return FsPath(root).resolve()
 
 
@@ -49,14 +54,90 @@ def resolve(root: FsPath, *parts: str, also: tuple[FsPath, ...] = ()) -> FsPath:
 
 
 def _serve(request: Request, path: FsPath, max_age: int) -> Response:
-    st = path.stat()
-    etag = '"' + hashlib.sha256(f"{path}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:32] + '"'
+    etag = _etag(path, path.stat())
     headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}"}
     inm = request.headers.get("if-none-match")
     if inm and etag in [t.strip() for t in inm.split(",")]:
         return Response(status_code=304, headers=headers)
     media = _TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     return FileResponse(path, media_type=media, headers=headers)
+
+
+class FileCache:
+    """Static files kept in memory with their ETag, so a tile is one stat and one write: an LRU of at most
+    ``max_bytes``, files up to ``max_file`` bytes (larger ones are streamed from disk). An entry is valid while
+    the file's inode, size and mtime are those it was read with. Thread-safe; one per app (per worker)."""
+
+    def __init__(self, max_bytes: int = 256 * 1024 * 1024, max_file: int = 16 * 1024 * 1024) -> None:
+        self.max_bytes, self.max_file = max_bytes, max_file
+        self._lock = threading.Lock()
+        self._files: OrderedDict[FsPath, tuple[tuple, str, bytes]] = OrderedDict()
+        self._size = 0
+
+    def get(self, path: FsPath, st: os.stat_result) -> tuple[str, bytes] | None:
+        version = (st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            entry = self._files.get(path)
+            if entry is None or entry[0] != version:
+                return None
+            self._files.move_to_end(path)
+            return entry[1], entry[2]
+
+    def load(self, path: FsPath) -> tuple[str, bytes] | None:
+        """Read ``path`` into the cache (None when it is too large or changed while read)."""
+        st = path.stat()
+        if st.st_size > self.max_file:
+            return None
+        data = path.read_bytes()
+        st2 = path.stat()
+        if (st.st_ino, st.st_size, st.st_mtime_ns) != (st2.st_ino, st2.st_size, st2.st_mtime_ns):
+            return None
+        etag = _etag(path, st)
+        with self._lock:
+            old = self._files.pop(path, None)
+            self._size += len(data) - (len(old[2]) if old else 0)
+            self._files[path] = ((st.st_ino, st.st_size, st.st_mtime_ns), etag, data)
+            while self._size > self.max_bytes:
+                self._size -= len(self._files.popitem(last=False)[1][2])
+        return etag, data
+
+
+def _etag(path: FsPath, st: os.stat_result) -> str:
+    return '"' + hashlib.sha256(f"{path}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:32] + '"'
+
+
+def _state_cache(request: Request, name: str, factory):
+    state = request.app.state
+    cache = getattr(state, name, None)
+    if cache is None:
+        with _STATE_LOCK:
+            cache = getattr(state, name, None)
+            if cache is None:
+                cache = factory()
+                setattr(state, name, cache)
+    return cache
+
+
+_STATE_LOCK = threading.Lock()
+
+
+async def _serve_cached(request: Request, path: FsPath, max_age: int) -> Response:
+    """`_serve` for the hot paths (tile content): from memory when the file is cached and unchanged."""
+    cache: FileCache = _state_cache(request, "static_files", FileCache)
+    try:
+        st = path.stat()
+    except FileNotFoundError:               # removed since it was resolved
+        raise NotFound("no such tile file") from None
+    hit = cache.get(path, st) or await anyio.to_thread.run_sync(cache.load, path)
+    if hit is None:
+        return _serve(request, path, max_age)
+    etag, data = hit
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}"}
+    inm = request.headers.get("if-none-match")
+    if inm and etag in [t.strip() for t in inm.split(",")]:
+        return Response(status_code=304, headers=headers)
+    media = _TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return Response(data, media_type=media, headers=headers)
 
 
 _FILE = {200: {"description": "The file", "content": {"application/json": {}, "model/gltf-binary": {},
@@ -75,10 +156,10 @@ def tilesets(request: Request, scene: SceneDep, settings: SettingsDep, _: ReadCa
 
 @router.get("/3dtiles/{tileset}/{path:path}", summary="A tileset.json or content file",
             response_class=FileResponse, responses={**ERRORS, **_FILE})
-def tile_file(request: Request, scene: SceneDep, settings: SettingsDep, _: ReadCaller, tileset: Tileset,
-              path: FilePath) -> Response:
-    root = tiles_root(scene, settings)
-    return _serve(request, resolve(root, tileset, path), settings.cache_max_age)
+async def tile_file(request: Request, _: ReadCaller, tileset: Tileset, path: FilePath) -> Response:
+    settings = request.app.state.settings
+    root = tiles_root(request.app.state.scene, settings)
+    return await _serve_cached(request, resolve(root, tileset, path), settings.cache_max_age)
 
 
 tile_file.open_query = True      # static files: clients add their own query strings (cache busting, page options)
@@ -174,18 +255,8 @@ class RasterTiles:
                 self._tiles.popitem(last=False)
 
 
-_RASTER_LOCK = threading.Lock()
-
-
 def _raster_tiles(request: Request) -> RasterTiles:
-    state = request.app.state
-    cache = getattr(state, "raster_tiles", None)
-    if cache is None:
-        with _RASTER_LOCK:
-            cache = getattr(state, "raster_tiles", None)
-            if cache is None:
-                cache = state.raster_tiles = RasterTiles()
-    return cache
+    return _state_cache(request, "raster_tiles", RasterTiles)
 
 
 def _render(depth_tiles, z: int, x: int, y: int) -> tuple[bytes, str] | None:
@@ -229,7 +300,7 @@ async def map_tile(request: Request, _: ReadCaller, collectionId: MapId, z: Z, y
         for ext in ("png", "mvt"):
             path = folder / str(z) / str(x) / f"{y}.{ext}"
             if path.is_file():
-                response = _serve(request, path, max_age)
+                response = await _serve_cached(request, path, max_age)
                 if response.status_code == 200:
                     response.headers["content-type"] = _MEDIA[ext]
                 return response

@@ -108,3 +108,30 @@ def test_viewer_page(twin_embedded):
         r = c.get(bad)
         assert r.status_code == 404 and b"TOP-SECRET" not in r.content, bad
     assert t.client().get("/viewer/").status_code == 401         # reads need a key unless anonymous read is on
+
+
+def test_cached_content_follows_the_file(api):
+    """Content is served from memory; a rewrite of the same size, or a file swapped in by rename with the same
+    size and mtime, is seen at once; files over the cache's size limit are streamed from disk."""
+    from api.tiles3d import FileCache
+
+    c, t = api
+    h = t.h("read")
+    path = t.tiles / "city" / "content" / "0.glb"
+    first = c.get("/3dtiles/city/content/0.glb", headers=h)
+    cached = c.app.state.static_files
+    assert cached.get(path.resolve(), path.stat()) == (first.headers["etag"], first.content)
+    body = bytearray(first.content)
+    body[-1] ^= 0xFF
+    path.write_bytes(bytes(body))
+    os.utime(path, ns=(2, 2))
+    assert c.get("/3dtiles/city/content/0.glb", headers=h).content == bytes(body)
+    swapped = path.with_name("new.glb")
+    swapped.write_bytes(first.content)
+    os.utime(swapped, ns=(2, 2))
+    os.replace(swapped, path)                                   # same size, same mtime, another inode
+    assert c.get("/3dtiles/city/content/0.glb", headers=h).content == first.content
+    c.app.state.static_files = FileCache(max_file=100)
+    big = c.get("/3dtiles/city/content/0.glb", headers=h)
+    assert big.status_code == 200 and big.content == first.content and big.headers["etag"]
+    assert c.app.state.static_files.get(path.resolve(), path.stat()) is None
