@@ -123,7 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             scene.close()
 
     app = FastAPI(title=f"{settings.title}: {scene.name}", version=cim.__version__, lifespan=lifespan,
-                  description="OGC API - Features, SensorThings API v1.1 and 3D Tiles over a CIM Twin scene.",
+                  description="OGC API - Features, Tiles and Processes, SensorThings API v1.1 and 3D Tiles over a CIM "
+                              "Twin scene.",
                   dependencies=[Depends(reject_unknown_query)],
                   docs_url="/docs", redoc_url=None)
     app.state.settings = settings
@@ -140,12 +141,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tiles3d.router, tags=["3D Tiles"])
     processes.install(app, scene, settings.max_concurrent_jobs)
     openapi.install(app, lambda: [layer.name for layer in features.F.vector_layers(scene)],
-                    lambda: [features.F.CRS84, features.F.crs_uri(scene.crs)])
+                    lambda: [features.F.CRS84, features.F.crs_uri(scene.crs)], lambda: list(processes.PROCESSES))
 
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(AuditMiddleware, scene=scene)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD",
-                           "POST", "OPTIONS"], allow_headers=["X-API-Key", "Authorization", "Content-Type",
+                           "POST", "DELETE", "OPTIONS"], allow_headers=["X-API-Key", "Authorization", "Content-Type",
                            "If-None-Match"], expose_headers=["ETag", "Content-Crs", "Location"], max_age=3600)
     return app

@@ -1,5 +1,5 @@
 """The OpenAPI document: problem+json error responses, 400 instead of FastAPI's 422, and the scene's collection ids
-as enumerations (so clients and schemathesis see the real ones)."""
+and the process ids as enumerations (so clients and schemathesis see the real ones)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def install(app: FastAPI, collection_ids, crs_uris) -> None:
+def install(app: FastAPI, collection_ids, crs_uris, process_ids=list) -> None:
     """Replace ``app.openapi`` with a generator that post-processes FastAPI's document."""
 
     def openapi() -> dict:
@@ -41,6 +41,7 @@ def install(app: FastAPI, collection_ids, crs_uris) -> None:
             return app.openapi_schema
         doc = get_openapi(title=app.title, version=app.version, routes=app.routes, description=app.description)
         ids = sorted(collection_ids())
+        processes = sorted(process_ids())
         for template, path in doc.get("paths", {}).items():
             if "/tiles" in template:             # map tile sets are not only vector layers: keep the pattern
                 continue
@@ -51,6 +52,8 @@ def install(app: FastAPI, collection_ids, crs_uris) -> None:
                 for p in op.get("parameters", []):
                     if p.get("name") == "collectionId" and p.get("in") == "path" and ids:
                         p["schema"] = {"type": "string", "enum": ids}
+                    if p.get("name") == "processId" and p.get("in") == "path" and processes:
+                        p["schema"] = {"type": "string", "enum": processes}
                     if p.get("name") == "crs" and p.get("in") == "query":
                         p["schema"] = {"type": "string", "enum": list(crs_uris())}
         doc.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)

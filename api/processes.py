@@ -6,9 +6,13 @@ wait ``accepted``. A job's results (warnings as GeoJSON in CRS84, regions summar
 its own folder under the store's files root, and served by a route that never leaves that folder. Jobs left
 ``running`` or ``accepted`` by a server that stopped are marked failed when the next one starts.
 
-The routes are not in /openapi.json yet: the auth matrix of tests/api/test_auth.py expects every POST to need the
-``ingest`` scope and every templated GET to answer 200 with its fixed substitutions, which a ``run``-scoped job
-resource cannot meet; they are tested route by route in tests/api/test_processes.py instead.
+Scopes: executing needs ``run``; reading processes, jobs and results needs ``read``; dismissing a job
+(``DELETE /jobs/{id}``) needs ``run`` and is allowed to the key that started the job, or to an ``admin`` key. A
+dismissed job is gone: its status and results answer 404 afterwards.
+
+Bounds that keep a job cheap enough to serve: at most `MAX_DURATION` seconds of simulated time (one day), rain
+rates up to `MAX_RAIN` mm/h, a model grid of at least 2 x 2 cells, and at most `MAX_FRAMES` output times (the
+output interval grows with the duration) so that a long run does not hold thousands of depth grids.
 """
 
 from __future__ import annotations
@@ -32,13 +36,17 @@ from pydantic import BaseModel, ConfigDict, Field
 import cim
 from api.deps import Caller, ReadCaller, SceneDep, require
 from api.errors import BadRequest, NotFound
+from api.openapi import ERRORS
 from cim import jobs as J
+from cim.security import AuthorizationError
 
-__all__ = ["PROCESSES", "JobRunner", "install", "router"]
+__all__ = ["MAX_DURATION", "MAX_FRAMES", "MAX_RAIN", "PROCESSES", "JobRunner", "install", "router"]
 
 log = logging.getLogger(__name__)
-IN_SCHEMA = False          # see the module docstring
-router = APIRouter(tags=["Processes"], include_in_schema=IN_SCHEMA)
+router = APIRouter(tags=["Processes"])
+MAX_DURATION = 86400.0     #: longest simulated time of a job, seconds
+MAX_RAIN = 500.0           #: highest uniform rain rate, mm/h (above the 305 mm/h world record)
+MAX_FRAMES = 120           #: most output times of a job's depth series
 RunCaller = Annotated[Caller, Depends(require("run"))]
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="A job id")]
 FileName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", description="A result file")]
@@ -57,11 +65,11 @@ class FileInput(BaseModel):
 
 class Inputs(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    rainfall: float | None = Field(None, ge=0, le=2000, description="Uniform rain rate, mm/h")
+    rainfall: float | None = Field(None, ge=0, le=MAX_RAIN, description="Uniform rain rate, mm/h")
     storm: str | None = Field(None, max_length=64, description="Design storm CITY:RETURN_PERIOD:MINUTES[:PEAK]")
     rainfallFile: FileInput | None = Field(None, description="A rainfall grid (NetCDF or GeoTIFF, mm/h)")
     gauges: str | None = Field(None, max_length=80, description="The scene's rain gauge over START/END (UTC)")
-    duration: float = Field(gt=0, le=7 * 86400, description="Simulated time, seconds")
+    duration: float = Field(gt=0, le=MAX_DURATION, description="Simulated time, seconds (at most one day)")
     resolution: float | None = Field(None, gt=0, le=1000, description="Model cell size (m), coarser than the DEM")
     drainage: float | None = Field(None, ge=0, le=2000, description="Sewer capacity as a loss rate (mm/h)")
     planned: dict[str, Any] | None = Field(None, description="Planned buildings: a GeoJSON FeatureCollection "
@@ -70,7 +78,11 @@ class Inputs(BaseModel):
 
 
 class Execute(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"inputs": {"rainfall": 60.0, "duration": 600.0}},
+        {"inputs": {"storm": "beijing:100:60", "duration": 3600.0, "drainage": 20.0}},
+        {"inputs": {"gauges": "2020-06-17T10:00/2020-06-17T14:00", "duration": 1800.0}},
+    ]})
     inputs: Inputs
     outputs: dict[str, Any] | None = None
     response: Literal["document", "raw"] | None = None
@@ -265,14 +277,30 @@ def _planned(fc: dict[str, Any]):
     return gdf
 
 
-def _resolve(process: str, x: Inputs) -> dict[str, Any]:
+def _check_grid(scene: cim.Scene, resolution: float | None) -> None:
+    """The model grid the terrain gives at ``resolution`` has at least 2 x 2 cells (400 otherwise)."""
+    info = next((i for i in scene.layers if i.kind == "terrain" and i.storage == "raster"), None)
+    if info is None:
+        raise BadRequest(f"scene {scene.name!r} has no terrain raster to run a flood model on")
+    shape, transform = info.info.get("shape"), info.info.get("transform")
+    if resolution is None or not shape or not transform:
+        return
+    factor = max(1, round(resolution / abs(float(transform[0]))))
+    if min(shape[-2:]) // factor < 2:
+        raise BadRequest(f"resolution {resolution:g} m leaves fewer than 2 x 2 model cells on the terrain's "
+                         f"{shape[-1]} x {shape[-2]} cells of {abs(float(transform[0])):g} m: choose a finer one")
+
+
+def _resolve(scene: cim.Scene, process: str, x: Inputs) -> dict[str, Any]:
     """Check the inputs and turn them into keyword arguments of flood.forecast / flood.what_if (400 otherwise)."""
     sources = {k: getattr(x, k) for k in ("rainfall", "storm", "rainfallFile", "gauges")}
     given = [k for k, v in sources.items() if v is not None]
     if len(given) != 1:
         raise BadRequest(f"give exactly one rainfall source of rainfall, storm, rainfallFile, gauges "
                          f"(got {', '.join(given) or 'none'})")
-    kw: dict[str, Any] = {"duration": x.duration, "resolution": x.resolution, "drainage": x.drainage}
+    _check_grid(scene, x.resolution)
+    kw: dict[str, Any] = {"duration": x.duration, "resolution": x.resolution, "drainage": x.drainage,
+                          "output_interval": max(60.0, x.duration / MAX_FRAMES)}
     if x.rainfall is not None:
         kw["rainfall"] = x.rainfall
     elif x.storm is not None:
@@ -336,6 +364,8 @@ def _work(scene: cim.Scene, kw: dict[str, Any]):
     what_if = kw.pop("what_if")
 
     def run(job_id: str, progress) -> str:
+        import geopandas as gpd
+
         import flood.forecasting
         import flood.whatif
 
@@ -344,6 +374,8 @@ def _work(scene: cim.Scene, kw: dict[str, Any]):
         folder.mkdir(parents=True, exist_ok=True)
         if not what_if:
             fc = flood.forecasting.forecast(scene, name="forecast", write=False, progress=progress, **kw)
+            if "geometry" not in fc.regions:          # a scene without regions: an empty layer, not no layer
+                fc.regions = gpd.GeoDataFrame({"region": []}, geometry=[], crs=scene.crs)
             files = fc.to_files(folder)
             doc = {"warnings": _geojson(fc.warnings), "regions": _records(fc.regions),
                    "files": sorted(p.name for p in files.values())}
@@ -395,7 +427,7 @@ def _status(request: Request, job: J.Job) -> dict:
 def _job(scene: cim.Scene, job_id: str) -> J.Job:
     with scene.store.engine.connect() as conn:
         job = J.get_job(conn, job_id)
-    if job is None:
+    if job is None or job.status == "dismissed":
         raise NotFound(f"no job {job_id!r}: see /jobs")
     return job
 
@@ -410,7 +442,7 @@ def _results(request: Request, scene: cim.Scene, job: J.Job) -> dict:
     return doc
 
 
-@router.get("/processes", summary="The processes this service runs")
+@router.get("/processes", summary="The processes this service runs", responses=ERRORS)
 def processes(request: Request, _: ReadCaller) -> dict:
     b = _base(request)
     return {"processes": [{k: v for k, v in p.items() if k not in ("inputs", "outputs")} | {"links": [
@@ -424,10 +456,11 @@ def _process(process_id: str) -> dict:
     return PROCESSES[process_id]
 
 
+#: a plain pattern here (an unknown process is a 404, as OGC API - Processes asks); /openapi.json lists the ids
 ProcessId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="flood-forecast or what-if")]
 
 
-@router.get("/processes/{processId}", summary="A process's description")
+@router.get("/processes/{processId}", summary="A process's description", responses=ERRORS)
 def process(request: Request, _: ReadCaller, processId: ProcessId) -> dict:
     b = _base(request)
     return _process(processId) | {"links": [
@@ -436,11 +469,16 @@ def process(request: Request, _: ReadCaller, processId: ProcessId) -> dict:
          "type": "application/json"}]}
 
 
-@router.post("/processes/{processId}/execution", summary="Run a process (Prefer: respond-async for a job)")
+_EXECUTED = {200: {"description": "The results (synchronous execution)"},
+             201: {"description": "The job's status (with Prefer: respond-async); its URL in Location"}}
+
+
+@router.post("/processes/{processId}/execution", summary="Run a process (Prefer: respond-async for a job)",
+             responses={**ERRORS, **_EXECUTED})
 def execute(request: Request, scene: SceneDep, caller: RunCaller, processId: ProcessId, body: Execute,
             prefer: Annotated[str | None, Header()] = None):
     _process(processId)
-    kw = _resolve(processId, body.inputs)
+    kw = _resolve(scene, processId, body.inputs)
     with scene.store.engine.begin() as conn:
         job = J.create_job(conn, processId, _stored_inputs(body.inputs), who=caller.who)
     request.state.audit_detail = f"job {job.id}"
@@ -458,30 +496,34 @@ def execute(request: Request, scene: SceneDep, caller: RunCaller, processId: Pro
                         headers={"Location": f"{_base(request)}/jobs/{job.id}"})
 
 
-@router.get("/jobs", summary="Jobs, most recent first")
+@router.get("/jobs", summary="Jobs, most recent first", responses=ERRORS)
 def jobs_list(request: Request, scene: SceneDep, _: ReadCaller) -> dict:
     with scene.store.engine.connect() as conn:
-        jobs = J.list_jobs(conn)
+        jobs = J.list_jobs(conn, statuses=tuple(s for s in J.STATUSES if s != "dismissed"))
     return {"jobs": [_status(request, j) for j in jobs],
             "links": [{"href": f"{_base(request)}/jobs", "rel": "self", "type": "application/json"}]}
 
 
-@router.get("/jobs/{jobId}", summary="A job's status and progress")
+@router.get("/jobs/{jobId}", summary="A job's status and progress", responses=ERRORS)
 def job_status(request: Request, scene: SceneDep, _: ReadCaller, jobId: JobId) -> dict:
     return _status(request, _job(scene, jobId))
 
 
-@router.delete("/jobs/{jobId}", summary="Dismiss a job (cancel it, delete its results)")
-def dismiss(request: Request, scene: SceneDep, _: RunCaller, jobId: JobId) -> dict:
+@router.delete("/jobs/{jobId}", summary="Dismiss a job (cancel it, delete its results); its owner or an admin",
+               responses=ERRORS)
+def dismiss(request: Request, scene: SceneDep, caller: RunCaller, jobId: JobId) -> dict:
     job = _job(scene, jobId)
     request.state.audit_detail = f"job {jobId}"
+    if job.who != caller.who and not (caller.key and caller.key.allows("admin")):
+        raise AuthorizationError(f"job {jobId} was started by another key: only it or an admin key may dismiss it")
     request.app.state.jobs.dismiss(jobId)
     with scene.store.engine.begin() as conn:
         J.update_job(conn, jobId, status="dismissed", message="dismissed", only_if=("accepted", "running",
                                                                                     "successful", "failed"))
     if job.results:
         shutil.rmtree(scene.store.path(job.results), ignore_errors=True)
-    return _status(request, _job(scene, jobId))
+    with scene.store.engine.connect() as conn:
+        return _status(request, J.get_job(conn, jobId))
 
 
 def _finished(scene: cim.Scene, jobId: str) -> J.Job:
@@ -492,12 +534,17 @@ def _finished(scene: cim.Scene, jobId: str) -> J.Job:
     return job
 
 
-@router.get("/jobs/{jobId}/results", summary="A successful job's results")
+@router.get("/jobs/{jobId}/results", summary="A successful job's results", responses=ERRORS)
 def results(request: Request, scene: SceneDep, _: ReadCaller, jobId: JobId) -> dict:
     return _results(request, scene, _finished(scene, jobId))
 
 
-@router.get("/jobs/{jobId}/results/{name}", summary="A result file of a job (GeoTIFF COG, GeoJSON)")
+_RESULT_FILE = {200: {"description": "The file", "content": {_MEDIA[".tif"]: {}, _MEDIA[".geojson"]: {},
+                                                                _MEDIA[".json"]: {}}}}
+
+
+@router.get("/jobs/{jobId}/results/{name}", summary="A result file of a job (GeoTIFF COG, GeoJSON)",
+            response_class=FileResponse, responses={**ERRORS, **_RESULT_FILE})
 def result_file(scene: SceneDep, _: ReadCaller, jobId: JobId, name: FileName) -> FileResponse:
     folder = scene.store.path(_finished(scene, jobId).results).resolve()
     path = (folder / name).resolve()

@@ -22,8 +22,8 @@ import sqlalchemy as sa
 
 from cim.schema import metadata
 
-__all__ = ["INTERRUPTED", "STATUSES", "Job", "create_job", "fail_interrupted", "get_job", "jobs", "list_jobs",
-           "update_job"]
+__all__ = ["INTERRUPTED", "STATUSES", "Job", "create_job", "fail_interrupted", "get_job", "jobs", "latest_job",
+           "list_jobs", "update_job"]
 
 STATUSES: tuple[str, ...] = ("accepted", "running", "successful", "failed", "dismissed")
 FINISHED = frozenset({"successful", "failed", "dismissed"})
@@ -86,10 +86,20 @@ def get_job(conn: sa.Connection, job_id: str) -> Job | None:
     return None if row is None else _from_row(row)
 
 
-def list_jobs(conn: sa.Connection, *, limit: int = 1000) -> list[Job]:
-    """The most recent jobs first."""
-    rows = conn.execute(sa.select(jobs).order_by(jobs.c.created.desc(), jobs.c.id).limit(int(limit)))
+def list_jobs(conn: sa.Connection, *, limit: int = 1000, statuses: tuple[str, ...] | None = None) -> list[Job]:
+    """The most recent jobs first; with ``statuses``, only jobs in one of them."""
+    q = sa.select(jobs)
+    if statuses is not None:
+        q = q.where(jobs.c.status.in_(statuses))
+    rows = conn.execute(q.order_by(jobs.c.created.desc(), jobs.c.id).limit(int(limit)))
     return [_from_row(r) for r in rows]
+
+
+def latest_job(conn: sa.Connection, process: str, *, status: str = "successful") -> Job | None:
+    """The job of ``process`` in ``status`` that finished last (None when there is none)."""
+    row = conn.execute(sa.select(jobs).where(jobs.c.process == process, jobs.c.status == status)
+                       .order_by(jobs.c.finished.desc(), jobs.c.id).limit(1)).first()
+    return None if row is None else _from_row(row)
 
 
 def update_job(conn: sa.Connection, job_id: str, *, only_if: tuple[str, ...] | None = None, **values: Any) -> bool:

@@ -1,5 +1,6 @@
-"""A small real scene for the HTTP tests: two vector layers, a rain gauge with observations, API keys of every
-scope (and a revoked one), a tiles root with a tileset; clients over the app built by `api.create_app`."""
+"""A small real scene for the HTTP tests: two vector layers, a tiny terrain (a bowl of 12 x 12 cells around a
+building, so that flood jobs run in milliseconds), a rain gauge with observations, API keys of every scope (and a
+revoked one), a tiles root with a tileset; clients over the app built by `api.create_app`."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
+import rioxarray  # noqa: F401  (registers .rio)
+import xarray as xr
 from fastapi.testclient import TestClient
 from shapely import Point, box
 
@@ -37,6 +41,20 @@ def buildings() -> gpd.GeoDataFrame:
 def trees() -> gpd.GeoDataFrame:        # no id column, no time: ids are positions
     return gpd.GeoDataFrame({"girth": [float(i) for i in range(25)]},
                             geometry=[Point(84000 + 10 * i, 447000) for i in range(25)], crs="EPSG:28992")
+
+
+BOWL = (155030.0, 463030.0, 155270.0, 463270.0)    # the terrain's bounds (EPSG:28992): 12 x 12 cells of 20 m
+
+
+def terrain() -> xr.DataArray:
+    """A bowl 0.5 m deep around building "b" (whose cells are walls): rain gathers around the building."""
+    n, dx = 12, 20.0
+    x = BOWL[0] + dx * (np.arange(n) + 0.5)
+    y = BOWL[3] - dx * (np.arange(n) + 0.5)
+    xx, yy = np.meshgrid(x - (BOWL[0] + 120), y - (BOWL[1] + 120))
+    z = (1.0 + 0.5 * (xx ** 2 + yy ** 2) / 120 ** 2).astype("float32")
+    return xr.DataArray(z, coords={"y": y, "x": x}, dims=("y", "x")).rio.write_crs("EPSG:28992").rio.write_nodata(
+        np.nan)
 
 
 def gauge() -> iot.Thing:
@@ -81,6 +99,7 @@ def build(url: str, tmp: Path) -> Twin:
     scene = cim.Scene.create(url, crs="EPSG:28992", name="Test town")
     scene.add_layer("buildings", buildings(), kind="buildings")
     scene.add_layer("trees", trees(), kind="other")
+    scene.add_layer("dem", terrain(), kind="terrain", units="m")
     tokens = {}
     with scene.store.engine.begin() as conn:
         added = iot.add_thing(conn, gauge())

@@ -1,5 +1,8 @@
 """Keys, scopes and audit: every route x {no key, read, ingest, run, admin, revoked key} gets the right status;
-anonymous read; bearer tokens; rate limit; the audit trail of writes; `cim keys` and `cim serve`."""
+anonymous read; bearer tokens; rate limit; the audit trail of writes; `cim keys` and `cim serve`.
+
+Scopes: reads need ``read`` (every other scope implies it); SensorThings writes need ``ingest``; running a process
+needs ``run``; dismissing a job needs ``run`` and the key that started it, or ``admin``."""
 
 from __future__ import annotations
 
@@ -14,9 +17,11 @@ import time
 import httpx
 
 import cim.security as sec
+from cim import jobs as J
 
 WHO = (None, "read", "ingest", "run", "admin", "revoked")
 PUBLIC = {"/", "/conformance", "/v1.1"}
+RUN = ("/processes", "/jobs")           # routes whose writes need the `run` scope
 _n = itertools.count()
 
 
@@ -28,7 +33,20 @@ def _ids(c, h, twin) -> dict[str, int]:
     return ids
 
 
+def _job_owned_by(twin, who: str) -> str:
+    """A fresh job in the store, started by ``who``'s key (each DELETE of the matrix dismisses its own)."""
+    with twin.scene.store.engine.begin() as conn:
+        return J.create_job(conn, "flood-forecast", {"rainfall": 1.0, "duration": 60.0},
+                            who=sec.parse_token(twin.tokens[who])[0]).id
+
+
 def _request(template: str, method: str, twin, ids) -> tuple[str, dict | None]:
+    if template.startswith(RUN):
+        job = _job_owned_by(twin, "run") if method == "DELETE" else ids["job"]
+        path = (template.replace("{processId}", "flood-forecast").replace("{jobId}", job)
+                .replace("{name}", "forecast_max_depth.tif"))
+        body = {"inputs": {"rainfall": 100.0, "duration": 60.0}} if method == "POST" else None
+        return path, body
     m = re.match(r"^/v1\.1/(\w+)\(\{id\}\)", template)
     path = template.replace("{id}", str(ids[m.group(1)])) if m else template
     path = path.replace("/viewer/{path}", "/viewer/city/tileset.json")
@@ -51,6 +69,8 @@ def _expected(template: str, method: str, who: str | None) -> int:
         return 200
     if who in (None, "revoked"):
         return 401
+    if template.startswith(RUN) and method != "GET":       # sync execution answers 200 with the results
+        return 200 if who in ("run", "admin") else 403
     if method == "POST":
         return 201 if who in ("ingest", "admin") else 403
     return 200
@@ -60,9 +80,15 @@ def test_auth_matrix_covers_every_route(twin_embedded):
     t = twin_embedded
     c = t.client()
     ids = _ids(c, t.h("admin"), t)
+    r = c.post("/processes/flood-forecast/execution", headers=t.h("run"),
+               json={"inputs": {"rainfall": 100.0, "duration": 600.0}})
+    assert r.status_code == 200, r.text
+    ids["job"] = r.json()["jobID"]
     operations = [(p, m.upper()) for p, ops in c.get("/openapi.json").json()["paths"].items() for m in ops]
-    assert len(operations) >= 38
-    writes = 0
+    assert len(operations) >= 46
+    assert {("/processes/{processId}/execution", "POST"), ("/jobs/{jobId}", "DELETE"),
+            ("/jobs/{jobId}/results/{name}", "GET")} <= set(operations)
+    writes = dismissals = 0
     for template, method in operations:
         for who in WHO:
             path, body = _request(template, method, t, ids)
@@ -72,13 +98,23 @@ def test_auth_matrix_covers_every_route(twin_embedded):
             if want == 401:
                 assert "WWW-Authenticate" in r.headers and r.headers["content-type"] == "application/problem+json"
             writes += method == "POST"
-    # every write attempt is in the audit trail, with who and the outcome
-    posts = [e for e in t.audit() if e.action.startswith("POST ")]
-    assert len(posts) == writes == 3 * len(WHO)
+            dismissals += method == "DELETE"
+    # every write attempt is in the audit trail, with who and the outcome (and the job run before the matrix)
+    entries = t.audit()
+    posts = [e for e in entries if e.action.startswith("POST ")]
+    n_posts = sum(m == "POST" for _, m in operations)
+    assert len(posts) == writes + 1 == n_posts * len(WHO) + 1 and n_posts == 4
     keys = {k.name.split()[0]: k.key_id for k in _keys(t)}
     outcomes = {(e.who, e.outcome) for e in posts}
     assert ("unauthenticated", "401") in outcomes and (keys["read"], "403") in outcomes
     assert (keys["ingest"], "201") in outcomes and (keys["admin"], "201") in outcomes
+    runs = {(e.who, e.outcome) for e in posts if e.action == "POST /processes/flood-forecast/execution"}
+    assert runs == {("unauthenticated", "401"), (keys["read"], "403"), (keys["ingest"], "403"),
+                    (keys["run"], "200"), (keys["admin"], "200")}
+    deletes = sorted((e.who, e.outcome) for e in entries if e.action.startswith("DELETE /jobs/"))
+    assert len(deletes) == dismissals == len(WHO)
+    assert deletes == sorted([("unauthenticated", "401")] * 2 + [(keys["read"], "403"), (keys["ingest"], "403"),
+                                                                  (keys["run"], "200"), (keys["admin"], "200")])
     assert all(e.at.startswith("20") and e.at.endswith("+00:00") for e in posts)
 
 

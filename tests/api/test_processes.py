@@ -120,9 +120,12 @@ def test_async_lifecycle(bowl, monkeypatch):
         res = c.get(f"/jobs/{job_id}/results", headers=_h(tokens, "read")).json()
         assert {f["properties"]["name"] for f in res["warnings"]["features"]} >= {"bowl road", "rim house"}
         assert [j["jobID"] for j in c.get("/jobs", headers=_h(tokens, "read")).json()["jobs"]] == [job_id]
-        # dismissed: gone with its results
+        # dismissed: gone with its results (404 afterwards, as for any deleted resource)
         assert c.delete(f"/jobs/{job_id}", headers=_h(tokens, "run")).json()["status"] == "dismissed"
-        assert c.get(f"/jobs/{job_id}/results", headers=_h(tokens, "read")).status_code == 404
+        for path in (f"/jobs/{job_id}/results", f"/jobs/{job_id}"):
+            assert c.get(path, headers=_h(tokens, "read")).status_code == 404
+        assert c.delete(f"/jobs/{job_id}", headers=_h(tokens, "run")).status_code == 404
+        assert c.get("/jobs", headers=_h(tokens, "read")).json()["jobs"] == []
         assert not (scene.store.files_root / "jobs" / job_id).exists()
 
 
@@ -140,8 +143,13 @@ def test_restart_marks_running_jobs_failed(bowl):
             assert st["status"] == "failed" and st["message"] == J.INTERRUPTED and st["finished"]
 
 
+def _stored(scene, job_id) -> J.Job:
+    with scene.store.engine.connect() as conn:
+        return J.get_job(conn, job_id)
+
+
 def test_concurrency_limit_queues(bowl, monkeypatch):
-    _, url, tokens = bowl
+    scene, url, tokens = bowl
     gate, started = threading.Event(), threading.Event()
     real = flood.forecasting.forecast
 
@@ -168,8 +176,9 @@ def test_concurrency_limit_queues(bowl, monkeypatch):
         assert _wait(c, h, first)["status"] == "successful"
         done = _wait(c, h, second)
         assert done["status"] == "successful" and done["started"] >= c.get(f"/jobs/{first}", headers=h).json()["finished"]
-        st = c.get(f"/jobs/{third}", headers=h).json()
-        assert st["status"] == "dismissed" and st["started"] is None
+        assert c.get(f"/jobs/{third}", headers=h).status_code == 404
+        st = _stored(scene, third)
+        assert st.status == "dismissed" and st.started is None
 
 
 def test_scopes_and_bad_inputs(bowl):
@@ -194,6 +203,8 @@ def test_scopes_and_bad_inputs(bowl):
                                          "duration": 60}}, 400),
             "what-if without plan": ("/processes/what-if/execution", ok, 400),
             "unknown input": (ex, {"inputs": {**ok["inputs"], "speed": 3}}, 400),
+            "over a day": (ex, {"inputs": {"rainfall": RAIN, "duration": 86401}}, 400),
+            "too coarse": (ex, {"inputs": {**ok["inputs"], "resolution": 40.0}}, 400),
         }
         for what, (path, body, status) in bad.items():
             r = c.post(path, headers=h, json=body)
@@ -314,7 +325,7 @@ def test_gauge_rainfall_over_a_window(bowl):
 
 
 def test_dismiss_a_running_job(bowl, monkeypatch):
-    _, url, tokens = bowl
+    scene, url, tokens = bowl
     started, steps = threading.Event(), []
     real = flood.forecasting.forecast
 
@@ -336,5 +347,23 @@ def test_dismiss_a_running_job(bowl, monkeypatch):
         n = len(steps)
         time.sleep(0.3)
         assert len(steps) <= n + 1                       # the forecast stopped at its next step
-        st = c.get(f"/jobs/{job}", headers=h).json()
-        assert st["status"] == "dismissed" and st["progress"] < 100
+        st = _stored(scene, job)
+        assert st.status == "dismissed" and st.progress < 100
+
+
+def test_only_the_owner_or_an_admin_dismisses(bowl):
+    scene, url, tokens = bowl
+    with scene.store.engine.begin() as conn:
+        tokens["other"] = sec.create_key(conn, "another runner", ["run"])[1]
+        tokens["admin"] = sec.create_key(conn, "admin", ["admin"])[1]
+    body = {"inputs": {"rainfall": RAIN, "duration": 60.0, "resolution": 6.0}}
+    with _client(url) as c:
+        jobs = [c.post("/processes/flood-forecast/execution", headers=_h(tokens, "run"), json=body).json()["jobID"]
+                for _ in range(2)]
+        r = c.delete(f"/jobs/{jobs[0]}", headers=_h(tokens, "other"))
+        assert r.status_code == 403 and "started by another key" in r.json()["detail"]
+        assert c.get(f"/jobs/{jobs[0]}", headers=_h(tokens, "read")).json()["status"] == "successful"
+        assert c.delete(f"/jobs/{jobs[0]}", headers=_h(tokens, "run")).json()["status"] == "dismissed"
+        assert c.delete(f"/jobs/{jobs[1]}", headers=_h(tokens, "admin")).json()["status"] == "dismissed"
+        assert c.delete(f"/jobs/{jobs[1]}", headers=_h(tokens, "read")).status_code == 403
+    assert [_stored(scene, j).status for j in jobs] == ["dismissed", "dismissed"]

@@ -1,7 +1,8 @@
 """schemathesis against /openapi.json, in process (ASGI), with every check and every phase: 0 failures.
 
 The run goes through schemathesis's own engine (what `schemathesis run` does), so coverage, fuzzing and stateful
-phases all run; the examples per operation are bounded so that it stays well under two minutes.
+phases all run; the examples per operation are bounded so that it stays well under two minutes. Process executions
+are generated too: the scene's terrain is tiny and a job simulates at most a day, so each runs in under a second.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events, from_schema
 
 from api import Settings, create_app
+from cim import jobs as J
 from tests.api.conftest import build
 
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
@@ -55,15 +57,21 @@ def test_openapi_all_checks(tmp_path):
         "operations": OPERATIONS,
     })
     schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
-    failures, errors, scenarios, phases = [], [], 0, set()
+    failures, errors, scenarios, phases, labels = [], [], 0, set(), set()
     for ev in from_schema(schema).execute():
         if isinstance(ev, events.ScenarioFinished):
             scenarios += 1
             phases.add(ev.phase.name)
+            labels.add(ev.recorder.label)
             failures += _describe(ev)
         elif isinstance(ev, events.NonFatalError | events.FatalError):
             errors.append(repr(getattr(ev, "value", None) or getattr(ev, "exception", None))[:500])
+    with twin.scene.store.engine.connect() as conn:
+        statuses = [j.status for j in J.list_jobs(conn)]
     twin.scene.close()
-    assert scenarios >= 38 and {"COVERAGE", "FUZZING"} <= phases, (scenarios, phases)
+    assert {"GET /processes/{processId}", "POST /processes/{processId}/execution", "GET /jobs/{jobId}",
+            "DELETE /jobs/{jobId}", "GET /jobs/{jobId}/results", "GET /jobs/{jobId}/results/{name}"} <= labels
+    assert "successful" in statuses, statuses          # the examples of the execution body ran as real jobs
+    assert scenarios >= 46 and {"COVERAGE", "FUZZING"} <= phases, (scenarios, phases)
     assert not errors, "\n".join(errors)
     assert not failures, f"{len(failures)} failures:\n" + "\n".join(sorted(set(failures))[:60])
