@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from hydrology._kernels_runoff import green_ampt_increment, scs_excess_runoff_jit
+
 __all__: list[str] = []
 
 WALL_Z = np.float32(1.0e6)
@@ -33,6 +35,10 @@ _QUARTER = np.float32(0.25)
 _ZERO = np.float32(0.0)
 _ONE = np.float32(1.0)
 _EPS32 = np.float32(np.finfo(np.float32).eps)
+# state-based infiltration (the ``soil`` tuple of the loss step)
+SOIL_GREEN_AMPT = 1
+SOIL_SCS_CN = 2
+_GA_TOL = 1e-10
 
 
 @njit(cache=True, fastmath=_FM, inline="always")
@@ -74,6 +80,17 @@ def _free(ze, he, zi, hi, q0, qc, n2, gdt, dx, hmin):
     return max(q, _ZERO) if he > hmin else _ZERO
 
 
+@njit(cache=True, inline="always")
+def step_scalars(dt, dx, t_new, hmin, wet, rain, loss_i, loss_d):
+    """The constants of one depth update (shared by the schemes): dt (float32), dt / dx, the cell area and
+    dt x face width (float64), the new time, ``hmin`` and ``wet`` (float32), and the step's uniform rain and
+    infiltration and drainage losses (m, float32)."""
+    dt32 = np.float32(dt)
+    return (dt32, dt32 / np.float32(dx), np.float64(dx) * np.float64(dx), np.float64(dt) * np.float64(dx),
+            np.float32(t_new), np.float32(hmin), np.float32(wet), np.float32(rain * dt), np.float32(loss_i * dt),
+            np.float32(loss_d * dt))
+
+
 @njit(cache=True, fastmath=_FM_EXACT, inline="always")
 def loss_row(h, r, li, ld, loss_grid_i, loss_grid_d, loss_mode, dt32, area, row_vol):
     """Infiltration and drainage of row ``r`` over one step, taken from the water present (shared by the schemes).
@@ -101,6 +118,64 @@ def loss_row(h, r, li, ld, loss_grid_i, loss_grid_d, loss_mode, dt32, area, row_
             drn_v += removed * (np.float64(pd) / np.float64(tot))
     row_vol[r, 1] += inf_v * area
     row_vol[r, 2] += drn_v * area
+
+
+@njit(cache=True, fastmath=_FM_EXACT, inline="always")
+def soil_row(h, r, rain_d, rain_grid, active, soil, dt, area, row_vol):
+    """State-based infiltration of row ``r`` over one step, from the water present (shared by the schemes; run
+    it after the depth update and before :func:`loss_row`).
+
+    ``soil = (mode, par, state)``: with ``SOIL_GREEN_AMPT``, ``par[0]`` is K (m/s), ``par[1]`` suction head
+    times moisture deficit (m) and ``state`` the cumulative infiltration F (m); the step takes the Green-Ampt
+    capacity integrated exactly from F (:func:`hydrology._kernels_runoff.green_ampt_increment`), limited to
+    the depth present (ponded water and this step's rain). With ``SOIL_SCS_CN``, ``par[0]`` is the retention S
+    (m), ``par[1]`` the initial abstraction Ia (m) and ``state`` the cumulative rain P (m); the step removes
+    ``dP - (Q(P + dP) - Q(P))`` of this step's rain ``dP`` (``rain_d`` uniform, or ``rain_grid`` m/s per cell
+    when it has the grid's shape), so only the SCS runoff stays on the surface. The volume float32 really
+    removed goes to ``row_vol[r, 1]`` (infiltration).
+    """
+    mode, par, state = soil
+    ny, nx = h.shape
+    grid_rain = rain_grid.shape[0] == ny and rain_grid.shape[1] == nx
+    dt32 = np.float32(dt)
+    dt64 = np.float64(dt)
+    inf_v = 0.0
+    for c in range(nx):
+        if active[r, c] == 0:
+            continue
+        w = np.float64(h[r, c])
+        if mode == SOIL_GREEN_AMPT:
+            if w <= 0.0:
+                continue
+            f0 = state[r, c]
+            k = par[0, r, c]
+            pd = par[1, r, c]
+            # the capacity over the step is at least dt f(F + w): when that covers w, all of it soaks in
+            if w * (f0 + w) <= dt64 * k * (f0 + w + pd):
+                take = w
+            else:
+                take = min(w, green_ampt_increment(f0, dt64, k, pd, _GA_TOL))
+        else:
+            dp = np.float64(rain_grid[r, c] * dt32 if grid_rain else rain_d)
+            if dp <= 0.0:
+                continue
+            p0 = state[r, c]
+            s = par[0, r, c]
+            ia = par[1, r, c]
+            p1 = p0 + dp
+            q0 = scs_excess_runoff_jit(p0 - ia, s) if p0 > ia else 0.0
+            q1 = scs_excess_runoff_jit(p1 - ia, s) if p1 > ia else 0.0
+            state[r, c] = p1  # the rain counts whether or not water is left to take (flow may have moved it)
+            take = min(max(dp - (q1 - q0), 0.0), w)
+            if take <= 0.0:
+                continue
+        new = np.float32(max(w - take, 0.0))
+        h[r, c] = new
+        removed = w - np.float64(new)  # what float32 really removed
+        if mode == SOIL_GREEN_AMPT:
+            state[r, c] += removed
+        inf_v += removed
+    row_vol[r, 1] += inf_v * area
 
 
 @njit(cache=True, fastmath=_FM_EXACT, inline="always")
@@ -225,13 +300,13 @@ def limiter(h, qx, qy, dt, dx, f_out):
 @njit(cache=True, parallel=True, fastmath=_FM_EXACT)
 def continuity(h, carry, qx_new, qy_new, f, qx, qy, active, rain, rain_grid, loss_i, loss_d, loss_grid_i, loss_grid_d,
                loss_mode, dt, dx, t_new, hmin, wet, max_depth, time_of_max, max_speed2, arrival, wet_since,
-               duration_wet, row_hmax, row_vol):
+               duration_wet, row_hmax, row_vol, soil=None):
     """Depth update of one step, in place on ``h`` (with the Kahan ``carry``); scaled discharges go back to
     ``qx``/``qy``.
 
     Sources: ``rain`` (m/s, uniform) or ``rain_grid`` (m/s per cell) when it has the grid's shape. Sinks:
-    infiltration and drainage rates (m/s), uniform (``loss_mode`` 1) or per cell (2), taken from the water
-    present. Per row, ``row_vol[:, 0..2]`` accumulate the boundary outflow, infiltration and drainage volumes
+    state-based infiltration when ``soil`` is given (see :func:`soil_row`), then infiltration and drainage
+    rates (m/s), uniform (``loss_mode`` 1) or per cell (2), taken from the water present. Per row, ``row_vol[:, 0..2]`` accumulate the boundary outflow, infiltration and drainage volumes
     (m³, float64); ``row_hmax`` receives the deepest cell.
 
     Running outputs: ``max_depth``/``time_of_max`` above ``hmin``; above ``wet``: ``max_speed2`` (speed
@@ -239,17 +314,9 @@ def continuity(h, carry, qx_new, qy_new, f, qx, qy, active, rain, rain_grid, los
     ``duration_wet``.
     """
     ny, nx = h.shape
-    dt32 = np.float32(dt)
-    k = dt32 / np.float32(dx)
-    area = np.float64(dx) * np.float64(dx)
-    face_vol = np.float64(dt) * np.float64(dx)
-    t32 = np.float32(t_new)
-    hmin = np.float32(hmin)
-    wet = np.float32(wet)
+    dt32, k, area, face_vol, t32, hmin, wet, rain_d, li, ld = step_scalars(dt, dx, t_new, hmin, wet, rain, loss_i,
+                                                                            loss_d)
     grid_rain = rain_grid.shape[0] == ny and rain_grid.shape[1] == nx
-    rain_d = np.float32(rain * dt)
-    li = np.float32(loss_i * dt)
-    ld = np.float32(loss_d * dt)
     for r in prange(ny):
         # 1. scaled fluxes and the compensated depth update: branch-free, so that it vectorises
         for c in range(nx):
@@ -276,6 +343,8 @@ def continuity(h, carry, qx_new, qy_new, f, qx, qy, active, rain, rain_grid, los
         qx[r, 0] = qx_new[r, 0] * f[r + 1, 1]  # the first column's west face belongs to this row too
         row_vol[r, 0] += (max(-qx[r, 0], _ZERO) + max(qx[r, nx], _ZERO)) * face_vol
         # 2. infiltration and drainage, from the water present
+        if soil is not None:
+            soil_row(h, r, rain_d, rain_grid, active, soil, dt, area, row_vol)
         if loss_mode > 0:
             loss_row(h, r, li, ld, loss_grid_i, loss_grid_d, loss_mode, dt32, area, row_vol)
         # 3. running outputs
@@ -327,9 +396,10 @@ def close_wet_durations(wet_since, t_end, duration_wet):
 def advance(z, h, carry, n2, active, qx, qy, qx_new, qy_new, f, open_sides, rain, rain_grid, loss_i, loss_d,
             loss_grid_i, loss_grid_d, loss_mode, src_rows, src_cols, src_rate, max_depth, time_of_max, max_speed2,
             arrival, wet_since, duration_wet, row_hmax, row_vol, t0, t1, hmax0, dx, g, alpha, max_dt, theta, hmin,
-            wet, dt_prev0, max_steps, stats):
+            wet, dt_prev0, max_steps, stats, soil=None):
     """Steps from ``t0`` to exactly ``t1`` with constant forcing, each ``min(max_dt, alpha dx / sqrt(g h_max))``.
 
+    ``soil`` (optional): the state-based infiltration of :func:`soil_row`, whose state it advances.
     Stops after ``max_steps`` steps if ``t1`` is not reached by then (no step is cut for it).
     ``src_rate[i]`` is the depth rate (m/s) added to cell ``(src_rows[i], src_cols[i])`` at each step start.
     ``stats`` (float64[6]) receives: time reached, steps, smallest and largest stable (uncut) step, the deepest
@@ -358,7 +428,7 @@ def advance(z, h, carry, n2, active, qx, qy, qx_new, qy_new, f, open_sides, rain
         limiter(h, qx_new, qy_new, dt, dx, f)
         continuity(h, carry, qx_new, qy_new, f, qx, qy, active, rain, rain_grid, loss_i, loss_d, loss_grid_i,
                    loss_grid_d, loss_mode, dt, dx, t + dt, hmin, wet, max_depth, time_of_max, max_speed2, arrival,
-                   wet_since, duration_wet, row_hmax, row_vol)
+                   wet_since, duration_wet, row_hmax, row_vol, soil)
         hmax = np.float64(row_hmax.max())
         t = t1 if last else t + dt
         steps += 1

@@ -1,4 +1,8 @@
-"""Forcing of the flood solver: rainfall (uniform or gridded), point inflows, infiltration and drainage rates.
+"""Forcing of the flood solver: rainfall (uniform or gridded), point inflows, infiltration and drainage.
+
+Infiltration is a rate (mm/h, a number or a grid) or a soil model with state: :class:`GreenAmpt` (capacity
+falling with the cumulative infiltration) or :class:`SCSCurveNumber` (only the SCS runoff of the cumulative rain
+stays on the surface); both take numbers or grids aligned with the DEM.
 
 Every time-varying forcing is a step function: each time value starts an interval with the given rate. Times
 are seconds from the start of the run, or datetimes (then counted from ``start``, by default the first
@@ -22,9 +26,20 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
+from flood import _kernels as K
 from flood.errors import FloodCRSError, FloodTypeError, FloodValueError, GridMismatchError
+from hydrology.runoff import scs_retention
 
-__all__ = ["Inlet", "PointInflow", "TimeSeries", "rainfall_series", "regrid_conservative", "to_m_per_s"]
+__all__ = [
+    "GreenAmpt",
+    "Inlet",
+    "PointInflow",
+    "SCSCurveNumber",
+    "TimeSeries",
+    "rainfall_series",
+    "regrid_conservative",
+    "to_m_per_s",
+]
 
 # factors from a rate unit to m/s; rates are mm/h unless the DataArray says otherwise in attrs["units"]
 _RATE_UNITS = {
@@ -333,3 +348,127 @@ def aligned_grid(value: Any, dem: xr.DataArray, name: str) -> np.ndarray:
             raise GridMismatchError(f"{name}: array shape {value.shape} differs from the DEM's {dem.shape}")
         return value.astype(np.float64)
     raise FloodTypeError(f"{name}: expected a number or a grid (DataArray/ndarray like the DEM), got {type(value).__name__}")
+
+
+def _soil_field(obj: Any, fld: str, lo: float, hi: float, what: str, *, lo_open: bool = False) -> None:
+    """Check one field of a soil model: a finite number or a grid (DataArray/ndarray) with values in range."""
+    v = getattr(obj, fld)
+    name = f"{type(obj).__name__}.{fld}"
+    rng = f"{'>' if lo_open else '>='} {lo:g}" + (f" and <= {hi:g}" if math.isfinite(hi) else "")
+    if isinstance(v, xr.DataArray | np.ndarray):
+        arr = np.asarray(v.values if isinstance(v, xr.DataArray) else v)
+        if arr.ndim != 2 or arr.dtype.kind not in "iuf":
+            raise FloodTypeError(f"{name}: a grid must be a 2-D numeric array like the DEM, got {arr.dtype} {arr.shape}")
+        vals = arr[np.isfinite(arr)]  # NaN cells are checked against the walls when the model is built
+        if not vals.size:
+            return
+        v_lo, v_hi, got = float(vals.min()), float(vals.max()), "values in [{:g}, {:g}]"
+    elif isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
+        raise FloodTypeError(f"{name}: expected {what} as a number or a grid aligned with the DEM, got {type(v).__name__}")
+    else:
+        v_lo = v_hi = float(v)
+        got = "{!r}"
+    if not (math.isfinite(v_lo) and math.isfinite(v_hi)) or (v_lo <= lo if lo_open else v_lo < lo) or v_hi > hi:
+        raise FloodValueError(f"{name}: {what} must be {rng}, got " + got.format(v_lo, v_hi))
+
+
+@dataclass(frozen=True, eq=False)
+class GreenAmpt:
+    """Green-Ampt infiltration (Green & Ampt 1911; Chow, Maidment & Mays 1988, section 4.3) as ``infiltration=``.
+
+    Every cell tracks its cumulative infiltration F (0 at the start); a step takes the capacity
+    ``f = k_sat (1 + psi delta_theta / F)`` integrated exactly over the step, limited to the water present
+    (ponded water and the step's rain). Each field is a number or a grid aligned with the DEM (NaN only on
+    walls).
+
+    Parameters
+    ----------
+    k_sat : number or grid
+        Saturated hydraulic conductivity K (mm/h), >= 0 (0: impervious).
+    psi : number or grid
+        Suction head at the wetting front (mm), >= 0.
+    delta_theta : number or grid
+        Moisture deficit: effective porosity minus the initial moisture content, in [0, 1].
+
+    Examples
+    --------
+    Silt loam (Chow et al. 1988, table 4.3.1: K 6.5 mm/h, psi 166.8 mm, effective porosity 0.486), 30 % of
+    it filled at the start:
+
+    >>> soil = GreenAmpt(k_sat=6.5, psi=166.8, delta_theta=0.7 * 0.486)
+    >>> round(soil.delta_theta, 4)
+    0.3402
+    """
+
+    k_sat: Any
+    psi: Any
+    delta_theta: Any
+
+    def __post_init__(self) -> None:
+        _soil_field(self, "k_sat", 0.0, math.inf, "the conductivity (mm/h)")
+        _soil_field(self, "psi", 0.0, math.inf, "the suction head (mm)")
+        _soil_field(self, "delta_theta", 0.0, 1.0, "the moisture deficit")
+
+
+@dataclass(frozen=True, eq=False)
+class SCSCurveNumber:
+    """SCS curve-number losses (USDA-SCS 1986, TR-55) as ``infiltration=``: only the runoff stays on the surface.
+
+    Every cell tracks its cumulative rain P from the start of the run; of each step's rain dP it keeps
+    ``Q(P + dP) - Q(P)`` on the surface, with ``Q = (P - Ia)^2 / (P - Ia + S)`` above ``Ia = ia_ratio S`` and
+    ``S = 25400 / CN - 254`` mm (:func:`hydrology.scs_runoff`), and books the rest as infiltration. Water that
+    arrives by flow or from inflows is not taken (the method is a rainfall-excess method).
+
+    Parameters
+    ----------
+    curve_number : number or grid
+        CN in (0, 100], e.g. :func:`hydrology.curve_number_grid` from land cover and soil groups (NaN only on
+        walls: fill unknown cells, e.g. ``cn.fillna(98)`` for paved ground).
+    ia_ratio : float, default 0.2
+        Initial abstraction over retention (0.05: Hawkins et al. 2002).
+
+    Examples
+    --------
+    >>> SCSCurveNumber(75).ia_ratio
+    0.2
+    """
+
+    curve_number: Any
+    ia_ratio: float = 0.2
+
+    def __post_init__(self) -> None:
+        _soil_field(self, "curve_number", 0.0, 100.0, "the curve number", lo_open=True)
+        v = self.ia_ratio
+        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
+            raise FloodTypeError(f"SCSCurveNumber.ia_ratio: expected a number in [0, 1), got {type(v).__name__}")
+        if not (math.isfinite(v) and 0.0 <= v < 1.0):
+            raise FloodValueError(f"SCSCurveNumber.ia_ratio: must lie in [0, 1) (0.2 in TR-55), got {v!r}")
+
+
+def _soil_grid(obj: Any, fld: str, dem: xr.DataArray, wall: np.ndarray) -> np.ndarray:
+    """One soil field as a float64 grid on the DEM: NaN on active cells is an error, walls get 0."""
+    v = getattr(obj, fld)
+    name = f"{type(obj).__name__}.{fld}"
+    if not isinstance(v, xr.DataArray | np.ndarray):
+        return np.full(dem.shape, float(v))
+    arr = aligned_grid(v, dem, name)
+    missing = ~wall & ~np.isfinite(arr)
+    if missing.any():
+        raise FloodValueError(f"{name}: {int(missing.sum())} active cells have no value (NaN); fill them "
+                              "(e.g. with .fillna(...)) or block those cells")
+    arr[wall] = 0.0
+    return arr
+
+
+def soil_model(value: Any, dem: xr.DataArray, wall: np.ndarray) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """``infiltration=`` as the kernels' ``soil`` tuple (mode, parameters in m and m/s, zero state), or None
+    when it is not a soil model (a rate, a rate grid or None)."""
+    if isinstance(value, GreenAmpt):
+        k = _soil_grid(value, "k_sat", dem, wall) * to_m_per_s(None, "GreenAmpt.k_sat")
+        pd = _soil_grid(value, "psi", dem, wall) * 1e-3 * _soil_grid(value, "delta_theta", dem, wall)
+        return K.SOIL_GREEN_AMPT, np.stack([k, pd]), np.zeros(dem.shape)
+    if isinstance(value, SCSCurveNumber):
+        cn = _soil_grid(value, "curve_number", dem, wall)
+        s = np.where(wall, 0.0, scs_retention(np.where(wall, 100.0, cn), units="mm") * 1e-3)
+        return K.SOIL_SCS_CN, np.stack([s, value.ia_ratio * s]), np.zeros(dem.shape)
+    return None
