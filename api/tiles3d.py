@@ -3,6 +3,7 @@ Cache-Control and CORS. Paths are resolved and must stay inside the root; anythi
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import mimetypes
@@ -181,6 +182,8 @@ _TILE = {200: {"description": "The tile", "content": {"image/png": {}, "applicat
 
 def _pyramid(scene, settings, map_id: str) -> FsPath | None:
     root = tiles_root(scene, settings)
+    if not os.path.isfile(root / "maps" / map_id / "tiles.json"):      # one stat; realpath only for pyramids
+        return None
     path = (root / "maps" / map_id).resolve()
     if not path.is_relative_to(root) or not (path / "tiles.json").is_file():
         return None
@@ -198,6 +201,7 @@ class RasterTiles:
         self._lock = threading.Lock()
         self._layers: dict[str, tuple[tuple, object]] = {}          # name -> (version, DepthTiles)
         self._tiles: OrderedDict[tuple, tuple[bytes, str] | None] = OrderedDict()
+        self._pending: dict[tuple, asyncio.Future] = {}           # loads and renders under way (event loop only)
 
     @staticmethod
     def _version(path: FsPath) -> tuple | None:
@@ -238,6 +242,30 @@ class RasterTiles:
             while len(self._layers) > self.max_layers:
                 self._layers.pop(next(iter(self._layers)))
         return entry
+
+    async def once(self, key: tuple, fn, *args):
+        """``fn(*args)`` in a worker thread, once for all the requests that want ``key`` at the same time (64
+        clients asking for a new layer's tiles make one load and one render per tile, not 64)."""
+        while (pending := self._pending.get(key)) is not None:
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if not pending.cancelled():     # this request was cancelled, not the one doing the work
+                    raise
+        pending = self._pending[key] = asyncio.get_running_loop().create_future()
+        try:
+            result = await anyio.to_thread.run_sync(fn, *args)
+        except asyncio.CancelledError:
+            pending.cancel()                    # the waiters do the work themselves
+            raise
+        except Exception as exc:
+            pending.set_exception(exc)
+            pending.exception()                 # retrieved: waiters re-raise it, nobody else has to
+            raise
+        finally:
+            self._pending.pop(key, None)
+        pending.set_result(result)
+        return result
 
     def get(self, key: tuple) -> tuple[bytes, str] | bool | None:
         """The cached ``(png, etag)`` (None for an empty tile), or False when not cached."""
@@ -308,13 +336,13 @@ async def map_tile(request: Request, _: ReadCaller, collectionId: MapId, z: Z, y
     cache = _raster_tiles(request)
     layer = cache.cached(collectionId)
     if layer is None:
-        layer = await anyio.to_thread.run_sync(cache.layer, scene, collectionId)
+        layer = await cache.once(("layer", collectionId), cache.layer, scene, collectionId)
         if layer is None:
             raise NotFound(f"no map tiles for {collectionId!r}: see /collections/{collectionId}/tiles")
     key = (collectionId, layer[0], z, y, x)
     tile = cache.get(key)
     if tile is False:
-        tile = await anyio.to_thread.run_sync(_render, layer[1], z, x, y)
+        tile = await cache.once(key, _render, layer[1], z, x, y)
         cache.put(key, tile)
     if tile is None:
         return Response(status_code=204, headers={"Cache-Control": f"public, max-age={max_age}"})

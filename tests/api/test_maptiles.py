@@ -185,3 +185,33 @@ def test_only_depth_rasters_get_tiles(api):
     for name in ("flood_test_arrival", "trees"):
         r = c.get(BASE.format(name) + f"/{z}/{y}/{x}", headers=t.h("read"))
         assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+
+
+def test_concurrent_requests_for_a_tile_render_it_once():
+    import asyncio
+    import threading
+
+    from api.tiles3d import RasterTiles
+
+    calls, gate = [], threading.Event()
+
+    def render(v):
+        calls.append(v)
+        gate.wait(5)
+        if v == "bad":
+            raise ValueError("broken tile")
+        return v * 2
+
+    async def main():
+        cache = RasterTiles()
+        many = [asyncio.create_task(cache.once(("t", 1), render, "ab")) for _ in range(20)]
+        bad = [asyncio.create_task(cache.once(("t", 2), render, "bad")) for _ in range(5)]
+        await asyncio.sleep(0.2)
+        gate.set()
+        done = await asyncio.gather(*many)
+        errors = await asyncio.gather(*bad, return_exceptions=True)
+        return done, errors, cache._pending
+
+    done, errors, pending = asyncio.run(main())
+    assert done == ["abab"] * 20 and sorted(calls) == ["ab", "bad"] and pending == {}
+    assert all(isinstance(e, ValueError) and str(e) == "broken tile" for e in errors)
