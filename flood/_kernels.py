@@ -91,6 +91,19 @@ def step_scalars(dt, dx, t_new, hmin, wet, rain, loss_i, loss_d):
             np.float32(loss_d * dt))
 
 
+@njit(cache=True, inline="always")
+def record_stats(stats, t, steps, dt_lo, dt_hi, hmax, added, dt_prev):
+    """What a time loop reports (shared by the schemes): the time reached, steps taken, smallest and largest
+    stable step, the deepest cell, the source depth added and the last step, into ``stats[0:7]``."""
+    stats[0] = t
+    stats[1] = steps
+    stats[2] = dt_lo
+    stats[3] = dt_hi
+    stats[4] = hmax
+    stats[5] = added
+    stats[6] = dt_prev
+
+
 @njit(cache=True, fastmath=_FM_EXACT, inline="always")
 def loss_row(h, r, li, ld, loss_grid_i, loss_grid_d, loss_mode, dt32, area, row_vol):
     """Infiltration and drainage of row ``r`` over one step, taken from the water present (shared by the schemes).
@@ -434,10 +447,4 @@ def advance(z, h, carry, n2, active, qx, qy, qx_new, qy_new, f, open_sides, rain
         steps += 1
         if not np.isfinite(hmax) or hmax > 1e5:
             break
-    stats[0] = t
-    stats[1] = steps
-    stats[2] = dt_lo
-    stats[3] = dt_hi
-    stats[4] = hmax
-    stats[5] = added
-    stats[6] = dt_prev
+    record_stats(stats, t, steps, dt_lo, dt_hi, hmax, added, dt_prev)
