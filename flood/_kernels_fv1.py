@@ -182,10 +182,10 @@ def fluxes(z, h, u, v, fx, fy, g, open_sides):
 @njit(cache=True, parallel=True, fastmath=_FM)
 def update(h, carry, hu, hv, u, v, fx, fy, f, n2, active, rain, rain_grid, loss_i, loss_d, loss_grid_i, loss_grid_d,
            loss_mode, dt, dx, g, t_new, hmin, wet, max_depth, time_of_max, max_speed2, arrival, wet_since,
-           duration_wet, row_hmax, row_smax, row_vol):
+           duration_wet, row_hmax, row_smax, row_vol, soil=None):
     """One explicit step from the face fluxes, in place; then losses, friction, velocities and running outputs.
 
-    Forcing, ``row_vol``, the outflow factors ``f`` (padded) and the running outputs as in
+    Forcing, ``soil``, ``row_vol``, the outflow factors ``f`` (padded) and the running outputs as in
     :func:`flood._kernels.continuity`; a face's mass and transverse fluxes are scaled by the factor of the cell
     they leave. ``row_smax`` receives the largest ``max(|u|, |v|) + sqrt(g h)`` of each row (for the next step).
     """
@@ -221,7 +221,9 @@ def update(h, carry, hu, hv, u, v, fx, fy, f, n2, active, rain, rain_grid, loss_
         west = fx[0, r, 0] * f[r + 1, 1]  # edges carry outflow only
         east = fx[0, r, nx] * f[r + 1, nx]
         row_vol[r, 0] += (max(-west, _ZERO) + max(east, _ZERO)) * face_vol
-        # 2. infiltration and drainage, from the water present (the scheme-independent step)
+        # 2. infiltration and drainage, from the water present (the scheme-independent steps)
+        if soil is not None:
+            K.soil_row(h, r, rain_d, rain_grid, active, soil, dt, area, row_vol)
         if loss_mode > 0:
             K.loss_row(h, r, li, ld, loss_grid_i, loss_grid_d, loss_mode, dt32, area, row_vol)
         # 3. friction, velocities, running outputs
@@ -266,10 +268,10 @@ def update(h, carry, hu, hv, u, v, fx, fy, f, n2, active, rain, rain_grid, loss_
 def advance(z, h, carry, hu, hv, u, v, fx, fy, f, n2, active, open_sides, rain, rain_grid, loss_i, loss_d,
             loss_grid_i, loss_grid_d, loss_mode, src_rows, src_cols, src_rate, max_depth, time_of_max, max_speed2,
             arrival, wet_since, duration_wet, row_hmax, row_smax, row_vol, t0, t1, smax0, dx, g, cfl, max_dt, hmin,
-            wet, max_steps, stats):
+            wet, max_steps, stats, soil=None):
     """Steps from ``t0`` to exactly ``t1`` with constant forcing, each ``min(max_dt, cfl dx / s_max)``.
 
-    As :func:`flood._kernels.advance`; ``stats`` (float64[8]) receives the same entries, 0 in place of the
+    As :func:`flood._kernels.advance` (``soil`` too); ``stats`` (float64[8]) receives the same entries, 0 in place of the
     previous step, and the largest wave speed ``s_max`` (m/s) at the end.
     """
     t = t0
@@ -293,7 +295,7 @@ def advance(z, h, carry, hu, hv, u, v, fx, fy, f, n2, active, open_sides, rain, 
         K.limiter(h, fx[0], fy[0], dt, dx, f)
         update(h, carry, hu, hv, u, v, fx, fy, f, n2, active, rain, rain_grid, loss_i, loss_d, loss_grid_i,
                loss_grid_d, loss_mode, dt, dx, g, t + dt, hmin, wet, max_depth, time_of_max, max_speed2, arrival,
-               wet_since, duration_wet, row_hmax, row_smax, row_vol)
+               wet_since, duration_wet, row_hmax, row_smax, row_vol, soil)
         hmax = np.float64(row_hmax.max())
         smax = np.float64(row_smax.max())
         t = t1 if last else t + dt
