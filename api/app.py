@@ -138,8 +138,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(features.router)
     app.include_router(sensorthings.router, prefix="/v1.1", tags=["SensorThings"])
+    processes.install(app, scene, settings.max_concurrent_jobs)      # before /viewer/{path}: the viewer's config
     app.include_router(tiles3d.router, tags=["3D Tiles"])
-    processes.install(app, scene, settings.max_concurrent_jobs)
     openapi.install(app, lambda: [layer.name for layer in features.F.vector_layers(scene)],
                     lambda: [features.F.CRS84, features.F.crs_uri(scene.crs)], lambda: list(processes.PROCESSES))
 

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -30,13 +32,14 @@ from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 import cim
-from api.deps import Caller, ReadCaller, SceneDep, require
+from api.deps import Caller, ReadCaller, SceneDep, SettingsDep, require
 from api.errors import BadRequest, NotFound
 from api.openapi import ERRORS
+from api.tiles3d import Col, Row, Z, tiles_root
 from cim import jobs as J
 from cim.security import AuthorizationError
 
@@ -432,13 +435,28 @@ def _job(scene: cim.Scene, job_id: str) -> J.Job:
     return job
 
 
+#: the maximum-depth COG of a job, served as map tiles: the forecast's, or the planned city's in a what-if
+_DEPTH_FILES = ("forecast_max_depth.tif", "planned_max_depth.tif")
+_TILESETS_REL = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-map"
+
+
+def _tile_links(base: str, job_id: str) -> list[dict]:
+    tiles = f"{base}/jobs/{job_id}/results/max_depth/tiles"
+    return [{"href": tiles, "rel": _TILESETS_REL, "type": "application/json", "title": "max depth tiles"},
+            {"href": f"{tiles}/WebMercatorQuad/{{tileMatrix}}/{{tileRow}}/{{tileCol}}", "rel": "item",
+             "type": "image/png", "templated": True, "title": "max depth tile"}]
+
+
 def _results(request: Request, scene: cim.Scene, job: J.Job) -> dict:
     folder = scene.store.path(job.results)
     doc = json.loads((folder / "results.json").read_text())
     b = _base(request)
+    files = doc.pop("files")
     doc["links"] = [{"href": f"{b}/jobs/{job.id}/results/{name}", "rel": "enclosure",
                      "type": _MEDIA.get(FsPath(name).suffix, "application/octet-stream"), "title": name}
-                    for name in doc.pop("files")]
+                    for name in files]
+    if any(name in _DEPTH_FILES for name in files):
+        doc["links"] += _tile_links(b, job.id)
     return doc
 
 
@@ -551,3 +569,124 @@ def result_file(scene: SceneDep, _: ReadCaller, jobId: JobId, name: FileName) ->
     if not path.is_relative_to(folder) or not path.is_file() or path.name == "results.json":
         raise NotFound(f"job {jobId} has no result file {name!r}: see /jobs/{jobId}/results")
     return FileResponse(path, media_type=_MEDIA.get(path.suffix, "application/octet-stream"))
+
+
+class _JobTiles:
+    """`tiles.maptiles.DepthTiles` of the jobs' maximum-depth COGs, the last few kept (keyed by the file's version,
+    so a job folder written again is read again). Thread-safe; one per app."""
+
+    def __init__(self, max_jobs: int = 8) -> None:
+        self.max_jobs = max_jobs
+        self._lock = threading.Lock()
+        self._tiles: dict[str, tuple[tuple, Any]] = {}
+
+    def get(self, scene: cim.Scene, job: J.Job):
+        from tiles.maptiles import DepthTiles
+
+        folder = scene.store.path(job.results)
+        path = next((folder / n for n in _DEPTH_FILES if (folder / n).is_file()), None)
+        if path is None:
+            raise NotFound(f"job {job.id} has no maximum depth grid to draw: see /jobs/{job.id}/results")
+        st = os.stat(path)
+        version = (st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            cached = self._tiles.get(job.id)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        tiles = DepthTiles(path)
+        with self._lock:
+            self._tiles[job.id] = (version, tiles)
+            while len(self._tiles) > self.max_jobs:
+                self._tiles.pop(next(iter(self._tiles)))
+        return tiles
+
+
+def _depth_tiles(request: Request, scene: cim.Scene, job_id: str):
+    cache = getattr(request.app.state, "job_tiles", None)
+    if cache is None:
+        cache = request.app.state.job_tiles = _JobTiles()
+    return cache.get(scene, _finished(scene, job_id))
+
+
+_TILE = {200: {"description": "The tile", "content": {"image/png": {}}},
+         204: {"description": "The tile does not touch the grid"}, 304: {"description": "Not modified"}}
+
+
+@router.get("/jobs/{jobId}/results/max_depth/tiles", summary="The map tile set of a job's maximum depth",
+            responses=ERRORS)
+def depth_tilesets(request: Request, scene: SceneDep, _: ReadCaller, jobId: JobId) -> dict:
+    tiles = _depth_tiles(request, scene, jobId)
+    from tiles.maptiles import DEPTH_RAMP
+
+    item = _tile_links(_base(request), jobId)[1]
+    return {"tilesets": [{
+        "title": f"maximum depth of job {jobId}", "dataType": "map",
+        "tileMatrixSetURI": "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad",
+        "crs": "http://www.opengis.net/def/crs/EPSG/0/3857", "minzoom": 0, "maxzoom": tiles.max_zoom,
+        "bounds": list(tiles.lonlat_bounds()),
+        "legend": {"unit": "m", "max_depth": tiles.max_depth, "min_depth": tiles.min_depth,
+                   "stops": [{"depth": d, "color": "#" + "".join(f"{round(255 * v):02x}" for v in c)}
+                             for d, c in DEPTH_RAMP[1:]]},
+        "links": [{k: v for k, v in item.items() if k != "title"}]}]}
+
+
+@router.get("/jobs/{jobId}/results/max_depth/tiles/WebMercatorQuad/{z}/{y}/{x}",
+            summary="A map tile of a job's maximum depth (PNG, coloured by depth)", response_class=Response,
+            responses={**ERRORS, **_TILE})
+def depth_tile(request: Request, scene: SceneDep, settings: SettingsDep, _: ReadCaller, jobId: JobId, z: Z, y: Row,
+               x: Col) -> Response:
+    if x >= 2**z or y >= 2**z:
+        raise NotFound(f"tile {z}/{y}/{x} is outside the WebMercatorQuad matrix {z} (0..{2**z - 1})")
+    png = _depth_tiles(request, scene, jobId).tile(z, x, y)
+    headers = {"Cache-Control": f"private, max-age={settings.cache_max_age}"}
+    if png is None:
+        return Response(status_code=204, headers=headers)
+    headers["ETag"] = '"' + hashlib.sha256(png).hexdigest()[:32] + '"'
+    inm = request.headers.get("if-none-match")
+    if inm and headers["ETag"] in [t.strip() for t in inm.split(",")]:
+        return Response(status_code=304, headers=headers)
+    return Response(png, media_type="image/png", headers=headers)
+
+
+# ----------------------------------------------------------------------------------------------------- viewer
+def _latest_water(request: Request, scene: cim.Scene) -> dict | None:
+    """The viewer's imagery layer of the latest successful forecast's maximum depth (None without one)."""
+    with scene.store.engine.connect() as conn:
+        job = J.latest_job(conn, "flood-forecast")
+    if job is None or not job.results:
+        return None
+    try:
+        tiles = _depth_tiles(request, scene, job.id)
+    except NotFound:
+        return None
+    template = _tile_links(_base(request), job.id)[1]["href"]
+    url = template.replace("{tileMatrix}", "{z}").replace("{tileRow}", "{y}").replace("{tileCol}", "{x}")
+    return {"url": url, "minzoom": max(0, tiles.max_zoom - 3), "maxzoom": tiles.max_zoom,
+            "bounds": list(tiles.lonlat_bounds()), "alpha": 0.8, "name": "water", "job": job.id,
+            "finished": job.finished}
+
+
+@router.get("/viewer/viewer-config.json", tags=["3D Tiles"], responses=ERRORS,
+            summary="The viewer's configuration: the scene's tilesets and the latest forecast's water")
+def viewer_config(request: Request, scene: SceneDep, settings: SettingsDep, _: ReadCaller) -> Response:
+    """The config `tiles.write_viewer` wrote into the tiles root (or, without one, every tileset there), with the
+    maximum depth of the latest successful flood-forecast job draped as imagery. That water replaces the water
+    frames of the written config (e.g. those of `cim demo`), which are older."""
+    root = tiles_root(scene, settings)
+    written = root / "viewer-config.json"
+    try:
+        config = json.loads(written.read_text())
+    except (OSError, ValueError):
+        config = {"tilesets": [{"url": f"{p.parent.name}/tileset.json", "name": p.parent.name}
+                               for p in sorted(root.glob("*/tileset.json"))], "frames": []}
+    water = _latest_water(request, scene)
+    if water is not None:
+        config["frames"] = []
+        config["imagery"] = [layer for layer in config.get("imagery", []) if layer.get("name") != "water"] + [water]
+    body = json.dumps(config).encode()
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    inm = request.headers.get("if-none-match")
+    if inm and etag in [t.strip() for t in inm.split(",")]:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)

@@ -18,6 +18,7 @@ import httpx
 
 import cim.security as sec
 from cim import jobs as J
+from tests.api.conftest import BOWL
 
 WHO = (None, "read", "ingest", "run", "admin", "revoked")
 PUBLIC = {"/", "/conformance", "/v1.1"}
@@ -33,6 +34,16 @@ def _ids(c, h, twin) -> dict[str, int]:
     return ids
 
 
+def _tile_over_the_terrain(z: int) -> str:
+    import morecantile
+    from pyproj import Transformer
+
+    lon, lat = Transformer.from_crs("EPSG:28992", "OGC:CRS84", always_xy=True).transform(
+        (BOWL[0] + BOWL[2]) / 2, (BOWL[1] + BOWL[3]) / 2)
+    t = morecantile.tms.get("WebMercatorQuad").tile(lon, lat, z)
+    return f"{z}/{t.y}/{t.x}"
+
+
 def _job_owned_by(twin, who: str) -> str:
     """A fresh job in the store, started by ``who``'s key (each DELETE of the matrix dismisses its own)."""
     with twin.scene.store.engine.begin() as conn:
@@ -44,7 +55,7 @@ def _request(template: str, method: str, twin, ids) -> tuple[str, dict | None]:
     if template.startswith(RUN):
         job = _job_owned_by(twin, "run") if method == "DELETE" else ids["job"]
         path = (template.replace("{processId}", "flood-forecast").replace("{jobId}", job)
-                .replace("{name}", "forecast_max_depth.tif"))
+                .replace("{name}", "forecast_max_depth.tif").replace("{z}/{y}/{x}", ids["tile"]))
         body = {"inputs": {"rainfall": 100.0, "duration": 60.0}} if method == "POST" else None
         return path, body
     m = re.match(r"^/v1\.1/(\w+)\(\{id\}\)", template)
@@ -84,10 +95,12 @@ def test_auth_matrix_covers_every_route(twin_embedded):
                json={"inputs": {"rainfall": 100.0, "duration": 600.0}})
     assert r.status_code == 200, r.text
     ids["job"] = r.json()["jobID"]
+    ids["tile"] = _tile_over_the_terrain(14)
     operations = [(p, m.upper()) for p, ops in c.get("/openapi.json").json()["paths"].items() for m in ops]
-    assert len(operations) >= 46
+    assert len(operations) >= 48
     assert {("/processes/{processId}/execution", "POST"), ("/jobs/{jobId}", "DELETE"),
-            ("/jobs/{jobId}/results/{name}", "GET")} <= set(operations)
+            ("/jobs/{jobId}/results/{name}", "GET"),
+            ("/jobs/{jobId}/results/max_depth/tiles/WebMercatorQuad/{z}/{y}/{x}", "GET")} <= set(operations)
     writes = dismissals = 0
     for template, method in operations:
         for who in WHO:

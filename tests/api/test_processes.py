@@ -271,7 +271,8 @@ def test_what_if_reports_the_planned_building(bowl):
         assert by_region[region]["max_depth_change"] == pytest.approx(row["max_depth_change"], abs=1e-5)
         assert by_region[region]["buildings_affected_after"] == row["buildings_affected_after"]
     assert by_region["East"]["buildings_affected_after"] > by_region["East"]["buildings_affected_before"]
-    assert {link["title"] for link in doc["links"]} == {"depth_change.tif", "planned_max_depth.tif"}
+    assert {link["title"] for link in doc["links"]} == {"depth_change.tif", "planned_max_depth.tif",
+                                                        "max depth tiles", "max depth tile"}
 
 
 def test_uploaded_rainfall_netcdf(bowl, tmp_path):
@@ -367,3 +368,112 @@ def test_only_the_owner_or_an_admin_dismisses(bowl):
         assert c.delete(f"/jobs/{jobs[1]}", headers=_h(tokens, "admin")).json()["status"] == "dismissed"
         assert c.delete(f"/jobs/{jobs[1]}", headers=_h(tokens, "read")).status_code == 403
     assert [_stored(scene, j).status for j in jobs] == ["dismissed", "dismissed"]
+
+
+def _pixel(lonlat_or_xy, z: int, crs) -> tuple[int, int, int, int]:
+    """(tile x, tile y, column, row) of the WebMercatorQuad pixel under a point of ``crs``."""
+    from pyproj import Transformer
+
+    half = 20037508.342789244
+    mx, my = Transformer.from_crs(crs, "EPSG:3857", always_xy=True).transform(*lonlat_or_xy)
+    res = 2 * half / 2**z / 256
+    px, py = int((mx + half) // res), int((half - my) // res)
+    return px // 256, py // 256, px % 256, py % 256
+
+
+def test_max_depth_as_map_tiles(bowl):
+    import io
+
+    import rioxarray
+    from PIL import Image
+
+    from tiles.maptiles import depth_colormap
+
+    scene, url, tokens = bowl
+    h = _h(tokens, "read")
+    with _client(url) as c:
+        doc = c.post("/processes/flood-forecast/execution", headers=_h(tokens, "run"),
+                     json={"inputs": {"rainfall": RAIN, "duration": DURATION}}).json()
+        links = {link["rel"]: link for link in doc["links"] if "tile" in link["title"]}
+        (ts,) = c.get(links["http://www.opengis.net/def/rel/ogc/1.0/tilesets-map"]["href"], headers=h).json()["tilesets"]
+        template = links["item"]["href"]
+        assert links["item"]["templated"] and ts["links"][0]["href"] == template
+        z = ts["maxzoom"]
+        assert z == 16 and 4.0 < ts["bounds"][0] < ts["bounds"][2] < 5.0
+        depth = rioxarray.open_rasterio(scene.store.files_root / "jobs" / doc["jobID"] / "forecast_max_depth.tif",
+                                        masked=True).squeeze("band", drop=True)
+        d = depth.to_numpy()
+        wet = np.argwhere(d >= 0.15)                          # a blue-or-worse warning class of water
+        dry = np.argwhere(~(d >= 0.01))                       # under min_depth or a wall: transparent
+        assert len(wet) and len(dry)
+        cmap = depth_colormap(2.0)
+        pngs: dict = {}
+
+        def rgba(i, j):
+            x, y = float(depth.x[j]), float(depth.y[i])
+            tx, ty, col, row = _pixel((x, y), z, scene.crs)
+            if (tx, ty) not in pngs:
+                r = c.get(template.replace("{tileMatrix}", str(z)).replace("{tileRow}", str(ty))
+                          .replace("{tileCol}", str(tx)), headers=h)
+                assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+                pngs[tx, ty] = (r, Image.open(io.BytesIO(r.content)).convert("RGBA"))
+            return pngs[tx, ty][1].getpixel((col, row))
+
+        deepest = np.unravel_index(np.nanargmax(d), d.shape)
+        for i, j in [tuple(deepest), *map(tuple, wet[:: max(1, len(wet) // 10)])]:
+            want = cmap[1 + round(min(float(d[i, j]), 2.0) / 2.0 * 254)]
+            assert np.abs(np.array(rgba(i, j)) - want).max() <= 1, (i, j, d[i, j], rgba(i, j), want)
+        for i, j in map(tuple, dry[:: max(1, len(dry) // 10)]):
+            assert rgba(i, j)[3] == 0, (i, j, d[i, j])
+        # a tile away from the grid is empty (204, as the map-tile routes); ETags; scopes
+        (tx, ty), (first, _) = next(iter(pngs.items()))
+        far = template.replace("{tileMatrix}", str(z)).replace("{tileRow}", str(ty + 9)).replace("{tileCol}", str(tx))
+        empty = c.get(far, headers=h)
+        assert empty.status_code == 204 and empty.content == b""
+        assert c.get(str(first.url), headers=h | {"If-None-Match": first.headers["etag"]}).status_code == 304
+        assert c.get(str(first.url)).status_code == 401
+        assert c.get(template.replace("{tileMatrix}", "3").replace("{tileRow}", "8").replace("{tileCol}", "0"),
+                     headers=h).status_code == 404
+        c.delete(f"/jobs/{doc['jobID']}", headers=_h(tokens, "run"))
+        assert c.get(str(first.url), headers=h).status_code == 404
+
+
+def test_viewer_config_points_at_the_latest_forecast(bowl):
+    import json
+
+    scene, url, tokens = bowl
+    root = scene.store.files_root / "tiles"
+    (root / "city").mkdir(parents=True)
+    (root / "city" / "tileset.json").write_text("{}")
+    h, run = _h(tokens, "read"), _h(tokens, "run")
+    body = {"inputs": {"rainfall": RAIN, "duration": 300.0}}
+    with _client(url) as c:
+        before = c.get("/viewer/viewer-config.json", headers=h)
+        assert before.status_code == 200 and before.headers["cache-control"] == "no-cache"
+        assert before.json() == {"tilesets": [{"url": "city/tileset.json", "name": "city"}], "frames": []}
+        first = c.post("/processes/flood-forecast/execution", headers=run, json=body).json()["jobID"]
+        c.post("/processes/what-if/execution", headers=run, json={"inputs": {**body["inputs"], "planned": {
+            "type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": {
+                "type": "Polygon", "coordinates": [[[4.3, 52.0], [4.3001, 52.0], [4.3001, 52.0001], [4.3, 52.0]]]}}]}}})
+        cfg = c.get("/viewer/viewer-config.json", headers=h).json()
+        (water,) = cfg["imagery"]
+        assert water["job"] == first and water["name"] == "water"            # a what-if is not a forecast
+        assert water["url"] == f"http://testserver/jobs/{first}/results/max_depth/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}"
+        assert water["maxzoom"] == 16 and water["minzoom"] == 13 and 4.0 < water["bounds"][0] < 5.0
+        lon, lat = (water["bounds"][0] + water["bounds"][2]) / 2, (water["bounds"][1] + water["bounds"][3]) / 2
+        tx, ty, _, _ = _pixel((lon, lat), 16, "OGC:CRS84")
+        tile = c.get(water["url"].format(z=16, y=ty, x=tx), headers=h)
+        assert tile.status_code == 200 and tile.content.startswith(b"\x89PNG")
+        second = c.post("/processes/flood-forecast/execution", headers=run, json=body).json()["jobID"]
+        assert c.get("/viewer/viewer-config.json", headers=h).json()["imagery"][0]["job"] == second
+        c.delete(f"/jobs/{second}", headers=run)
+        assert c.get("/viewer/viewer-config.json", headers=h).json()["imagery"][0]["job"] == first
+        # a config written by tiles.write_viewer (cim demo): its tilesets stay, the job's water replaces its frames
+        (root / "viewer-config.json").write_text(json.dumps({"tilesets": [{"url": "city/tileset.json", "name": "c"}],
+                                                             "frames": ["water/0/tileset.json"], "frameInterval": 500}))
+        cfg = c.get("/viewer/viewer-config.json", headers=h).json()
+        assert cfg["tilesets"] == [{"url": "city/tileset.json", "name": "c"}] and cfg["frames"] == []
+        assert cfg["frameInterval"] == 500 and [i["job"] for i in cfg["imagery"]] == [first]
+        c.delete(f"/jobs/{first}", headers=run)
+        assert c.get("/viewer/viewer-config.json", headers=h).json()["frames"] == ["water/0/tileset.json"]
+        assert c.get("/viewer/viewer-config.json").status_code == 401

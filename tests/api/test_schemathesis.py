@@ -70,7 +70,8 @@ def test_openapi_all_checks(tmp_path):
         statuses = [j.status for j in J.list_jobs(conn)]
     twin.scene.close()
     assert {"GET /processes/{processId}", "POST /processes/{processId}/execution", "GET /jobs/{jobId}",
-            "DELETE /jobs/{jobId}", "GET /jobs/{jobId}/results", "GET /jobs/{jobId}/results/{name}"} <= labels
+            "DELETE /jobs/{jobId}", "GET /jobs/{jobId}/results", "GET /jobs/{jobId}/results/{name}",
+            "GET /jobs/{jobId}/results/max_depth/tiles/WebMercatorQuad/{z}/{y}/{x}"} <= labels
     assert "successful" in statuses, statuses          # the examples of the execution body ran as real jobs
     assert scenarios >= 46 and {"COVERAGE", "FUZZING"} <= phases, (scenarios, phases)
     assert not errors, "\n".join(errors)
