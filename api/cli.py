@@ -25,9 +25,14 @@ def register(app: typer.Typer) -> None:
         anonymous_read: bool = typer.Option(None, "--anonymous-read/--no-anonymous-read",
                                             help="Allow reads without a key (default: CIM_ANONYMOUS_READ or off)"),
         tiles_root: str = typer.Option(None, "--tiles-root", help="Directory of 3D Tiles tilesets"),
+        workers: int = typer.Option(1, "--workers", min=1, max=64,
+                                    help="Worker processes (each opens the scene and keeps its own tile caches)"),
+        access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log every request"),
     ) -> None:
         """Serve the scene over HTTP: OGC API Features and Tiles, SensorThings v1.1, 3D Tiles and the viewer (see
         /docs). Other settings come from CIM_* environment variables (e.g. CIM_CORS_ORIGINS, CIM_MQTT_HOST)."""
+        import os
+
         import uvicorn
 
         from api.app import create_app
@@ -38,10 +43,21 @@ def register(app: typer.Typer) -> None:
             overrides["anonymous_read"] = anonymous_read
         if tiles_root:
             overrides["tiles_root"] = tiles_root
-        settings = Settings(**overrides)
-        application = create_app(settings)
+        settings = Settings(**overrides)            # checked here, before any worker starts
+        if workers > 1 and settings.mqtt_host:
+            raise typer.BadParameter("the MQTT bridge runs in one process: use --workers 1 with CIM_MQTT_HOST",
+                                     param_hint="--workers")
+        options = {"host": host, "port": port, "log_level": "info", "access_log": access_log,
+                   "server_header": False}
         typer.echo(f"serving {scene} on http://{host}:{port}/ (API docs at /docs)")
-        uvicorn.run(application, host=host, port=port, log_level="info", server_header=False)
+        if workers == 1:
+            uvicorn.run(create_app(settings), **options)
+            return
+        # several processes: uvicorn imports the factory in each; they read the same settings from CIM_* variables
+        os.environ.update({"CIM_SCENE": scene, "CIM_ANONYMOUS_READ": str(settings.anonymous_read).lower()})
+        if settings.tiles_root is not None:
+            os.environ["CIM_TILES_ROOT"] = str(settings.tiles_root)
+        uvicorn.run("api.app:create_app", factory=True, workers=workers, **options)
 
     keys = typer.Typer(help="Manage API keys (stored hashed in the scene).", no_args_is_help=True)
     app.add_typer(keys, name="keys")

@@ -135,3 +135,61 @@ def test_cached_content_follows_the_file(api):
     big = c.get("/3dtiles/city/content/0.glb", headers=h)
     assert big.status_code == 200 and big.content == first.content and big.headers["etag"]
     assert c.app.state.static_files.get(path.resolve(), path.stat()) is None
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_cim_serve_with_several_workers(twin_embedded):
+    """`cim serve --workers 2` starts worker processes that read the same settings; every worker serves the
+    tiles root and anonymous reads it was given on the command line."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    t = twin_embedded
+    cim = shutil.which("cim", path=os.path.dirname(sys.executable))
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIM_")}
+    proc = subprocess.Popen([cim, "serve", t.url, "--port", str(port), "--workers", "2", "--anonymous-read",
+                             "--tiles-root", str(t.tiles), "--no-access-log"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/3dtiles/city/content/0.glb"
+    try:
+        body = None
+        for _ in range(600):                         # up to 60 s for both workers to import and open the scene
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    body = r.read()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+        assert body == (t.tiles / "city" / "content" / "0.glb").read_bytes()
+        for _ in range(8):                           # whichever worker answers
+            with urllib.request.urlopen(url, timeout=5) as r:
+                assert r.status == 200 and r.read() == body
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=30)[0].decode()
+    assert "Started parent process" in out or "Uvicorn running" in out, out[-2000:]
+
+
+def test_cim_serve_refuses_workers_with_mqtt(twin_embedded):
+    import shutil
+    import subprocess
+    import sys
+
+    cim = shutil.which("cim", path=os.path.dirname(sys.executable))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIM_")} | {"CIM_MQTT_HOST": "127.0.0.1"}
+    r = subprocess.run([cim, "serve", twin_embedded.url, "--workers", "2"], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2 and "MQTT" in r.stdout + r.stderr and "--workers" in r.stdout + r.stderr

@@ -1,0 +1,29 @@
+-- wrk script of benchmarks/api.sh: cycle over the request paths in $WRK_PATHS (one a line), each thread from its
+-- own offset; send $WRK_API_KEY as X-API-Key when set; at the end print one JSON line with the totals and the
+-- latency percentiles (labels from $WRK_TARGET and $WRK_SERVER) for api_bench.py to tabulate.
+local paths = {}
+local i = 0
+local key = os.getenv("WRK_API_KEY")
+
+function init(args)
+  for line in io.lines(os.getenv("WRK_PATHS")) do
+    if #line > 0 then paths[#paths + 1] = line end
+  end
+  i = math.random(#paths)
+  if key and #key > 0 then wrk.headers["X-API-Key"] = key end
+end
+
+function request()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"target": "%s", "server": "%s", "requests": %d, "duration_s": %.6f, "bytes": %d, ' ..
+    '"errors": %d, "p50_ms": %.3f, "p90_ms": %.3f, "p99_ms": %.3f, "max_ms": %.3f}\n',
+    os.getenv("WRK_TARGET") or "?", os.getenv("WRK_SERVER") or "?", summary.requests, summary.duration / 1e6,
+    summary.bytes, e.connect + e.read + e.write + e.status + e.timeout,
+    latency:percentile(50) / 1e3, latency:percentile(90) / 1e3, latency:percentile(99) / 1e3, latency.max / 1e3))
+end
