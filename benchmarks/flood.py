@@ -1,5 +1,9 @@
 """Flood solver benchmark: cell updates per second on the shared urban rain-on-grid case, against LISFLOOD-FP 8.1.
 
+Both schemes: the local-inertial default (LISFLOOD-FP's ACC counterpart) at every size, and ``scheme="fv1"`` (the
+finite-volume shallow-water solver, LISFLOOD-FP 8's FV1 counterpart) at ``--fv1-sizes``, with its max-depth
+agreement with LISFLOOD-FP (ACC) and SFINCS.
+
 The case (seeded urban DEM of n x n cells of 5 m, 100 mm/h for 30 min, 1 h simulated, Manning 0.03, closed
 edges) is regenerated bit-identically by ``tests/flood/urban_case.py``; LISFLOOD-FP's and SFINCS's figures on the
 same case and machine kind come from ``tests/data/flood/reference/``. Speed is ``cells x steps / wall seconds``
@@ -7,6 +11,7 @@ same case and machine kind come from ``tests/data/flood/reference/``. Speed is `
 
     .venv/bin/python benchmarks/flood.py                       # 500² and 1000², 1 and 2 threads, 3 runs, scaling
     .venv/bin/python benchmarks/flood.py --sizes 500 --threads 2 --repeats 1 --no-scaling   # quick look
+    .venv/bin/python benchmarks/flood.py --sizes --fv1-sizes 500 --no-scaling              # fv1 rows only
 """
 
 from __future__ import annotations
@@ -54,13 +59,13 @@ def jit_seconds() -> dict:
     return out
 
 
-def run_case(n: int) -> tuple[dict, np.ndarray]:
+def run_case(n: int, scheme: str = "inertial") -> tuple[dict, np.ndarray]:
     c = REFERENCE_CASE
     dem = urban_dem(n, c["dx"], c["seed"])
     t0 = time.perf_counter()
     c0 = time.process_time()
     ds = flood.simulate(dem, rainfall=urban_rain(c["rain_mm_h"], c["rain_s"]), duration=c["sim_s"],
-                        manning=c["manning"], output_interval=c["sim_s"])
+                        manning=c["manning"], output_interval=c["sim_s"], scheme=scheme)
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0
     a = ds.attrs
@@ -68,16 +73,16 @@ def run_case(n: int) -> tuple[dict, np.ndarray]:
             "mass_error": a["mass_error"], "dt_min": a["dt_min"]}, ds.max_depth.values
 
 
-def bench_case(n: int, threads: list[int], repeats: int, lisflood: dict) -> dict:
-    res: dict = {"n": n, "cells": n * n, "runs": {}}
+def bench_case(n: int, threads: list[int], repeats: int, lisflood: dict, scheme: str = "inertial") -> dict:
+    res: dict = {"n": n, "cells": n * n, "scheme": scheme, "runs": {}}
     maxd = None
     for t in threads:
         numba.set_num_threads(t)
         runs = []
         for _ in range(repeats):
-            r, maxd = run_case(n)
+            r, maxd = run_case(n, scheme)
             runs.append(r)
-            print(f"  n={n} threads={t}: {r['wall_s']:.1f} s wall, {r['steps']} steps", file=sys.stderr)
+            print(f"  {scheme} n={n} threads={t}: {r['wall_s']:.1f} s wall, {r['steps']} steps", file=sys.stderr)
         wall = statistics.median(r["wall_s"] for r in runs)
         loop = statistics.median(r["loop_s"] for r in runs)
         cpu = statistics.median(r["cpu_s"] for r in runs)
@@ -105,6 +110,8 @@ def bench_case(n: int, threads: list[int], repeats: int, lisflood: dict) -> dict
     if sf.exists():
         srmse, sshare = agreement(np.load(sf), np.load(REF / f"lisflood_maxdepth_n{n}.npy"))
         res["sfincs_vs_lisflood"] = {"rmse_m": round(srmse, 5), "share_deep_both": round(sshare, 4)}
+        ormse, oshare = agreement(maxd, np.load(sf))
+        res["vs_sfincs"] = {"rmse_m": round(ormse, 5), "share_deep_both": round(oshare, 4)}
     return res
 
 
@@ -131,7 +138,8 @@ def bench_scaling(sizes: list[int], duration: float) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sizes", type=int, nargs="+", default=[500, 1000])
+    p.add_argument("--sizes", type=int, nargs="*", default=[500, 1000])
+    p.add_argument("--fv1-sizes", type=int, nargs="*", default=[500], help="sizes also run with scheme='fv1'")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-scaling", action="store_true")
@@ -149,9 +157,11 @@ def main(argv: list[str] | None = None) -> dict:
         "jit": jit_seconds(),
     }
     print(f"JIT: {report['jit']}", file=sys.stderr)
-    flood.simulate(urban_dem(32), rainfall=50.0, duration=60.0)  # compile or load here, not in the timings
+    for scheme in ("inertial", "fv1"):  # compile or load here, not in the timings
+        flood.simulate(urban_dem(32), rainfall=50.0, duration=60.0, scheme=scheme)
     report["machine"]["threading_layer"] = numba.threading_layer()
     report["cases"] = [bench_case(n, a.threads, a.repeats, lis[f"n{n}"]) for n in a.sizes]
+    report["cases"] += [bench_case(n, a.threads, a.repeats, lis[f"n{n}"], "fv1") for n in a.fv1_sizes]
     numba.set_num_threads(max(a.threads))
     if not a.no_scaling:
         report["scaling"] = bench_scaling(a.scaling_sizes, a.scaling_duration)
@@ -164,12 +174,13 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def markdown(rep: dict) -> str:
-    lines = ["| N | threads | steps (LISFLOOD-FP) | our wall s: median (best) [CPU s] | LISFLOOD-FP wall s | "
+    lines = ["| scheme | N | threads | steps (LISFLOOD-FP) | our wall s: median (best) [CPU s] | LISFLOOD-FP wall s | "
              "our M cell updates/s: median (best) | LISFLOOD-FP M/s | speed ratio (median) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|"]
     for case in rep["cases"]:
         for t, r in case["runs"].items():
-            lines.append(f"| {case['n']} | {t} | {r['steps']} ({case['vs_lisflood']['lisflood_steps']}) | "
+            lines.append(f"| {case.get('scheme', 'inertial')} | {case['n']} | {t} | {r['steps']} "
+                         f"({case['vs_lisflood']['lisflood_steps']}) | "
                          f"{r['wall_median_s']} ({r['walls_min_s']}) [{r['cpu_median_s']}] | "
                          f"{r['lisflood_wall_median_s']} | {r['mcups']} ({r['mcups_best']}) | "
                          f"{r['lisflood_mcups']} | {r['speedup_vs_lisflood_wall']}x |")
@@ -177,8 +188,10 @@ def markdown(rep: dict) -> str:
     for case in rep["cases"]:
         v = case["vs_lisflood"]
         s = case.get("sfincs_vs_lisflood", {})
-        lines.append(f"- N={case['n']}: max depth vs LISFLOOD-FP RMSE {v['rmse_m'] * 1000:.2f} mm, "
-                     f"{v['share_deep_both'] * 100:.2f} % of the >0.10 m area in both"
+        o = case.get("vs_sfincs", {})
+        lines.append(f"- {case.get('scheme', 'inertial')} N={case['n']}: max depth vs LISFLOOD-FP RMSE "
+                     f"{v['rmse_m'] * 1000:.2f} mm, {v['share_deep_both'] * 100:.2f} % of the >0.10 m area in both"
+                     + (f"; vs SFINCS {o['rmse_m'] * 1000:.2f} mm, {o['share_deep_both'] * 100:.2f} %" if o else "")
                      + (f" (SFINCS vs LISFLOOD-FP: {s['rmse_m'] * 1000:.2f} mm, {s['share_deep_both'] * 100:.1f} %)"
                         if s else "") + f"; mass error {v['mass_error']:.1e}")
     if "scaling" in rep:

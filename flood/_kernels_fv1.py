@@ -235,13 +235,14 @@ def update(h, carry, hu, hv, u, v, fx, fy, f, n2, active, rain, rain_grid, loss_
             if hn > HDRY:
                 qx = hu[r, c]
                 qy = hv[r, c]
-                s = _ONE + gdt * n2[r, c] * np.sqrt(qx * qx + qy * qy) * _rcbrt7(hn)
-                qx = qx / s
-                qy = qy / s
+                s = _ONE / (_ONE + gdt * n2[r, c] * np.sqrt(qx * qx + qy * qy) * _rcbrt7(hn))
+                qx = qx * s
+                qy = qy * s
                 hu[r, c] = qx
                 hv[r, c] = qy
-                ux = qx / hn
-                uy = qy / hn
+                s = _ONE / hn
+                ux = qx * s
+                uy = qy * s
                 u[r, c] = ux
                 v[r, c] = uy
                 smx = max(smx, max(abs(ux), abs(uy)) + np.sqrt(g32 * hn))
