@@ -102,8 +102,23 @@ def forecast(scene: cim.Scene, *, rainfall: Any, duration: float, name: str = "f
     ``rainfall``: mm/h as a number, a 1-D DataArray over time, a (time, y, x) grid with a CRS, the name of a
     rainfall layer of the scene, or ``"gauges"`` for the scene's rain-gauge Datastreams within ``window``.
     ``resolution`` coarsens the terrain (block mean) to cells of that size in metres; ``drainage`` and
-    ``infiltration`` are loss rates in mm/h (sewer capacity, soil), numbers or grids aligned with the terrain.
+    ``infiltration`` are loss rates in mm/h (sewer capacity, soil), numbers or grids aligned with the terrain
+    (``flood.terrain(scene, dem, resolution)`` gives that grid); ``infiltration`` may also be a soil model with
+    state, :class:`flood.GreenAmpt` or :class:`flood.SCSCurveNumber`, with numbers or such grids.
     ``planned`` adds buildings that are not in the scene (a planning scenario: footprints in any CRS).
+
+    A curve-number grid from the scene's land-cover and soil-group rasters (TR-55 classes by land-cover code),
+    matched to the model grid, paved cells where either is unknown::
+
+        from rasterio.enums import Resampling
+
+        grid = flood.terrain(scene, resolution=2.0)
+        cover = scene.layer("landcover").rio.reproject_match(grid, resampling=Resampling.nearest)
+        soil = scene.layer("soil_groups").rio.reproject_match(grid, resampling=Resampling.nearest)
+        cn = hydrology.curve_number_grid(cover, soil, {1: "impervious", 2: "residential_1_4_acre",
+                                                       3: "open_space_good"})
+        fc = flood.forecast(scene, rainfall=storm, duration=5400, resolution=2.0,
+                            infiltration=flood.SCSCurveNumber(cn.fillna(98.0)))
     """
     lv = levels if isinstance(levels, WarningLevels) else WarningLevels.from_mapping(levels) if levels else WarningLevels()
     grid = terrain(scene, dem, resolution)

@@ -48,6 +48,7 @@ from flood.forcing import (
     rainfall_series,
     rate_grid,
     regrid_conservative,
+    soil_model,
     to_m_per_s,
 )
 
@@ -261,7 +262,8 @@ class Model:
             else:
                 self._rain_series = rainfall_series(rainfall, start=start)
         self._rain_dummy = np.zeros((1, 1), np.float32)
-        self.infiltration_rate, inf_grid = rate_grid(infiltration, dem, "infiltration")
+        self._soil = soil_model(infiltration, dem, wall)  # Green-Ampt or SCS-CN: state-based losses
+        self.infiltration_rate, inf_grid = rate_grid(None if self._soil else infiltration, dem, "infiltration")
         if isinstance(drainage, Inlet) or (isinstance(drainage, list | tuple) and drainage
                                            and all(isinstance(d, Inlet) for d in drainage)):
             self.drainage_rate, drn_grid = 0.0, self._inlet_grid([drainage] if isinstance(drainage, Inlet) else drainage)
@@ -455,13 +457,13 @@ class Model:
             KF.advance(self.z, self.h, self._carry, self.hu, self.hv, self._u, self._v, self._fx, self._fy, self._f,
                        self.n2, self.active, self.open_sides, rain, rain_grid, *loss, *sources, *outputs,
                        self._row_hmax, self._row_smax, self._row_vol, t, t1, self._smax, self.dx, G, alpha, max_dt,
-                       self.depth_threshold, self.wet_depth, max_steps, st)
+                       self.depth_threshold, self.wet_depth, max_steps, st, soil=self._soil)
             self._smax = float(st[7])
         else:
             K.advance(self.z, self.h, self._carry, self.n2, self.active, self.qx, self.qy, self._qx_new,
                       self._qy_new, self._f, self.open_sides, rain, rain_grid, *loss, *sources, *outputs,
                       self._row_hmax, self._row_vol, t, t1, self._hmax, self.dx, G, alpha, max_dt, self.theta,
-                      self.depth_threshold, self.wet_depth, self._dt_prev, max_steps, st)
+                      self.depth_threshold, self.wet_depth, self._dt_prev, max_steps, st, soil=self._soil)
         self.time = t1 if st[0] >= t1 - 1e-9 * max(1.0, t1) else float(st[0])
         self.rain_volume += rain_rate * (self.time - t)
         self.steps += int(st[1])
@@ -605,6 +607,8 @@ def simulate(
         it (lakes, ponds; hot starts from a previous run's depth).
     infiltration, drainage : number or grid, optional
         Loss rates in mm/h (constant or per cell), taken only from water present (e.g. sewer capacity);
+        ``infiltration`` may also be a soil model with state, :class:`flood.GreenAmpt` or
+        :class:`flood.SCSCurveNumber` (numbers or grids per cell; booked in ``infiltration_volume``);
         ``drainage`` may also be a list of :class:`flood.forcing.Inlet` (points with a capacity in m³/s).
     inflows : list of PointInflow, optional
         Discharges (m³/s) entering at points.
