@@ -11,7 +11,7 @@ shape ``(ny, nx)``; ``u``/``v`` hold the velocities of the last step. One step i
    the pressure ``g h*^2 / 2`` of each side's reconstructed depth: the cell's own pressure ``g h^2 / 2`` cancels
    between its two faces, which is Audusse's bed-slope source written so that a lake at rest is exactly at rest
    in float32. Walls (``z >= WALL_Z / 2``) and closed domain edges reflect (the flux against a mirror state); open
-   edges let water leave with the cell's outward velocity (transmissive, no inflow).
+   edges let water leave towards a ghost cell continuing the falling water surface (no inflow).
 2. :func:`flood._kernels.limiter` (shared with the inertial scheme): the mass leaving a cell is scaled down where
    it would take more than the cell holds (near wet/dry fronts the HLL wave speed ``u + 2 sqrt(g h)`` can exceed
    the step's bound; cf. the draining time step of Bollermann et al. 2013), so depths stay >= 0 and mass exact.
@@ -115,14 +115,18 @@ def _face(za, zb, ha, hb, ua, ub, va, vb, g):
 
 
 @njit(cache=True, fastmath=_FM, inline="always")
-def _edge(h, un, vt, is_open, g):
-    """Flux out across a domain edge of a cell with outward velocity ``un``: reflected when closed; when open the
-    cell's own flux with the inflowing part cut (mass, momentum minus the cell's pressure, transverse)."""
+def _edge(z, h, un, vt, zi, hi, is_open, g):
+    """Flux out across a domain edge of a cell (bed ``z``, depth ``h``, outward velocity ``un``) whose inward
+    neighbour has bed ``zi`` and depth ``hi``: reflected when closed. When open, the flux towards a ghost cell
+    that continues the water-surface slope falling towards the edge (level where it rises; the inertial scheme's
+    free outflow is driven by the same slope), with the cell's depth and outward velocity (an inflowing
+    velocity is cut to 0), so water leaves and none enters; a lake at rest beside an open edge stays at rest."""
     if not is_open:
         return _wall(h, un, g)
+    drop = max((zi + hi) - (z + h), _ZERO) if zi < _WALL_HALF else _ZERO
     uo = max(un, _ZERO)
-    fh = h * uo
-    return fh, fh * uo, fh * uo, fh * vt
+    fh, dl, dr, ft = _hll(h, uo, vt, max(h - drop, _ZERO), uo, vt, g)
+    return max(fh, _ZERO), dl, dr, ft
 
 
 @njit(cache=True, parallel=True, fastmath=_FM)
@@ -145,12 +149,13 @@ def fluxes(z, h, u, v, fx, fy, g, open_sides):
                 fx[2, r, c] = m
                 fx[3, r, c] = t
             # west edge: outward is -u; east edge: +u
-            a, b, m, t = _edge(h[r, 0], -u[r, 0], v[r, 0], open_sides[3] != 0, g)
+            a, b, m, t = _edge(z[r, 0], h[r, 0], -u[r, 0], v[r, 0], z[r, 1], h[r, 1], open_sides[3] != 0, g)
             fx[0, r, 0] = -a
             fx[1, r, 0] = b
             fx[2, r, 0] = m
             fx[3, r, 0] = -t
-            a, b, m, t = _edge(h[r, nx - 1], u[r, nx - 1], v[r, nx - 1], open_sides[1] != 0, g)
+            a, b, m, t = _edge(z[r, nx - 1], h[r, nx - 1], u[r, nx - 1], v[r, nx - 1], z[r, nx - 2], h[r, nx - 2],
+                               open_sides[1] != 0, g)
             fx[0, r, nx] = a
             fx[1, r, nx] = b
             fx[2, r, nx] = m
@@ -165,14 +170,15 @@ def fluxes(z, h, u, v, fx, fy, g, open_sides):
                 fy[3, r, c] = t
         elif r == 0:
             for c in range(nx):
-                a, b, m, t = _edge(h[0, c], -v[0, c], u[0, c], open_sides[0] != 0, g)
+                a, b, m, t = _edge(z[0, c], h[0, c], -v[0, c], u[0, c], z[1, c], h[1, c], open_sides[0] != 0, g)
                 fy[0, 0, c] = -a
                 fy[1, 0, c] = b
                 fy[2, 0, c] = m
                 fy[3, 0, c] = -t
         else:
             for c in range(nx):
-                a, b, m, t = _edge(h[ny - 1, c], v[ny - 1, c], u[ny - 1, c], open_sides[2] != 0, g)
+                a, b, m, t = _edge(z[ny - 1, c], h[ny - 1, c], v[ny - 1, c], u[ny - 1, c], z[ny - 2, c], h[ny - 2, c],
+                                   open_sides[2] != 0, g)
                 fy[0, ny, c] = a
                 fy[1, ny, c] = b
                 fy[2, ny, c] = m
