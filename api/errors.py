@@ -18,8 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cim import errors as E
 from cim.security import AuthenticationError, AuthorizationError, KeyNotFoundError
 
-__all__ = ["PROBLEM", "STATUS", "BadRequest", "NotFound", "PayloadTooLarge", "RateLimited", "install",
-           "problem", "status_of"]
+__all__ = ["PROBLEM", "STATUS", "BadRequest", "NotFound", "PayloadTooLarge", "RateLimited",
+           "UnsupportedMediaType", "install", "problem", "status_of"]
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -37,6 +37,10 @@ class PayloadTooLarge(E.ValidationError):
     """The request body or batch is bigger than the service accepts."""
 
 
+class UnsupportedMediaType(E.ValidationError):
+    """The request body is of a media type this resource does not take."""
+
+
 class RateLimited(E.CIMError):
     """Too many requests for this key; ``retry_after`` seconds to wait."""
 
@@ -51,6 +55,7 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (AuthorizationError, 403),
     (RateLimited, 429),
     (PayloadTooLarge, 413),
+    (UnsupportedMediaType, 415),
     (NotFound, 404),
     (KeyNotFoundError, 404),
     (E.LayerNotFoundError, 404),

@@ -27,6 +27,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: _err("No such resource"),
     405: _err("Method not allowed"),
     413: _err("Request body too large"),
+    415: _err("Unsupported media type of the request body"),
     429: _err("Too many requests; see Retry-After"),
     500: _err("Internal error (details in the server log)"),
     503: _err("The store is unavailable"),

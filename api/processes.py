@@ -23,9 +23,11 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
+import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path as FsPath
@@ -37,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import cim
 from api.deps import Caller, ReadCaller, SceneDep, SettingsDep, require
-from api.errors import BadRequest, NotFound
+from api.errors import BadRequest, NotFound, UnsupportedMediaType
 from api.openapi import ERRORS
 from api.tiles3d import Col, Row, Z, tiles_root
 from cim import jobs as J
@@ -57,13 +59,20 @@ _MEDIA = {".tif": "image/tiff; application=geotiff; profile=cloud-optimized", ".
           ".json": "application/json"}
 
 
-class FileInput(BaseModel):
-    """A file given inline (OGC qualified value): base64 bytes and their media type."""
+_UPLOAD_TYPES = {"application/x-netcdf": ".nc", "application/netcdf": ".nc", "image/tiff": ".tif"}
+_UPLOAD_HREF = re.compile(r"^(?:https?://[^/?#]+)?/uploads/([0-9a-f]{32})$")
 
-    model_config = ConfigDict(extra="forbid")
-    value: str = Field(description="The file's bytes, base64")
-    mediaType: Literal["application/x-netcdf", "application/netcdf", "image/tiff"] = Field(
-        description="NetCDF (CF rainfall grid) or GeoTIFF")
+
+class FileInput(BaseModel):
+    """A file: a reference to one uploaded with ``POST /uploads`` (``href``), or inline (OGC qualified value:
+    base64 ``value`` and its ``mediaType``)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"href": "/uploads/0123456789abcdef0123456789abcdef"}]})
+    href: str | None = Field(None, max_length=512, description="An uploaded file: the href POST /uploads gave")
+    value: str | None = Field(None, description="The file's bytes, base64")
+    mediaType: Literal["application/x-netcdf", "application/netcdf", "image/tiff"] | None = Field(
+        None, description="NetCDF (CF rainfall grid) or GeoTIFF (one band of mm/h)")
 
 
 class Inputs(BaseModel):
@@ -75,8 +84,11 @@ class Inputs(BaseModel):
     duration: float = Field(gt=0, le=MAX_DURATION, description="Simulated time, seconds (at most one day)")
     resolution: float | None = Field(None, gt=0, le=1000, description="Model cell size (m), coarser than the DEM")
     drainage: float | None = Field(None, ge=0, le=2000, description="Sewer capacity as a loss rate (mm/h)")
+    infiltration: float | None = Field(None, ge=0, le=2000, description="Soil infiltration as a loss rate (mm/h)")
     planned: dict[str, Any] | None = Field(None, description="Planned buildings: a GeoJSON FeatureCollection "
                                            "(CRS84 unless it names another CRS)")
+    surfaces: dict[str, Any] | None = Field(None, description="Surface changes: a GeoJSON FeatureCollection of "
+                                            "polygons with an 'imperviousness' (0..1) each")
     compare: bool = Field(False, description="With planned: compare with the city as it is (a what-if)")
 
 
@@ -97,9 +109,14 @@ def _input_descriptions(what_if: bool) -> dict:
                      "storm, rainfallFile, gauges)", "schema": {"type": "number", "minimum": 0}, "minOccurs": 0},
         "storm": {"title": "Design storm", "description": "CITY:RETURN_PERIOD:MINUTES[:PEAK], e.g. beijing:100:60 "
                   "(a Chicago hyetograph of the city's storm formula)", "schema": {"type": "string"}, "minOccurs": 0},
-        "rainfallFile": {"title": "Rainfall grid", "description": "A rainfall NetCDF or GeoTIFF (mm/h)",
-                         "schema": {"type": "string", "contentEncoding": "base64",
-                                    "contentMediaType": "application/x-netcdf"}, "minOccurs": 0},
+        "rainfallFile": {"title": "Rainfall grid", "description": "A rainfall NetCDF (time, y, x) or GeoTIFF "
+                         "(one band, a constant rate) in mm/h: {\"href\": ...} to a file sent to POST /uploads, or "
+                         "inline {\"value\": base64, \"mediaType\": ...}",
+                         "schema": {"oneOf": [
+                             {"type": "object", "required": ["href"], "properties": {"href": {
+                                 "type": "string", "format": "uri-reference"}}},
+                             {"type": "string", "contentEncoding": "base64",
+                              "contentMediaType": "application/x-netcdf"}]}, "minOccurs": 0},
         "gauges": {"title": "Rain gauge window", "description": "The scene's rain gauge over START/END (UTC), e.g. "
                    "2020-06-17T14:00/2020-06-17T17:00", "schema": {"type": "string"}, "minOccurs": 0},
         "duration": {"title": "Duration", "description": "Simulated time in seconds",
@@ -108,9 +125,15 @@ def _input_descriptions(what_if: bool) -> dict:
                        "schema": {"type": "number", "exclusiveMinimum": 0}, "minOccurs": 0},
         "drainage": {"title": "Drainage", "description": "Sewer capacity as a loss rate, mm/h",
                      "schema": {"type": "number", "minimum": 0}, "minOccurs": 0},
-        "planned": {"title": "Planned buildings", "description": "GeoJSON FeatureCollection of footprints",
-                    "schema": {"type": "object", "contentMediaType": "application/geo+json"},
-                    "minOccurs": 1 if what_if else 0},
+        "infiltration": {"title": "Infiltration", "description": "Soil infiltration as a loss rate, mm/h",
+                         "schema": {"type": "number", "minimum": 0}, "minOccurs": 0},
+        "planned": {"title": "Planned buildings", "description": "GeoJSON FeatureCollection of footprints"
+                    + (" (planned buildings, surface changes or both)" if what_if else ""),
+                    "schema": {"type": "object", "contentMediaType": "application/geo+json"}, "minOccurs": 0},
+        "surfaces": {"title": "Surface changes", "description": "GeoJSON FeatureCollection of polygons with an "
+                     "'imperviousness' (0..1: the share of the soil's infiltration sealed); needs infiltration"
+                     + ("" if what_if else " and compare"),
+                     "schema": {"type": "object", "contentMediaType": "application/geo+json"}, "minOccurs": 0},
     }
     if not what_if:
         d["compare"] = {"title": "Compare", "description": "With planned: run the what-if instead",
@@ -244,39 +267,81 @@ def _storm(spec: str):
             from None
 
 
-def _rainfall_file(f: FileInput):
+def _read_rainfall(path: FsPath, field: str):
+    """The rain-rate grid (mm/h) of a NetCDF or GeoTIFF file: (time, y, x), or (y, x) as a constant rate."""
     import ingest
 
+    try:
+        result = ingest.read(path)
+    except cim.CIMError as exc:
+        raise BadRequest(f"{field}: {exc}".replace(str(path.parent), "").replace(path.name, "the file")) from None
+    except Exception as exc:       # a reader library's own error on a malformed file: say what, not where
+        raise BadRequest(f"{field}: not a readable NetCDF or GeoTIFF file ({type(exc).__name__})") from None
+    grids = [item.data for item in result.layers.values() if hasattr(item.data, "dims")]
+    if not grids:
+        raise BadRequest(f"{field} holds no rainfall grid")
+    grid = grids[0].load()
+    if set(grid.dims) == {"y", "x"}:            # one GeoTIFF band: a constant rate in mm/h (not a terrain's m)
+        grid = grid.expand_dims(time=[0.0]).assign_attrs(units="mm/h")
+    if set(grid.dims) != {"time", "y", "x"} or grid.sizes["y"] < 1 or grid.sizes["x"] < 1 or grid.rio.crs is None:
+        raise BadRequest(f"{field}: give rain rates in mm/h on (time, y, x) or one band on (y, x), with a CRS "
+                         f"(got dims {', '.join(map(str, grid.dims))})")
+    import numpy as np
+
+    values = grid.to_numpy()
+    if not np.isfinite(values).any() or np.nanmin(values) < 0 or np.nanmax(values) > MAX_RAIN:
+        raise BadRequest(f"{field}: rain rates must lie in 0..{MAX_RAIN:g} mm/h")
+    return grid
+
+
+def _uploads(scene: cim.Scene) -> FsPath:
+    return scene.store.path("uploads")
+
+
+def _uploaded(scene: cim.Scene, upload_id: str) -> FsPath:
+    path = next((p for p in _uploads(scene).glob(f"{upload_id}.*") if p.suffix in (".nc", ".tif")), None) \
+        if re.fullmatch(r"[0-9a-f]{32}", upload_id) else None
+    if path is None:
+        raise NotFound(f"no uploaded file {upload_id!r}: send it with POST /uploads first")
+    return path
+
+
+def _rainfall_file(scene: cim.Scene, f: FileInput):
+    if (f.href is None) == (f.value is None):
+        raise BadRequest("rainfallFile: give either href (a file sent to POST /uploads) or value and mediaType")
+    if f.href is not None:
+        m = _UPLOAD_HREF.match(f.href)
+        if m is None:
+            raise BadRequest("rainfallFile.href: only files sent to this service are read: the href POST /uploads "
+                             "gave (/uploads/<id>)")
+        try:
+            return _read_rainfall(_uploaded(scene, m.group(1)), "rainfallFile.href")
+        except NotFound as exc:
+            raise BadRequest(f"rainfallFile.href: {exc}") from None
+    if f.mediaType is None:
+        raise BadRequest("rainfallFile.mediaType: say which file value holds (application/x-netcdf or image/tiff)")
     try:
         data = base64.b64decode(f.value, validate=True)
     except (binascii.Error, ValueError):
         raise BadRequest("rainfallFile.value is not valid base64") from None
-    suffix = ".tif" if f.mediaType == "image/tiff" else ".nc"
     with tempfile.TemporaryDirectory() as tmp:
-        path = FsPath(tmp) / f"rainfall{suffix}"
+        path = FsPath(tmp) / f"rainfall{_UPLOAD_TYPES[f.mediaType]}"
         path.write_bytes(data)
-        try:
-            result = ingest.read(path)
-        except cim.CIMError as exc:
-            raise BadRequest(f"rainfallFile: {exc}".replace(tmp, "")) from None
-        grids = [item.data for item in result.layers.values() if hasattr(item.data, "dims")]
-        if not grids:
-            raise BadRequest("rainfallFile holds no rainfall grid")
-        return grids[0].load()
+        return _read_rainfall(path, "rainfallFile.value")
 
 
-def _planned(fc: dict[str, Any]):
+def _polygons(fc: dict[str, Any], field: str):
     import geopandas as gpd
 
     if fc.get("type") != "FeatureCollection" or not isinstance(fc.get("features"), list) or not fc["features"]:
-        raise BadRequest("planned: give a GeoJSON FeatureCollection with at least one feature")
+        raise BadRequest(f"{field}: give a GeoJSON FeatureCollection with at least one feature")
     crs = ((fc.get("crs") or {}).get("properties") or {}).get("name") or "OGC:CRS84"
     try:
         gdf = gpd.GeoDataFrame.from_features(fc["features"], crs=crs)
     except Exception as exc:         # malformed GeoJSON: say what, not where in our code
-        raise BadRequest(f"planned: not valid GeoJSON features ({type(exc).__name__})") from None
+        raise BadRequest(f"{field}: not valid GeoJSON features ({type(exc).__name__})") from None
     if gdf.geometry.isna().any() or not gdf.geom_type.isin(["Polygon", "MultiPolygon"]).all():
-        raise BadRequest("planned: every feature needs a Polygon or MultiPolygon footprint")
+        raise BadRequest(f"{field}: every feature needs a Polygon or MultiPolygon")
     return gdf
 
 
@@ -309,7 +374,7 @@ def _resolve(scene: cim.Scene, process: str, x: Inputs) -> dict[str, Any]:
     elif x.storm is not None:
         kw["rainfall"] = _storm(x.storm)
     elif x.rainfallFile is not None:
-        kw["rainfall"] = _rainfall_file(x.rainfallFile)
+        kw["rainfall"] = _rainfall_file(scene, x.rainfallFile)
     else:
         import pandas as pd
 
@@ -322,19 +387,33 @@ def _resolve(scene: cim.Scene, process: str, x: Inputs) -> dict[str, Any]:
             raise BadRequest("gauges: START must be before END")
         kw["rainfall"], kw["window"] = "gauges", (start, end)
     what_if = process == "what-if" or x.compare
-    if x.compare and x.planned is None:
-        raise BadRequest("compare needs planned buildings")
-    if what_if and x.planned is None:
-        raise BadRequest("the what-if process needs planned buildings (a GeoJSON FeatureCollection)")
+    if x.compare and x.planned is None and x.surfaces is None:
+        raise BadRequest("compare needs planned buildings or surface changes")
+    if what_if and x.planned is None and x.surfaces is None:
+        raise BadRequest("the what-if process needs planned buildings or surface changes (GeoJSON "
+                         "FeatureCollections)")
+    if x.surfaces is not None and not what_if:
+        raise BadRequest("surfaces: surface changes are a what-if: use the what-if process (or compare)")
+    if x.infiltration is not None:
+        kw["infiltration"] = x.infiltration
     if x.planned is not None:
-        kw["planned"] = _planned(x.planned)
+        kw["planned"] = _polygons(x.planned, "planned")
+    if x.surfaces is not None:
+        import flood.whatif
+
+        surfaces = _polygons(x.surfaces, "surfaces")
+        try:                     # checked now, so that a bad plan is a 400 before a job exists
+            flood.whatif.sealed_infiltration(scene, surfaces, x.infiltration, resolution=x.resolution)
+        except cim.ValidationError as exc:
+            raise BadRequest(str(exc)) from None
+        kw["surfaces"] = surfaces
     kw["what_if"] = what_if
     return kw
 
 
 def _stored_inputs(x: Inputs) -> dict[str, Any]:
     d = x.model_dump(exclude_none=True)
-    if x.rainfallFile is not None:
+    if x.rainfallFile is not None and x.rainfallFile.value is not None:
         d["rainfallFile"] = {"mediaType": x.rainfallFile.mediaType, "bytes": len(x.rainfallFile.value) * 3 // 4}
     return d
 
@@ -399,7 +478,9 @@ def _work(scene: cim.Scene, kw: dict[str, Any]):
             by_region = wi.by_region.reset_index().rename(columns={"index": "region"})
             changed = wi.changed
             newly = changed[changed["newly_flooded"]] if len(changed) else changed
-            doc = {"changed": _geojson(changed), "by_region": _records(by_region),
+            volumes = {k: {"before": float(wi.baseline.dataset.attrs[k]), "after": float(wi.scenario.dataset.attrs[k])}
+                       for k in ("rain_volume", "infiltration_volume", "final_volume")}
+            doc = {"changed": _geojson(changed), "by_region": _records(by_region), "volumes_m3": volumes,
                    "newly_flooded": {k: sorted(newly.loc[newly["object_type"] == k, "name"].astype(str))
                                      for k in ("road", "building", "hotspot")} if len(newly) else
                    {"road": [], "building": [], "hotspot": []},
@@ -690,3 +771,50 @@ def viewer_config(request: Request, scene: SceneDep, settings: SettingsDep, _: R
     if inm and etag in [t.strip() for t in inm.split(",")]:
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)
+
+
+# ----------------------------------------------------------------------------------------------------- uploads
+UploadId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="An uploaded file's id")]
+_UPLOAD_BODY = {"requestBody": {"required": True, "description": "The file's bytes", "content": {
+    media: {"schema": {"type": "string", "format": "binary"}} for media in _UPLOAD_TYPES}}}
+
+
+def _upload_doc(request: Request, path: FsPath) -> dict:
+    media = next(m for m, suffix in _UPLOAD_TYPES.items() if suffix == path.suffix)
+    return {"id": path.stem, "href": f"{_base(request)}/uploads/{path.stem}", "mediaType": media,
+            "bytes": path.stat().st_size}
+
+
+@router.post("/uploads", status_code=201, openapi_extra=_UPLOAD_BODY,
+             summary="Upload a rainfall grid (NetCDF or GeoTIFF) to pass as rainfallFile {\"href\": ...}",
+             responses={**ERRORS, 201: {"description": "The file was checked and kept; its href in Location"}})
+async def upload(request: Request, scene: SceneDep, caller: RunCaller) -> JSONResponse:
+    import anyio
+
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in _UPLOAD_TYPES:
+        raise UnsupportedMediaType(f"send the file as {', '.join(_UPLOAD_TYPES)} (Content-Type), not {media!r}")
+    data = await request.body()           # within the service's body limit (the middleware refuses more)
+    if not data:
+        raise BadRequest("the request body is empty: send the file's bytes")
+    folder = _uploads(scene)
+    path = folder / f"{uuid.uuid4().hex}{_UPLOAD_TYPES[media]}"
+
+    def keep() -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        try:
+            _read_rainfall(path, "the uploaded file")
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+
+    await anyio.to_thread.run_sync(keep)
+    request.state.audit_detail = f"upload {path.stem}"
+    doc = _upload_doc(request, path)
+    return JSONResponse(doc, status_code=201, headers={"Location": doc["href"]})
+
+
+@router.get("/uploads/{uploadId}", summary="An uploaded file's description", responses=ERRORS)
+def uploaded(request: Request, scene: SceneDep, _: ReadCaller, uploadId: UploadId) -> dict:
+    return _upload_doc(request, _uploaded(scene, uploadId))

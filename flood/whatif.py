@@ -1,5 +1,9 @@
 """Planning what-if: the same storm on the city as it is and as planned, and what the plan changes.
 
+A plan is planned buildings (footprints: walls in the model) and/or surface changes: polygons with a new
+``imperviousness`` (0..1, the share of the soil's infiltration they seal: 1 paves a park, 0 unseals a square),
+applied to the forecast's ``infiltration`` rate (mm/h, a number or a grid on the model grid).
+
 >>> sorted(WhatIf.__dataclass_fields__)
 ['baseline', 'by_region', 'changed', 'depth_change', 'scenario']
 """
@@ -14,7 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["WhatIf", "what_if"]
+__all__ = ["SURFACE_PROPERTIES", "WhatIf", "sealed_infiltration", "what_if"]
 
 
 @dataclass
@@ -28,14 +32,53 @@ class WhatIf:
     by_region: pd.DataFrame             # per region: level and flooded road length and buildings, before and after
 
 
-def what_if(scene, *, planned: gpd.GeoDataFrame, rainfall: Any, duration: float, name: str = "whatif",
-            **forecast_kw: Any) -> WhatIf:
-    """Run `flood.forecast` without and with the ``planned`` buildings and compare (nothing is written)."""
+#: surface properties a plan may change, and those the forecast cannot take yet (named in the error)
+SURFACE_PROPERTIES = ("imperviousness",)
+_NOT_YET = {"manning": "roughness", "ground": "ground level", "dz": "ground level"}
+
+
+def sealed_infiltration(scene, surfaces: gpd.GeoDataFrame, infiltration: Any, *, dem: str | None = None,
+                        resolution: float | None = None) -> xr.DataArray:
+    """The ``infiltration`` rate (mm/h) on the model grid with each surface's ``imperviousness`` applied:
+    ``rate * (1 - imperviousness)`` inside it (later polygons over earlier ones)."""
+    import cim
+    from flood.forecasting import _burn, terrain
+
+    unknown = [c for c in surfaces.columns if c in _NOT_YET]
+    if unknown:
+        raise cim.ValidationError(f"surfaces: property {unknown[0]!r} ({_NOT_YET[unknown[0]]}) cannot be changed "
+                                  f"by a what-if yet; give {', '.join(SURFACE_PROPERTIES)}")
+    if "imperviousness" not in surfaces.columns:
+        raise cim.ValidationError("surfaces: every feature needs an 'imperviousness' between 0 and 1")
+    share = pd.to_numeric(surfaces["imperviousness"], errors="coerce").to_numpy(dtype=np.float64)
+    if not np.all((share >= 0) & (share <= 1)):
+        raise cim.ValidationError("surfaces: 'imperviousness' must be a number between 0 and 1 in every feature")
+    if infiltration is None or not isinstance(infiltration, int | float | np.number | xr.DataArray):
+        raise cim.ValidationError("surfaces with an imperviousness change the soil's infiltration: give the "
+                                  "baseline infiltration rate (mm/h, a number or a grid) as infiltration=")
+    grid = terrain(scene, dem, resolution)
+    base = np.broadcast_to(np.asarray(infiltration, dtype=np.float64), grid.shape)
+    rate = base.copy()
+    for k, geom in enumerate(surfaces.to_crs(scene.crs).geometry):
+        inside = _burn(gpd.GeoDataFrame(geometry=[geom], crs=scene.crs), grid)
+        rate[inside] = base[inside] * (1.0 - share[k])
+    return grid.copy(data=rate).assign_attrs(units="mm/h")
+
+
+def what_if(scene, *, planned: gpd.GeoDataFrame | None = None, rainfall: Any, duration: float, name: str = "whatif",
+            surfaces: gpd.GeoDataFrame | None = None, **forecast_kw: Any) -> WhatIf:
+    """Run `flood.forecast` without and with the plan (``planned`` buildings, ``surfaces`` changes) and compare
+    (nothing is written)."""
     from flood.forecasting import forecast
 
+    plan_kw = dict(forecast_kw)
+    if surfaces is not None and len(surfaces):
+        plan_kw["infiltration"] = sealed_infiltration(scene, surfaces, forecast_kw.get("infiltration"),
+                                                      dem=forecast_kw.get("dem"),
+                                                      resolution=forecast_kw.get("resolution"))
     base = forecast(scene, rainfall=rainfall, duration=duration, name=f"{name}_baseline", write=False, **forecast_kw)
     plan = forecast(scene, rainfall=rainfall, duration=duration, name=f"{name}_planned", planned=planned,
-                    write=False, **forecast_kw)
+                    write=False, **plan_kw)
     change = (plan.dataset["max_depth"] - base.dataset["max_depth"]).rename("depth_change")
     change.attrs["units"] = "m"
     key = ["object_type", "object_id"]

@@ -22,7 +22,7 @@ from tests.api.conftest import BOWL
 
 WHO = (None, "read", "ingest", "run", "admin", "revoked")
 PUBLIC = {"/", "/conformance", "/v1.1"}
-RUN = ("/processes", "/jobs")           # routes whose writes need the `run` scope
+RUN = ("/processes", "/jobs", "/uploads")           # routes whose writes need the `run` scope
 _n = itertools.count()
 
 
@@ -55,8 +55,11 @@ def _request(template: str, method: str, twin, ids) -> tuple[str, dict | None]:
     if template.startswith(RUN):
         job = _job_owned_by(twin, "run") if method == "DELETE" else ids["job"]
         path = (template.replace("{processId}", "flood-forecast").replace("{jobId}", job)
-                .replace("{name}", "forecast_max_depth.tif").replace("{z}/{y}/{x}", ids["tile"]))
-        body = {"inputs": {"rainfall": 100.0, "duration": 60.0}} if method == "POST" else None
+                .replace("{name}", "forecast_max_depth.tif").replace("{z}/{y}/{x}", ids["tile"])
+                .replace("{uploadId}", ids["upload"]))
+        body = None
+        if method == "POST":
+            body = ids["tif"] if path == "/uploads" else {"inputs": {"rainfall": 100.0, "duration": 60.0}}
         return path, body
     m = re.match(r"^/v1\.1/(\w+)\(\{id\}\)", template)
     path = template.replace("{id}", str(ids[m.group(1)])) if m else template
@@ -81,13 +84,24 @@ def _expected(template: str, method: str, who: str | None) -> int:
     if who in (None, "revoked"):
         return 401
     if template.startswith(RUN) and method != "GET":       # sync execution answers 200 with the results
-        return 200 if who in ("run", "admin") else 403
+        return (201 if template == "/uploads" else 200) if who in ("run", "admin") else 403
     if method == "POST":
         return 201 if who in ("ingest", "admin") else 403
     return 200
 
 
-def test_auth_matrix_covers_every_route(twin_embedded):
+def _rain_tif(path) -> bytes:
+    import numpy as np
+    import rioxarray  # noqa: F401
+    import xarray as xr
+
+    da = xr.DataArray(np.full((3, 3), 50.0, np.float32), dims=("y", "x"),
+                      coords={"y": BOWL[3] - 80.0 * np.arange(3) - 40, "x": BOWL[0] + 80.0 * np.arange(3) + 40})
+    da.rio.write_crs("EPSG:28992").rio.to_raster(path)
+    return path.read_bytes()
+
+
+def test_auth_matrix_covers_every_route(twin_embedded, tmp_path):
     t = twin_embedded
     c = t.client()
     ids = _ids(c, t.h("admin"), t)
@@ -96,8 +110,12 @@ def test_auth_matrix_covers_every_route(twin_embedded):
     assert r.status_code == 200, r.text
     ids["job"] = r.json()["jobID"]
     ids["tile"] = _tile_over_the_terrain(14)
+    ids["tif"] = _rain_tif(tmp_path / "rain.tif")
+    r = c.post("/uploads", headers=t.h("run") | {"Content-Type": "image/tiff"}, content=ids["tif"])
+    assert r.status_code == 201, r.text
+    ids["upload"] = r.json()["id"]
     operations = [(p, m.upper()) for p, ops in c.get("/openapi.json").json()["paths"].items() for m in ops]
-    assert len(operations) >= 48
+    assert len(operations) >= 50
     assert {("/processes/{processId}/execution", "POST"), ("/jobs/{jobId}", "DELETE"),
             ("/jobs/{jobId}/results/{name}", "GET"),
             ("/jobs/{jobId}/results/max_depth/tiles/WebMercatorQuad/{z}/{y}/{x}", "GET")} <= set(operations)
@@ -105,7 +123,10 @@ def test_auth_matrix_covers_every_route(twin_embedded):
     for template, method in operations:
         for who in WHO:
             path, body = _request(template, method, t, ids)
-            r = c.request(method, path, json=body, headers=t.h(who))
+            if isinstance(body, bytes):
+                r = c.request(method, path, content=body, headers=t.h(who) | {"Content-Type": "image/tiff"})
+            else:
+                r = c.request(method, path, json=body, headers=t.h(who))
             want = _expected(template, method, who)
             assert r.status_code == want, (method, path, who, r.status_code, r.text[:200])
             if want == 401:
@@ -116,7 +137,7 @@ def test_auth_matrix_covers_every_route(twin_embedded):
     entries = t.audit()
     posts = [e for e in entries if e.action.startswith("POST ")]
     n_posts = sum(m == "POST" for _, m in operations)
-    assert len(posts) == writes + 1 == n_posts * len(WHO) + 1 and n_posts == 4
+    assert len(posts) == writes + 2 == n_posts * len(WHO) + 2 and n_posts == 5
     keys = {k.name.split()[0]: k.key_id for k in _keys(t)}
     outcomes = {(e.who, e.outcome) for e in posts}
     assert ("unauthenticated", "401") in outcomes and (keys["read"], "403") in outcomes
@@ -124,6 +145,8 @@ def test_auth_matrix_covers_every_route(twin_embedded):
     runs = {(e.who, e.outcome) for e in posts if e.action == "POST /processes/flood-forecast/execution"}
     assert runs == {("unauthenticated", "401"), (keys["read"], "403"), (keys["ingest"], "403"),
                     (keys["run"], "200"), (keys["admin"], "200")}
+    uploads = {(e.who, e.outcome) for e in posts if e.action == "POST /uploads"}
+    assert {(keys["run"], "201"), (keys["admin"], "201"), (keys["read"], "403"), (keys["ingest"], "403")} <= uploads
     deletes = sorted((e.who, e.outcome) for e in entries if e.action.startswith("DELETE /jobs/"))
     assert len(deletes) == dismissals == len(WHO)
     assert deletes == sorted([("unauthenticated", "401")] * 2 + [(keys["read"], "403"), (keys["ingest"], "403"),

@@ -477,3 +477,130 @@ def test_viewer_config_points_at_the_latest_forecast(bowl):
         c.delete(f"/jobs/{first}", headers=run)
         assert c.get("/viewer/viewer-config.json", headers=h).json()["frames"] == ["water/0/tileset.json"]
         assert c.get("/viewer/viewer-config.json").status_code == 401
+
+
+def _rain_tif(path, rate: float = RAIN):
+    """A GeoTIFF of one band of rain rates (mm/h) over the bowl: 20 m cells, one band."""
+    da = xr.DataArray(np.full((4, 4), rate, np.float32), dims=("y", "x"),
+                      coords={"y": Y0 + 70 - 20 * np.arange(4), "x": X0 - 10 + 20 * np.arange(4)})
+    da.rio.write_crs("EPSG:28992").rio.to_raster(path)
+    return path.read_bytes()
+
+
+def test_uploaded_rainfall_by_href(bowl, tmp_path):
+    scene, url, tokens = bowl
+    tif = _rain_tif(tmp_path / "rain.tif")
+    direct = flood.forecasting.forecast(scene, rainfall=RAIN, duration=DURATION, name="direct", write=False)
+    ex = "/processes/flood-forecast/execution"
+    with _client(url) as c:
+        assert c.post("/uploads", headers=_h(tokens, "read") | {"Content-Type": "image/tiff"},
+                      content=tif).status_code == 403
+        r = c.post("/uploads", headers=_h(tokens, "run") | {"Content-Type": "image/tiff"}, content=tif)
+        assert r.status_code == 201, r.text
+        up = r.json()
+        assert r.headers["location"] == up["href"] == f"http://testserver/uploads/{up['id']}"
+        assert up["bytes"] == len(tif) and up["mediaType"] == "image/tiff"
+        assert c.get(f"/uploads/{up['id']}", headers=_h(tokens, "read")).json() == up
+        for href in (up["href"], f"/uploads/{up['id']}"):
+            r = c.post(ex, headers=_h(tokens, "run"), json={"inputs": {"rainfallFile": {"href": href},
+                                                                        "duration": DURATION}})
+            assert r.status_code == 200, r.text
+            got = {f["properties"]["name"]: f["properties"]["max_depth"] for f in r.json()["warnings"]["features"]}
+            assert got == pytest.approx(dict(zip(direct.warnings["name"], direct.warnings["max_depth"], strict=True)),
+                                        abs=1e-6)
+            assert got["bowl road"] > 0.15
+        assert sorted(p.name for p in (scene.store.files_root / "uploads").iterdir()) == [f"{up['id']}.tif"]
+
+
+def test_bad_uploads_and_hrefs(bowl, tmp_path):
+    scene, url, tokens = bowl
+    h = _h(tokens, "run")
+    tif = _rain_tif(tmp_path / "rain.tif")
+    ex = "/processes/flood-forecast/execution"
+    with _client(url, max_body_bytes=2048) as c:
+        cases = {
+            "not a GeoTIFF": ({"Content-Type": "image/tiff"}, b"II*\x00" + b"\x00" * 200, 400, "the uploaded file"),
+            "not NetCDF": ({"Content-Type": "application/x-netcdf"}, b"CDF\x01garbage", 400, "the uploaded file"),
+            "a JPEG": ({"Content-Type": "image/jpeg"}, b"\xff\xd8\xff", 415, "image/tiff"),
+            "empty": ({"Content-Type": "image/tiff"}, b"", 400, "empty"),
+            "too large": ({"Content-Type": "image/tiff"}, tif + b"\x00" * 4096, 413, "larger than"),
+            "out of range": ({"Content-Type": "image/tiff"}, _rain_tif(tmp_path / "hot.tif", 9999.0), 400,
+                             "0..500"),
+        }
+        for what, (headers, content, status, words) in cases.items():
+            r = c.post("/uploads", headers=h | headers, content=content)
+            assert r.status_code == status, (what, r.text)
+            assert r.headers["content-type"] == "application/problem+json" and words in r.json()["detail"], what
+            assert str(tmp_path) not in r.text and "Traceback" not in r.text
+        assert not (scene.store.files_root / "uploads").exists() or \
+            not list((scene.store.files_root / "uploads").iterdir())
+        for what, f, words in [
+            ("unknown id", {"href": "/uploads/" + "0" * 32}, "rainfallFile.href: no uploaded file"),
+            ("elsewhere", {"href": "http://example.org/rain.nc"}, "rainfallFile.href: only files sent"),
+            ("traversal", {"href": "/uploads/../../secret"}, "rainfallFile.href"),
+            ("both", {"href": "/uploads/" + "0" * 32, "value": "AAAA", "mediaType": "image/tiff"}, "either href"),
+            ("no media type", {"value": base64.b64encode(tif).decode()}, "rainfallFile.mediaType"),
+        ]:
+            r = c.post(ex, headers=h, json={"inputs": {"rainfallFile": f, "duration": 60}})
+            assert r.status_code == 400 and words in r.json()["detail"], (what, r.text)
+        assert c.get("/uploads/" + "0" * 32, headers=h).status_code == 404
+
+
+def test_what_if_planned_building_on_the_flooded_road(bowl):
+    import rioxarray
+
+    scene, url, tokens = bowl
+    # a building over the bowl's centre, on the road where the water gathers
+    planned = gpd.GeoDataFrame({"name": ["hall"]}, geometry=[box(X0 + 24, Y0 + 24, X0 + 36, Y0 + 36)],
+                               crs=scene.crs).to_crs("OGC:CRS84")
+    with _client(url) as c:
+        r = c.post("/processes/what-if/execution", headers=_h(tokens, "run"),
+                   json={"inputs": {"rainfall": RAIN, "duration": DURATION, "planned": planned.__geo_interface__}})
+        assert r.status_code == 200, r.text
+        doc = r.json()
+    folder = scene.store.files_root / "jobs" / doc["jobID"]
+    after = rioxarray.open_rasterio(folder / "planned_max_depth.tif", masked=True).squeeze("band", drop=True)
+    change = rioxarray.open_rasterio(folder / "depth_change.tif", masked=True).squeeze("band", drop=True)
+    before = after - change
+    inside = dict(x=slice(X0 + 25, X0 + 35), y=slice(Y0 + 35, Y0 + 25))
+    base = flood.forecasting.forecast(scene, rainfall=RAIN, duration=DURATION, write=False).dataset["max_depth"]
+    assert float(base.sel(**inside).min()) > 0.15                     # flooded before
+    assert not (after.sel(**inside).fillna(0.0) > 0).any()            # dry (walls) with the building
+    ring = change.sel(x=slice(X0 + 19, X0 + 41), y=slice(Y0 + 41, Y0 + 19))
+    assert float(ring.max()) > 0.02 and float(change.min()) > -0.005  # the water it displaces raises depth nearby
+    assert np.isnan(before.sel(**inside)).all()
+    assert doc["volumes_m3"]["rain_volume"]["after"] < doc["volumes_m3"]["rain_volume"]["before"]   # roof cells
+
+
+def test_what_if_sealed_surface_keeps_more_water(bowl):
+    scene, url, tokens = bowl
+    west = gpd.GeoDataFrame({"imperviousness": [1.0]}, geometry=[box(X0, Y0, X0 + 30, Y0 + 60)],
+                            crs=scene.crs).to_crs("OGC:CRS84")
+    inputs = {"rainfall": 100.0, "infiltration": 40.0, "duration": DURATION, "surfaces": west.__geo_interface__}
+    direct = flood.whatif.what_if(scene, surfaces=west, rainfall=100.0, infiltration=40.0, duration=DURATION)
+    with _client(url) as c:
+        h = _h(tokens, "run")
+        r = c.post("/processes/what-if/execution", headers=h, json={"inputs": inputs})
+        assert r.status_code == 200, r.text
+        v = r.json()["volumes_m3"]
+        bad = {
+            "no infiltration": ({k: w for k, w in inputs.items() if k != "infiltration"}, "infiltration="),
+            "roughness": ({**inputs, "surfaces": {**inputs["surfaces"], "features": [
+                {**f, "properties": {"manning": 0.1}} for f in inputs["surfaces"]["features"]]}}, "'manning'"),
+            "no share": ({**inputs, "surfaces": {**inputs["surfaces"], "features": [
+                {**f, "properties": {}} for f in inputs["surfaces"]["features"]]}}, "'imperviousness'"),
+            "share > 1": ({**inputs, "surfaces": {**inputs["surfaces"], "features": [
+                {**f, "properties": {"imperviousness": 2}} for f in inputs["surfaces"]["features"]]}}, "between 0"),
+        }
+        for what, (body, words) in bad.items():
+            r = c.post("/processes/what-if/execution", headers=h, json={"inputs": body})
+            assert r.status_code == 400 and words in r.json()["detail"], (what, r.text)
+        r = c.post("/processes/flood-forecast/execution", headers=h, json={"inputs": inputs})
+        assert r.status_code == 400 and r.json()["detail"].startswith("surfaces:")
+    assert v["rain_volume"]["after"] == pytest.approx(v["rain_volume"]["before"], rel=1e-12)
+    # sealing half the bowl: less infiltrates, more water stays on the ground
+    assert v["infiltration_volume"]["after"] < 0.8 * v["infiltration_volume"]["before"]
+    assert v["final_volume"]["after"] > v["final_volume"]["before"] + 1.0
+    for k in v:
+        assert v[k]["after"] == pytest.approx(direct.scenario.dataset.attrs[k], rel=1e-9)
+        assert v[k]["before"] == pytest.approx(direct.baseline.dataset.attrs[k], rel=1e-9)

@@ -15,6 +15,9 @@ from api import Settings, create_app
 from cim import jobs as J
 from tests.api.conftest import build
 
+#: uploads (POST /uploads) are raw file bytes: send the generated ones as they are
+schemathesis.serializer.alias(["application/x-netcdf", "application/netcdf", "image/tiff"],
+                              "application/octet-stream")
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 LENIENT = {"positive_data_acceptance": {"expected-statuses": [*ACCEPTED, "400"]}}
 #: Operations with a parameter whose valid values JSON Schema cannot state, so that a schema-valid request may
@@ -71,7 +74,8 @@ def test_openapi_all_checks(tmp_path):
     twin.scene.close()
     assert {"GET /processes/{processId}", "POST /processes/{processId}/execution", "GET /jobs/{jobId}",
             "DELETE /jobs/{jobId}", "GET /jobs/{jobId}/results", "GET /jobs/{jobId}/results/{name}",
-            "GET /jobs/{jobId}/results/max_depth/tiles/WebMercatorQuad/{z}/{y}/{x}"} <= labels
+            "GET /jobs/{jobId}/results/max_depth/tiles/WebMercatorQuad/{z}/{y}/{x}", "POST /uploads",
+            "GET /uploads/{uploadId}", "GET /viewer/viewer-config.json"} <= labels
     assert "successful" in statuses, statuses          # the examples of the execution body ran as real jobs
     assert scenarios >= 46 and {"COVERAGE", "FUZZING"} <= phases, (scenarios, phases)
     assert not errors, "\n".join(errors)
