@@ -621,8 +621,8 @@ def simulate(
         al. (2004) (well balanced: a lake at rest stays at rest over any bed, with wet/dry shorelines),
         semi-implicit Manning friction, ``dt = alpha dx / max(|u| + sqrt(g h))``. Use it for dam breaks, levee
         breaches, steep streets and other fast, supercritical flows, which local inertial cannot represent (its
-        Ritter dam-break front runs at ~40 % of the true speed; fv1's within 5 %). It costs about 4-5x more
-        per cell update and takes ~1.5x more steps, and its first-order upwinding over-conveys thin sheet flow
+        Ritter dam-break front runs at ~40 % of the true speed; fv1's within 5 %). It costs about 3x the CPU
+        per cell update and takes ~1.5x the steps (~5x per run), and its first-order upwinding over-conveys thin sheet flow
         on coarse cells (rain on a 0.2 % slope: depths 17 % low at 5 m cells, 1 % at 1.25 m), which is why
         local inertial stays the default for rain-on-grid. Forcing, boundaries, outputs and budget are the same.
     points : dict or GeoDataFrame, optional
