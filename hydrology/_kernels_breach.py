@@ -122,14 +122,14 @@ def find_pits(out, step, fbuf, ibuf):
             continue
         r = i // nc
         c = i - r * nc
-        if _drains_out(of, r, c, nr, nc):
+        if r == 0 or c == 0 or r == nr - 1 or c == nc - 1:
             continue
-        lower = False
+        lower = False  # also when a neighbour is no-data: the cell drains out of the domain there
         equal = False
         zmin = np.inf
         for k in range(8):
             zj = of[i + DR[k] * nc + DC[k]]
-            if zj < zi:
+            if zj < zi or zj != zj:
                 lower = True
                 break
             if zj == zi:
@@ -226,6 +226,11 @@ def breach(z0, out, cells, starts, order, step, max_depth, max_length, max_cost,
     off = np.empty(8, dtype=np.int64)
     for k in range(8):
         off[k] = DR[k] * nc + DC[k]
+    has_nan = False
+    for i in range(n):
+        if zf[i] != zf[i]:
+            has_nan = True
+            break
     keys = np.empty(1024, dtype=np.float64)
     vals = np.empty(1024, dtype=np.int64)
     touched = np.empty(1024, dtype=np.int64)
@@ -252,6 +257,38 @@ def breach(z0, out, cells, starts, order, step, max_depth, max_length, max_cost,
         if solved:
             solved_before += 1
             continue
+        if s1 - s0 == 1:
+            # fast path for a single-cell pit: a channel through its lowest neighbour alone, when that neighbour
+            # then drains, is optimal (any channel's first cell needs at least as much lowering)
+            i = cells[s0]
+            best = 0
+            for k in range(1, 8):
+                if of[i + off[k]] < of[i + off[best]]:
+                    best = k
+            v = i + off[best]
+            zv = of[v]
+            znext = _lowered(zp, step, fbuf, ibuf)
+            if zv - znext <= max_cost and zf[v] - znext <= max_depth:
+                rv = v // nc
+                cv = v - rv * nc
+                ends = (
+                    rv == 0
+                    or cv == 0
+                    or rv == nr - 1
+                    or cv == nc - 1
+                    or (has_nan and _drains_out(of, rv, cv, nr, nc))
+                )
+                if not ends:
+                    for k in range(8):
+                        if of[v + off[k]] < znext:
+                            ends = True
+                            break
+                if ends:
+                    breached += 1
+                    of[v] = znext
+                    if record:
+                        lf[v] = breached
+                    continue
         nh = 0
         nt = 0
         for a in range(s0, s1):
@@ -280,18 +317,26 @@ def breach(z0, out, cells, starts, order, step, max_depth, max_length, max_cost,
             state[u] = _DONE
             ru = u // nc
             cu = u - ru * nc
-            if back[u] != _PIT and _drains_out(of, ru, cu, nr, nc):
-                end = u
+            if (
+                ru == 0
+                or cu == 0
+                or ru == nr - 1
+                or cu == nc - 1
+                or (has_nan and _drains_out(of, ru, cu, nr, nc))
+            ):
+                end = u  # (never a pit cell: pits are interior)
                 break
             zou = zo[u]
+            for k in range(8):
+                if of[u + off[k]] < zou:
+                    end = u
+            if end >= 0:
+                break
             znext = _lowered(zou, step, fbuf, ibuf)
             lnext = length[u] + 1
             for k in range(8):
                 v = u + off[k]  # u is interior here: its neighbours exist and are valid
                 zv = of[v]
-                if zv < zou:
-                    end = u
-                    break
                 if state[v] == _DONE or lnext > max_length or zf[v] - znext > max_depth:
                     continue
                 c2 = acc + (zv - znext)
@@ -308,8 +353,6 @@ def breach(z0, out, cells, starts, order, step, max_depth, max_length, max_cost,
                     back[v] = k + 1
                     keys, vals = _heap_push(keys, vals, nh, c2, v)
                     nh += 1
-            if end >= 0:
-                break
         if end >= 0:
             breached += 1
             i = end
