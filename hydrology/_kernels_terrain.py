@@ -10,6 +10,8 @@ ties are broken the same way); ``CODES`` are the ESRI codes of those directions.
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 from numba import njit, prange
 from numba.cpython.unsafe.numbers import leading_zeros
@@ -259,6 +261,254 @@ def fill_depressions(z, out, bits, nbits, epsilon, fbuf, ibuf):
                 cnt[b] += 1
                 nh += 1
     return raised
+
+
+@njit(cache=True, nogil=True)
+def fill_strip(z, out, bits, nbits, r0, r1, labels, lab_top, lab_bot):
+    """Priority-flood of rows ``[r0, r1)`` alone, with the strip's top and bottom rows as extra outlets.
+
+    One step of parallel depression filling (Barnes 2016, "Parallel priority-flood depression filling for
+    trillion cell digital elevation models", here with strips of whole rows). Cells of the DEM edge and next to
+    no-data flood with label 0 (the ocean); the cells of an inner strip border are seeds with labels
+    ``lab_top + column`` (top row, if ``lab_top > 0``) and ``lab_bot + column`` (bottom row), and every cell
+    takes the label of the cell that flooded it (``labels`` is only written where the label is not 0, so the
+    pages of an ocean-only area are never touched). ``out`` receives the strip's filled surface ``L``.
+    Touches only its own rows of ``out`` and ``labels``, so strips can run in parallel threads (the GIL is
+    released); :func:`label_edges` then finds where labels meet.
+    Memory: 1 byte per cell of the strip plus the queues, plus 4 bytes per cell of ``labels`` where written.
+    """
+    nr, nc = z.shape
+    h = r1 - r0
+    w = nc + 2
+    zf = z.ravel()
+    of = out.ravel()
+    lf = labels.ravel()
+    sign = np.uint64(1) << np.uint64(nbits - 1)
+    umask = (sign - np.uint64(1)) | sign
+    seen = np.full((h + 2) * w, 2, dtype=np.uint8)  # 0 to do, 1 flooded, 2 outside the strip or no-data
+    poff = np.empty(8, dtype=np.int64)
+    zoff = np.empty(8, dtype=np.int64)
+    for k in range(8):
+        poff[k] = DR[k] * w + DC[k]
+        zoff[k] = DR[k] * nc + DC[k]
+    bk = np.empty((nbits + 1, 1024), dtype=np.uint64)
+    bv = np.empty((nbits + 1, 1024), dtype=np.int64)
+    cnt = np.zeros(nbits + 1, dtype=np.int64)
+    last = np.uint64(0)
+    nh = 0
+    pit = np.empty(1024, dtype=np.int64)
+    p_head = 0
+    p_tail = 0
+    nnan = 0
+    for r in range(r0, r1):
+        for c in range(nc):
+            i = r * nc + c
+            v = zf[i]
+            if v == 0:
+                v = 0.0  # no negative zero: keys of equal floats must be equal
+            of[i] = v
+            if v == v:
+                seen[(r - r0 + 1) * w + c + 1] = 0
+            else:
+                nnan += 1
+    for r in (r0 - 1, r1):  # no-data just outside the strip makes outlets inside it
+        if 0 <= r < nr:
+            for c in range(nc):
+                if zf[r * nc + c] != zf[r * nc + c]:
+                    nnan += 1
+    # seeds: the strip's perimeter and cells next to no-data
+    for r in range(r0, r1):
+        rim = r == r0 or r == r1 - 1
+        for c in range(nc):
+            if not rim and nnan == 0 and 0 < c < nc - 1:
+                continue
+            i = r * nc + c
+            p = (r - r0 + 1) * w + c + 1
+            if seen[p] != 0:
+                continue
+            lab = -1
+            if r == 0 or r == nr - 1 or c == 0 or c == nc - 1:
+                lab = 0
+            elif nnan > 0:
+                for k in range(8):
+                    if zf[i + zoff[k]] != zf[i + zoff[k]]:
+                        lab = 0
+                        break
+            if lab < 0 and r == r0:
+                lab = lab_top + c
+            elif lab < 0 and r == r1 - 1:
+                lab = lab_bot + c
+            if lab < 0:
+                continue
+            seen[p] = 1
+            if lab != 0:
+                lf[i] = lab
+            bk, bv = _rh_seed(bk, bv, cnt, _sortable(np.uint64(bits[i]), sign, umask), p)
+            nh += 1
+    while nh > 0 or p_head < p_tail:
+        if p_head < p_tail:
+            p = pit[p_head]
+            p_head += 1
+            if p_head == p_tail:
+                p_head = 0
+                p_tail = 0
+        else:
+            if cnt[0] == 0:
+                # as in fill_depressions (inline: a call per refill, nearly every pop on float keys, costs ~10 %)
+                kb = 1
+                while cnt[kb] == 0:
+                    kb += 1
+                m = cnt[kb]
+                lo = bk[kb, 0]
+                for a in range(1, m):
+                    if bk[kb, a] < lo:
+                        lo = bk[kb, a]
+                last = lo
+                cnt[kb] = 0
+                if cnt[:kb].max() + m > bk.shape[1]:
+                    bk, bv = _rh_grow(bk, bv, cnt[:kb].max() + m)
+                for a in range(m):
+                    key = bk[kb, a]
+                    b = 64 - leading_zeros(key ^ last)
+                    bk[b, cnt[b]] = key
+                    bv[b, cnt[b]] = bv[kb, a]
+                    cnt[b] += 1
+            cnt[0] -= 1
+            p = bv[0, cnt[0]]
+            nh -= 1
+        r = p // w - 1
+        ci = (r0 + r) * nc + p - (r + 1) * w - 1
+        level = of[ci]
+        lp = lf[ci]
+        for k in range(8):
+            q = p + poff[k]
+            j = ci + zoff[k]
+            sq = seen[q]
+            if sq != 0:
+                continue
+            seen[q] = 1
+            if lp != 0:
+                lf[j] = lp
+            if zf[j] <= level:
+                of[j] = level
+                if p_tail == pit.size:
+                    pit = _grow_i64(pit)
+                pit[p_tail] = q
+                p_tail += 1
+            else:
+                key = _sortable(np.uint64(bits[j]), sign, umask)
+                b = 64 - leading_zeros(key ^ last)
+                if cnt[b] == bk.shape[1]:
+                    bk, bv = _rh_grow(bk, bv, cnt[b] + 1)
+                bk[b, cnt[b]] = key
+                bv[b, cnt[b]] = q
+                cnt[b] += 1
+                nh += 1
+    return 0
+
+
+@njit(cache=True, inline="always")
+def _label_pairs(out, labels, r, nr, nc, ea, eb, ew, ne, count_only):
+    """Pairs of row ``r``'s cells with their E, SE, S and SW neighbours whose labels differ."""
+    for c in range(nc):
+        va = out[r, c]
+        if va != va:
+            continue
+        la = labels[r, c]
+        for k in range(1, 5):
+            rr = r + DR[k]
+            cc = c + DC[k]
+            if rr >= nr or cc < 0 or cc >= nc:
+                continue
+            lb = labels[rr, cc]
+            if lb == la:
+                continue
+            vb = out[rr, cc]
+            if vb != vb:
+                continue
+            if not count_only:
+                ea[ne] = la
+                eb[ne] = lb
+                ew[ne] = max(va, vb)
+            ne += 1
+    return ne
+
+
+@njit(cache=True, parallel=True)
+def label_edges(out, labels):
+    """Every pair of neighbouring valid cells with different labels, with the level ``max(L(a), L(b))`` at which
+    water crosses between them (rows in parallel: counted, then written). Returns (label a, label b, level)."""
+    nr, nc = out.shape
+    start = np.zeros(nr + 1, dtype=np.int64)
+    ea = np.empty(0, dtype=np.int32)
+    eb = np.empty(0, dtype=np.int32)
+    ew = np.empty(0, dtype=out.dtype)
+    for r in prange(nr):
+        start[r + 1] = _label_pairs(out, labels, r, nr, nc, ea, eb, ew, 0, True)
+    for r in range(nr):
+        start[r + 1] += start[r]
+    ea = np.empty(start[nr], dtype=np.int32)
+    eb = np.empty(start[nr], dtype=np.int32)
+    ew = np.empty(start[nr], dtype=out.dtype)
+    for r in prange(nr):
+        _label_pairs(out, labels, r, nr, nc, ea, eb, ew, start[r], False)
+    return ea, eb, ew
+
+
+@njit(cache=True)
+def spill_levels(nlab, ea, eb, ew):
+    """Lowest level at which each label's water reaches the ocean (label 0): a minimax Dijkstra over the label
+    graph (edges both ways, repeats allowed). Label 0 and labels never reached get -inf."""
+    deg = np.zeros(nlab + 1, dtype=np.int64)
+    for e in range(ea.size):
+        deg[ea[e] + 1] += 1
+        deg[eb[e] + 1] += 1
+    for v in range(nlab):
+        deg[v + 1] += deg[v]
+    nbr = np.empty(deg[nlab], dtype=np.int32)
+    wt = np.empty(deg[nlab], dtype=np.float64)
+    fill = deg[:nlab].copy()
+    for e in range(ea.size):
+        a = ea[e]
+        b = eb[e]
+        nbr[fill[a]] = b
+        wt[fill[a]] = ew[e]
+        fill[a] += 1
+        nbr[fill[b]] = a
+        wt[fill[b]] = ew[e]
+        fill[b] += 1
+    level = np.full(nlab, np.inf)
+    done = np.zeros(nlab, dtype=np.uint8)
+    level[0] = -np.inf
+    heap = [(-np.inf, np.int64(0))]
+    while len(heap) > 0:
+        lv, v = heapq.heappop(heap)
+        if done[v]:
+            continue
+        done[v] = 1
+        for e in range(deg[v], deg[v + 1]):
+            u = np.int64(nbr[e])
+            x = max(lv, wt[e])
+            if x < level[u]:
+                level[u] = x
+                heapq.heappush(heap, (x, u))
+    for v in range(nlab):
+        if not done[v]:
+            level[v] = -np.inf
+    return level
+
+
+@njit(cache=True, parallel=True)
+def raise_to_spill(out, labels, level):
+    """``out = max(out, level[label])`` wherever the label is not 0 (the last step of the strip fill)."""
+    nr, nc = out.shape
+    for r in prange(nr):
+        for c in range(nc):
+            lab = labels[r, c]
+            if lab != 0:
+                v = level[lab]
+                if v > out[r, c]:
+                    out[r, c] = v
 
 
 # ----------------------------------------------------------------------------------------------------------

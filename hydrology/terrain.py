@@ -8,8 +8,10 @@ the CRS's ellipsoid, row by row.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
+import numba
 import numpy as np
 import xarray as xr
 
@@ -44,6 +46,11 @@ def fill_depressions(dem: xr.DataArray, *, epsilon: bool = False) -> xr.DataArra
     ``epsilon=True`` raised cells instead climb by the smallest representable step, so every cell has a
     strictly lower neighbour (Barnes et al. 2014, Priority-Flood+epsilon).
 
+    With more than one numba thread (``numba.set_num_threads``) and at least 256 rows, the default (flat)
+    fill runs in parallel over strips of rows (Barnes 2016, parallel priority-flood: each strip is flooded
+    with its inner borders as labelled outlets, the labels' spill levels are solved on the small graph of
+    where they meet, then cells are raised to them); the result is identical to the one-piece fill.
+
     Parameters
     ----------
     dem : xarray.DataArray
@@ -55,8 +62,11 @@ def fill_depressions(dem: xr.DataArray, *, epsilon: bool = False) -> xr.DataArra
     -------
     xarray.DataArray
         The filled surface, same dtype (float32 stays float32; integers become float64), coords and CRS.
-        Memory: the output plus 1 byte per cell (visited flags) plus the queues: 16 bytes per queued cell
-        of the flooding front and 8 per cell of the largest depression front. No recursion.
+        Memory, in bytes per cell: the output (4 for float32, 8 for float64; the input is not copied when it
+        is already a north-up float array), 1 for visited flags, and in the parallel fill up to 4 for strip
+        labels (written only where water leaves through a strip border); plus the queues: 16 bytes per
+        queued cell of the flooding front, 8 per cell of the largest depression front, and 24 per pair of
+        neighbouring cells with different labels. No recursion.
 
     Examples
     --------
@@ -69,12 +79,48 @@ def fill_depressions(dem: xr.DataArray, *, epsilon: bool = False) -> xr.DataArra
     """
     grid = check_grid(dem, "dem")
     z = float_values(dem, grid, "dem")
+    nstrips = min(numba.get_num_threads(), z.shape[0] // _MIN_STRIP_ROWS)
+    if epsilon or nstrips < 2:
+        out = np.empty_like(z)
+        fbuf, ibuf = _fbuf(z.dtype)
+        nbits = 8 * z.dtype.itemsize
+        bits = out.reshape(-1).view(np.uint64 if nbits == 64 else np.uint32)
+        _k.fill_depressions(z, out, bits, nbits, bool(epsilon), fbuf, ibuf)
+    else:
+        out = _fill_strips(z, nstrips)
+    return wrap(out, dem, grid, dem.name or "filled", attrs=dem.attrs)
+
+
+_MIN_STRIP_ROWS = 128  # below 2 x this many rows the grid is filled in one piece
+
+
+def _fill_strips(z: np.ndarray, nstrips: int) -> np.ndarray:
+    """Parallel priority-flood (Barnes 2016) over ``nstrips`` strips of rows; the same result as one piece.
+
+    Each strip is flooded on its own thread with its inner borders as labelled outlets (the kernels release
+    the GIL); the labels' spill levels come from a minimax search over where labels meet; then every cell is
+    raised to its label's spill level where that is higher. Exact: a cell's fill level is the larger of its
+    strip-local level and its label's spill level.
+    """
+    nr, nc = z.shape
     out = np.empty_like(z)
-    fbuf, ibuf = _fbuf(z.dtype)
     nbits = 8 * z.dtype.itemsize
     bits = out.reshape(-1).view(np.uint64 if nbits == 64 else np.uint32)
-    _k.fill_depressions(z, out, bits, nbits, bool(epsilon), fbuf, ibuf)
-    return wrap(out, dem, grid, dem.name or "filled", attrs=dem.attrs)
+    labels = np.zeros(z.shape, dtype=np.int32)  # calloc: pages where no label is written are never touched
+    bounds = [nr * s // nstrips for s in range(nstrips + 1)]
+
+    def strip(s: int) -> None:
+        lab_top = 0 if s == 0 else 1 + (2 * s - 1) * nc  # label of the strip's top row, column 0
+        lab_bot = 0 if s == nstrips - 1 else 1 + 2 * s * nc
+        _k.fill_strip(z, out, bits, nbits, bounds[s], bounds[s + 1], labels, lab_top, lab_bot)
+
+    with ThreadPoolExecutor(max_workers=min(nstrips, numba.get_num_threads())) as pool:
+        for _ in pool.map(strip, range(nstrips)):
+            pass
+    ea, eb, ew = _k.label_edges(out, labels)
+    level = _k.spill_levels(1 + 2 * (nstrips - 1) * nc, ea, eb, ew)
+    _k.raise_to_spill(out, labels, level.astype(out.dtype))
+    return out
 
 
 def flow_direction(

@@ -356,3 +356,26 @@ def test_parallel_d8_and_flats_do_not_depend_on_threads_or_strips(threads):
     np.testing.assert_array_equal(fd, one)
     path_lengths(fd)  # raises on a cycle
     assert np.all(fd[~is_outlet_or_edge(z)] != 0)
+
+
+@PROPS
+@given(dems(), st.integers(1, 9), st.sampled_from([np.float32, np.float64]))
+def test_strip_parallel_fill_equals_reference(z, nstrips, dtype):
+    """Barnes 2016 over strips (down to one row each, with no-data on strip borders) gives the exact fill."""
+    z = z.astype(dtype)
+    out = terrain._fill_strips(z, min(nstrips, z.shape[0]))
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, fill_reference(z).astype(dtype))
+
+
+def test_strip_parallel_fill_does_not_depend_on_threads(threads):
+    z = _terraced_dem(seed=3, shape=(300, 90)) + np.random.default_rng(3).random((300, 90)) * 0.5
+    ref = fill_reference(z)
+    threads(1)
+    np.testing.assert_array_equal(terrain._fill_strips(z, 1), ref)
+    for nthreads in (1, 2):
+        threads(nthreads)
+        for nstrips in (2, 3, 8, 300):
+            np.testing.assert_array_equal(terrain._fill_strips(z, nstrips), ref)
+    threads(2)  # the public function takes the strip path on 2 threads with >= 256 rows
+    np.testing.assert_array_equal(hydrology.fill_depressions(grid(z)).values, ref)
