@@ -95,16 +95,18 @@ check "${URL[ours]}$(head -n1 "$WORK/static.txt")" 200
 check "${URL[nginx]}$(head -n1 "$WORK/static.txt")" 200
 check "${URL[ours]}$(head -n1 "$WORK/raster_ours.txt")" 200
 check "${URL[titiler]}$(head -n1 "$WORK/raster_titiler.txt")" 200
+check "${URL[titiler]}$(head -n1 "$WORK/raster_titiler_28992.txt")" 200
 check "${URL[ours]}$(head -n1 "$WORK/features.txt")" 200
 
 # target server list
 PAIRS=("static ours static.txt" "static nginx static.txt" "raster ours raster_ours.txt"
-       "raster titiler raster_titiler.txt" "features ours features.txt")
+       "raster titiler raster_titiler.txt" "raster titiler-28992 raster_titiler_28992.txt"
+       "features ours features.txt")
 
-bench() {       # TARGET SERVER LIST SECONDS OUT
+bench() {       # TARGET SERVER[-VARIANT] LIST SECONDS OUT
     WRK_TARGET="$1" WRK_SERVER="$2" WRK_PATHS="$WORK/$3" \
         wrk -t "$THREADS" -c "$CONNECTIONS" -d "${4}s" --timeout 10s -s "$ROOT/benchmarks/api_bench.lua" \
-        "${URL[$2]}" >"$WORK/wrk.out" 2>&1
+        "${URL[${2%%-*}]}" >"$WORK/wrk.out" 2>&1
     grep '^{' "$WORK/wrk.out" >>"$5"
 }
 

@@ -12,6 +12,8 @@ Lists written by ``setup`` (paths relative to each server's root URL):
 - ``raster_ours.txt`` / ``raster_titiler.txt``: the WebMercatorQuad tiles z 13-18 over the design storm's
   max-depth layer (``flood_design_100y_max_depth``, a COG in the scene store), ours in the OGC API - Tiles form
   ``{z}/{y}/{x}``, TiTiler's ``/cog/tiles/WebMercatorQuad/{z}/{x}/{y}.png?url=<the same COG>``;
+- ``raster_titiler_28992.txt``: the same for TiTiler on a copy of the COG labelled EPSG:28992 instead of the
+  scene's compound EPSG:7415 (GDAL warps a 2-D CRS faster);
 - ``features.txt``: ``/collections/buildings/items`` with ``bbox`` (a grid of boxes over the scene) and
   ``limit`` 10, 100 or 500.
 """
@@ -63,6 +65,20 @@ def _setup(work: Path, demo: Path, workers: int) -> None:
     q = f"url={quote(str(cog), safe='')}&rescale=0,{MAX_DEPTH:g}&colormap_name=blues&resampling=nearest"
     (work / "raster_titiler.txt").write_text("".join(
         f"/cog/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}.png?{q}\n" for t in tiles))
+    # the scene's CRS is compound (RD New + NAP height), which makes GDAL's warper slower: TiTiler also gets a copy
+    # of the COG labelled with the horizontal CRS alone (EPSG:28992), the same cells
+    import rasterio
+
+    flat = work / "max_depth_28992.tif"
+    with rasterio.open(cog) as src:
+        profile, data = src.profile, src.read()
+    profile.update(driver="COG", crs="EPSG:28992")
+    profile.pop("blockxsize", None), profile.pop("blockysize", None), profile.pop("tiled", None)
+    with rasterio.open(flat, "w", **profile) as dst:
+        dst.write(data)
+    q2 = q.replace(quote(str(cog), safe=""), quote(str(flat), safe=""))
+    (work / "raster_titiler_28992.txt").write_text("".join(
+        f"/cog/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}.png?{q2}\n" for t in tiles))
 
     (bw, be), (bs, bn) = sorted(bx[0]), sorted(bx[1])
     feats = []
@@ -133,9 +149,10 @@ def _table(results: Path) -> None:
     goals = [("static", "nginx", 0.70, "ours >= 70 % of nginx"), ("raster", "titiler", 2.0, "ours >= 2x TiTiler")]
     for target, anchor, goal, what in goals:
         for (t, s), m in med.items():
-            if t == target and s.startswith("ours") and (target, anchor) in med:
-                ratio = m["rps"] / med[target, anchor]["rps"]
-                print(f"{target}: {s} / {anchor} = {ratio:.2f} ({what}: {'met' if ratio >= goal else 'NOT met'})")
+            for (ta, a), ma in med.items():
+                if t == ta == target and s.startswith("ours") and a.startswith(anchor):
+                    ratio = m["rps"] / ma["rps"]
+                    print(f"{target}: {s} / {a} = {ratio:.2f} ({what}: {'met' if ratio >= goal else 'NOT met'})")
     worst = max(med.items(), key=lambda kv: kv[1]["p99"]) if med else None
     for (t, s), m in med.items():
         if s.startswith("ours"):

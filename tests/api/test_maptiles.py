@@ -215,3 +215,18 @@ def test_concurrent_requests_for_a_tile_render_it_once():
     done, errors, pending = asyncio.run(main())
     assert done == ["abab"] * 20 and sorted(calls) == ["ab", "bad"] and pending == {}
     assert all(isinstance(e, ValueError) and str(e) == "broken tile" for e in errors)
+
+
+def test_large_rasters_are_read_per_tile(tmp_path):
+    """Over ``max_cells`` the band is not held in memory: each tile is read through rio-tiler (at the overview
+    that fits the zoom) and coloured the same way."""
+    from tiles.maptiles import DepthTiles
+
+    grid = _depth_grid(0.5, 0.0) + xr.DataArray(np.linspace(0, 1.5, 100), dims="x").astype("float32")
+    path = tmp_path / "depth.tif"
+    grid.rio.write_crs("EPSG:28992").rio.to_raster(path, driver="COG")
+    in_memory, per_tile = DepthTiles(path), DepthTiles(path, max_cells=0)
+    z, y, x = _tile_of(84200.0, 447200.0, 17)
+    a, b = _rgba(in_memory.tile(z, x, y)), _rgba(per_tile.tile(z, x, y))
+    assert (a[..., 3] > 0).mean() > 0.1 and (a == b).all(axis=-1).mean() > 0.999
+    assert per_tile.tile(17, 0, 0) is None
