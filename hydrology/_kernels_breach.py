@@ -206,7 +206,9 @@ def breach(z0, out, cells, starts, order, step, max_depth, max_length, max_cost,
     cells from the pit are not entered; the search fails when the cheapest open channel costs more than
     ``max_cost``. It ends at the first settled cell ``u`` that has a neighbour lower than ``zo(u)`` or that
     drains out of the domain (grid edge, next to no-data); the channel's cells are then lowered to ``zo``, so
-    that it descends strictly from the pit to its end.
+    that it descends strictly from the pit to its end. A single-cell pit whose lowest neighbour then drains
+    skips the search: that one-cell channel is the cheapest, since every channel's first cell needs at least
+    as much lowering (the search would find it too, or an equally cheap one).
 
     Returns ``(breached, solved_before, unsolved)``: pits breached by their own channel, pits drained by an
     earlier channel before their turn, pits left undrained. Memory: 22 bytes per cell (cost, channel floor,

@@ -55,7 +55,10 @@ def breach_depressions(
     by ``flat_increment`` per cell. Depressions that cannot be breached within the limits are filled
     afterwards with :func:`hydrology.fill_depressions` when ``fill=True``; then every cell drains, and
     :func:`hydrology.flow_direction` routes the filled flats. Breaching usually changes far less of the
-    terrain than filling: a road embankment across a valley is cut, not the valley flooded behind it.
+    terrain than filling: a road embankment across a valley is cut, not the valley flooded behind it. The cost
+    counts elevation only, not cell sizes, so geographic grids need nothing special. A search covers at most
+    the cells within ``max_length`` of its pit; without limits the first search in a large depression can
+    cover all of it (later pits in it then usually find its channel nearby).
 
     Parameters
     ----------
