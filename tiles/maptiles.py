@@ -193,11 +193,7 @@ class DepthTiles:
         self._ctrl = ctrl
         full = np.arange(_TILE) + 0.5
         i = np.clip(np.searchsorted(ctrl, full) - 1, 0, len(ctrl) - 2)
-        f = (full - ctrl[i]) / (ctrl[i + 1] - ctrl[i])
-        weights = np.zeros((_TILE, len(ctrl)))
-        weights[np.arange(_TILE), i] = 1 - f
-        weights[np.arange(_TILE), i + 1] = f
-        self._weights = weights
+        self._lerp = (i, ((full - ctrl[i]) / (ctrl[i + 1] - ctrl[i]))[:, None])     # control point, weight
 
     @property
     def max_zoom(self) -> int:
@@ -231,8 +227,7 @@ class DepthTiles:
     def _sample(self, west: float, north: float, res: float) -> np.ndarray:
         gx, gy = np.meshgrid(west + self._ctrl * res, north - self._ctrl * res)
         sx, sy = self._to_src.transform(gx, gy)
-        sx = self._weights @ np.asarray(sx) @ self._weights.T      # (rows, cols) of source coordinates
-        sy = self._weights @ np.asarray(sy) @ self._weights.T
+        sx, sy = self._spread(np.asarray(sx)), self._spread(np.asarray(sy))    # (rows, cols) in the source CRS
         a, b, c, d, e, f = self._inverse[:6]
         col = np.floor(a * sx + b * sy + c).astype(np.int64)
         row = np.floor(d * sx + e * sy + f).astype(np.int64)
@@ -241,6 +236,13 @@ class DepthTiles:
         out = self._data[np.clip(row, 0, h - 1), np.clip(col, 0, w - 1)]
         out[~inside] = np.nan
         return out
+
+    def _spread(self, grid: np.ndarray) -> np.ndarray:
+        """Bilinear interpolation of the 9 x 9 control grid to 256 x 256 pixels, elementwise (a matrix product
+        would go through BLAS threads, which stall on a busy machine)."""
+        i, f = self._lerp
+        rows = grid[i] * (1 - f) + grid[i + 1] * f                 # (256, 9)
+        return rows[:, i] * (1 - f.T) + rows[:, i + 1] * f.T
 
     def _read_tile(self, z: int, x: int, y: int) -> np.ndarray:
         from rio_tiler.errors import TileOutsideBounds
