@@ -232,34 +232,33 @@ def update(h, carry, hu, hv, u, v, fx, fy, f, n2, active, rain, rain_grid, loss_
             K.soil_row(h, r, rain_d, rain_grid, active, soil, dt, area, row_vol)
         if loss_mode > 0:
             K.loss_row(h, r, li, ld, loss_grid_i, loss_grid_d, loss_mode, dt32, area, row_vol)
-        # 3. friction, velocities, running outputs
+        # 3. friction and velocities, branch-free so that it vectorises (cells at most HDRY deep: at rest)
         hmx = _ZERO
         smx = _ZERO
         for c in range(nx):
             hn = h[r, c]
             hmx = max(hmx, hn)
-            if hn > HDRY:
+            wetc = hn > HDRY
+            hs = max(hn, HDRY)
+            qx = hu[r, c]
+            qy = hv[r, c]
+            s = _ONE / (_ONE + gdt * n2[r, c] * np.sqrt(qx * qx + qy * qy) * _rcbrt7(hs))
+            qx = qx * s if wetc else _ZERO
+            qy = qy * s if wetc else _ZERO
+            hu[r, c] = qx
+            hv[r, c] = qy
+            s = _ONE / hs
+            ux = qx * s
+            uy = qy * s
+            u[r, c] = ux
+            v[r, c] = uy
+            smx = max(smx, max(abs(ux), abs(uy)) + (np.sqrt(g32 * hn) if wetc else _ZERO))
+        # 4. running outputs
+        for c in range(nx):
+            hn = h[r, c]
+            if K.track_cell(r, c, hn, t32, hmin, wet, max_depth, time_of_max, arrival, wet_since, duration_wet):
                 qx = hu[r, c]
                 qy = hv[r, c]
-                s = _ONE / (_ONE + gdt * n2[r, c] * np.sqrt(qx * qx + qy * qy) * _rcbrt7(hn))
-                qx = qx * s
-                qy = qy * s
-                hu[r, c] = qx
-                hv[r, c] = qy
-                s = _ONE / hn
-                ux = qx * s
-                uy = qy * s
-                u[r, c] = ux
-                v[r, c] = uy
-                smx = max(smx, max(abs(ux), abs(uy)) + np.sqrt(g32 * hn))
-            else:
-                qx = _ZERO
-                qy = _ZERO
-                hu[r, c] = _ZERO
-                hv[r, c] = _ZERO
-                u[r, c] = _ZERO
-                v[r, c] = _ZERO
-            if K.track_cell(r, c, hn, t32, hmin, wet, max_depth, time_of_max, arrival, wet_since, duration_wet):
                 s2 = qx * qx + qy * qy
                 if s2 > max_speed2[r, c] * hn * hn:
                     max_speed2[r, c] = s2 / (hn * hn)
