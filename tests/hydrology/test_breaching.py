@@ -102,6 +102,23 @@ def test_default_increment_is_one_representable_step_per_cell(dtype, south_up):
     assert v[3, 2] > v[3, 3] > v[3, 4] > v[3, 5]  # strictly descending, by the least possible amount
 
 
+def test_an_increment_below_the_dtype_resolution_becomes_one_step_per_cell():
+    # 1e-9 m is far below float32's resolution at 2 m (2.4e-7): each cell still drops one representable step
+    z = dam_dem().astype(np.float32)
+    tiny = hydrology.breach_depressions(grid(z), flat_increment=1e-9)
+    np.testing.assert_array_equal(tiny.values, hydrology.breach_depressions(grid(z)).values)
+    assert tiny.values[3, 2] > tiny.values[3, 3] > tiny.values[3, 4]
+
+
+def test_integer_dem_gives_float64():
+    z = np.round(dam_dem()).astype(np.int16)  # the low ground becomes 0 m
+    out = hydrology.breach_depressions(grid(z), flat_increment=0.01)
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(
+        out.values, np.where(breached_dam() < 1, 0.0, breached_dam()), rtol=0, atol=1e-12
+    )
+
+
 @pytest.mark.parametrize(
     ("limits", "breached"),
     [
