@@ -137,7 +137,7 @@ def breach_depressions(
         order,
         step,
         math.inf if max_depth is None else max_depth,
-        n + 1 if max_length is None else int(max_length),
+        n + 1 if max_length is None else int(min(max_length, n + 1)),
         math.inf if max_cost is None else max_cost,
         fbuf,
         ibuf,

@@ -126,6 +126,7 @@ def test_integer_dem_gives_float64():
         ({"max_depth": 3.1}, True),
         ({"max_length": 1}, False),  # the channel lowers 2 cells
         ({"max_length": 2}, True),
+        ({"max_length": 10**30}, True),  # longer than any channel can be
         ({"max_cost": 3.0}, False),  # 0.02 + 3.03 = 3.05 m in all
         ({"max_cost": 3.1}, True),
     ],
