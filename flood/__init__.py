@@ -9,10 +9,10 @@ import logging
 
 from flood.errors import *  # noqa: F403
 from flood.errors import __all__ as _errors_all
-from flood.forcing import GreenAmpt, Inlet, PointInflow, SCSCurveNumber
+from flood.forcing import GreenAmpt, Horton, Inlet, PointInflow, SCSCurveNumber
 from flood.model import Model, simulate
 
-__all__ = [*_errors_all, "GreenAmpt", "Inlet", "Model", "PointInflow", "SCSCurveNumber", "simulate"]
+__all__ = [*_errors_all, "GreenAmpt", "Horton", "Inlet", "Model", "PointInflow", "SCSCurveNumber", "simulate"]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from hydrology._kernels_runoff import green_ampt_increment, scs_excess_runoff_jit
+from hydrology._kernels_runoff import green_ampt_increment, horton_increment, scs_excess_runoff_jit
 
 __all__: list[str] = []
 
@@ -38,6 +38,7 @@ _EPS32 = np.float32(np.finfo(np.float32).eps)
 # state-based infiltration (the ``soil`` tuple of the loss step)
 SOIL_GREEN_AMPT = 1
 SOIL_SCS_CN = 2
+SOIL_HORTON = 3
 _GA_TOL = 1e-10
 
 
@@ -145,7 +146,9 @@ def soil_row(h, r, rain_d, rain_grid, active, soil, dt, area, row_vol):
     (m), ``par[1]`` the initial abstraction Ia (m) and ``state`` the cumulative rain P (m); the step removes
     ``dP - (Q(P + dP) - Q(P))`` of this step's rain ``dP`` (``rain_d`` uniform, or ``rain_grid`` m/s per cell
     when it has the grid's shape), so only the SCS runoff stays on the surface. The volume float32 really
-    removed goes to ``row_vol[r, 1]`` (infiltration).
+    removed goes to ``row_vol[r, 1]`` (infiltration). With ``SOIL_HORTON``, ``par[0..2]`` are f0, fc (m/s) and
+    k (1/s) and ``state`` is F (m); the step takes the Horton capacity from F
+    (:func:`hydrology._kernels_runoff.horton_increment`), limited to the depth present.
     """
     mode, par, state = soil
     ny, nx = h.shape
@@ -168,6 +171,14 @@ def soil_row(h, r, rain_d, rain_grid, active, soil, dt, area, row_vol):
                 take = w
             else:
                 take = min(w, green_ampt_increment(f0, dt64, k, pd, _GA_TOL))
+        elif mode == SOIL_HORTON:
+            if w <= 0.0:
+                continue
+            if w <= dt64 * par[1, r, c]:  # within the final capacity fc: all of it soaks in
+                take = w
+            else:
+                take = min(w, horton_increment(state[r, c], dt64, par[0, r, c], par[1, r, c], par[2, r, c],
+                                               _GA_TOL))
         else:
             dp = np.float64(rain_grid[r, c] * dt32 if grid_rain else rain_d)
             if dp <= 0.0:
@@ -185,8 +196,8 @@ def soil_row(h, r, rain_d, rain_grid, active, soil, dt, area, row_vol):
         new = np.float32(max(w - take, 0.0))
         h[r, c] = new
         removed = w - np.float64(new)  # what float32 really removed
-        if mode == SOIL_GREEN_AMPT:
-            state[r, c] += removed
+        if mode != SOIL_SCS_CN:
+            state[r, c] += removed  # cumulative infiltration
         inf_v += removed
     row_vol[r, 1] += inf_v * area
 

@@ -1,7 +1,7 @@
 """Forcing of the flood solver: rainfall (uniform or gridded), point inflows, infiltration and drainage.
 
-Infiltration is a rate (mm/h, a number or a grid) or a soil model with state: :class:`GreenAmpt` (capacity
-falling with the cumulative infiltration) or :class:`SCSCurveNumber` (only the SCS runoff of the cumulative rain
+Infiltration is a rate (mm/h, a number or a grid) or a soil model with state: :class:`GreenAmpt` or
+:class:`Horton` (capacity falling with the cumulative infiltration) or :class:`SCSCurveNumber` (only the SCS runoff of the cumulative rain
 stays on the surface); both take numbers or grids aligned with the DEM.
 
 Every time-varying forcing is a step function: each time value starts an interval with the given rate. Times
@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
@@ -32,6 +32,7 @@ from hydrology.runoff import scs_retention
 
 __all__ = [
     "GreenAmpt",
+    "Horton",
     "Inlet",
     "PointInflow",
     "SCSCurveNumber",
@@ -372,8 +373,18 @@ def _soil_field(obj: Any, fld: str, lo: float, hi: float, what: str, *, lo_open:
         raise FloodValueError(f"{name}: {what} must be {rng}, got " + got.format(v_lo, v_hi))
 
 
+class _SoilModel:
+    """Base of the soil models: ``_checks`` lists (field, low, high, what) for :func:`_soil_field`."""
+
+    _checks: ClassVar[tuple[tuple[str, float, float, str], ...]] = ()
+
+    def __post_init__(self) -> None:
+        for fld, lo, hi, what in self._checks:
+            _soil_field(self, fld, lo, hi, what)
+
+
 @dataclass(frozen=True, eq=False)
-class GreenAmpt:
+class GreenAmpt(_SoilModel):
     """Green-Ampt infiltration (Green & Ampt 1911; Chow, Maidment & Mays 1988, section 4.3) as ``infiltration=``.
 
     Every cell tracks its cumulative infiltration F (0 at the start); a step takes the capacity
@@ -404,10 +415,45 @@ class GreenAmpt:
     psi: Any
     delta_theta: Any
 
+    _checks: ClassVar = (("k_sat", 0.0, math.inf, "the conductivity (mm/h)"),
+                         ("psi", 0.0, math.inf, "the suction head (mm)"),
+                         ("delta_theta", 0.0, 1.0, "the moisture deficit"))
+
+
+@dataclass(frozen=True, eq=False)
+class Horton(_SoilModel):
+    """Horton infiltration (Horton 1933) in its infiltrated-depth form (as in SWMM) as ``infiltration=``.
+
+    Every cell tracks its cumulative infiltration F; the capacity is that of the ponded curve
+    ``F(t) = fc t + (f0 - fc)(1 - exp(-k t)) / k`` at the point where it holds F, so it decays with the water
+    taken in, not with the clock (:func:`hydrology.horton_cumulative` with ``initial=``). Each field is a
+    number or a grid aligned with the DEM (NaN only on walls).
+
+    Parameters
+    ----------
+    f0, fc : number or grid
+        Initial and final capacity (mm/h), ``f0 >= fc >= 0``.
+    k : number or grid
+        Decay constant (1/h), >= 0.
+
+    Examples
+    --------
+    >>> Horton(f0=75.0, fc=10.0, k=2.0).fc
+    10.0
+    """
+
+    f0: Any
+    fc: Any
+    k: Any
+
+    _checks: ClassVar = (("f0", 0.0, math.inf, "the initial capacity (mm/h)"),
+                         ("fc", 0.0, math.inf, "the final capacity (mm/h)"),
+                         ("k", 0.0, math.inf, "the decay constant (1/h)"))
+
     def __post_init__(self) -> None:
-        _soil_field(self, "k_sat", 0.0, math.inf, "the conductivity (mm/h)")
-        _soil_field(self, "psi", 0.0, math.inf, "the suction head (mm)")
-        _soil_field(self, "delta_theta", 0.0, 1.0, "the moisture deficit")
+        super().__post_init__()
+        if all(isinstance(v, int | float | np.integer | np.floating) for v in (self.f0, self.fc)) and self.fc > self.f0:
+            raise FloodValueError(f"Horton.fc: the final capacity must not exceed f0={self.f0:g} mm/h, got {self.fc!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -467,6 +513,13 @@ def soil_model(value: Any, dem: xr.DataArray, wall: np.ndarray) -> tuple[int, np
         k = _soil_grid(value, "k_sat", dem, wall) * to_m_per_s(None, "GreenAmpt.k_sat")
         pd = _soil_grid(value, "psi", dem, wall) * 1e-3 * _soil_grid(value, "delta_theta", dem, wall)
         return K.SOIL_GREEN_AMPT, np.stack([k, pd]), np.zeros(dem.shape)
+    if isinstance(value, Horton):
+        f0, fc = (_soil_grid(value, f, dem, wall) * to_m_per_s(None, f"Horton.{f}") for f in ("f0", "fc"))
+        bad = ~wall & (fc > f0)
+        if bad.any():
+            raise FloodValueError(f"Horton.fc: exceeds f0 on {int(bad.sum())} active cells; fc must be <= f0")
+        k = _soil_grid(value, "k", dem, wall) / 3600.0
+        return K.SOIL_HORTON, np.stack([f0, fc, k]), np.zeros(dem.shape)
     if isinstance(value, SCSCurveNumber):
         cn = _soil_grid(value, "curve_number", dem, wall)
         s = np.where(wall, 0.0, scs_retention(np.where(wall, 100.0, cn), units="mm") * 1e-3)

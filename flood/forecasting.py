@@ -104,7 +104,8 @@ def forecast(scene: cim.Scene, *, rainfall: Any, duration: float, name: str = "f
     ``resolution`` coarsens the terrain (block mean) to cells of that size in metres; ``drainage`` and
     ``infiltration`` are loss rates in mm/h (sewer capacity, soil), numbers or grids aligned with the terrain
     (``flood.terrain(scene, dem, resolution)`` gives that grid); ``infiltration`` may also be a soil model with
-    state, :class:`flood.GreenAmpt` or :class:`flood.SCSCurveNumber`, with numbers or such grids.
+    state, :class:`flood.GreenAmpt`, :class:`flood.Horton` or :class:`flood.SCSCurveNumber`, with numbers or such
+    grids.
     ``planned`` adds buildings that are not in the scene (a planning scenario: footprints in any CRS).
 
     A curve-number grid from the scene's land-cover and soil-group rasters (TR-55 classes by land-cover code),

@@ -607,8 +607,8 @@ def simulate(
         it (lakes, ponds; hot starts from a previous run's depth).
     infiltration, drainage : number or grid, optional
         Loss rates in mm/h (constant or per cell), taken only from water present (e.g. sewer capacity);
-        ``infiltration`` may also be a soil model with state, :class:`flood.GreenAmpt` or
-        :class:`flood.SCSCurveNumber` (numbers or grids per cell; booked in ``infiltration_volume``);
+        ``infiltration`` may also be a soil model with state, :class:`flood.GreenAmpt`, :class:`flood.Horton`
+        or :class:`flood.SCSCurveNumber` (numbers or grids per cell; booked in ``infiltration_volume``);
         ``drainage`` may also be a list of :class:`flood.forcing.Inlet` (points with a capacity in m³/s).
     inflows : list of PointInflow, optional
         Discharges (m³/s) entering at points.

@@ -13,7 +13,12 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
-from hydrology._kernels_runoff import green_ampt_increments, scs_excess_runoff
+from hydrology._kernels_runoff import (
+    green_ampt_increments,
+    horton_curve,
+    horton_increments,
+    scs_excess_runoff,
+)
 from hydrology.errors import GridError, ParameterError
 
 __all__ = [
@@ -365,6 +370,24 @@ def horton_rate(t, f0, fc, k):
     return fc + (f0 - fc) * np.exp(-k * t)
 
 
-def horton_cumulative(t, f0, fc, k):
-    """Cumulative Horton infiltration ``F = fc t + (f0 - fc)(1 - exp(-k t)) / k``."""
-    return fc * t + (f0 - fc) * (1.0 - np.exp(-k * t)) / k
+def horton_cumulative(t, f0, fc, k, *, initial=None, tol: float = 1e-12):
+    """Cumulative Horton infiltration under ponding ``F = fc t + (f0 - fc)(1 - exp(-k t)) / k``.
+
+    With ``initial`` (a cumulative infiltration F0) the curve continues from the point where it holds F0 (the
+    infiltrated-depth form a model steps with, as in SWMM): ``F(te + t)`` with ``F(te) = F0``.
+
+    Examples
+    --------
+    >>> round(float(horton_cumulative(1.0, 75.0, 10.0, 2.0)), 3)
+    38.102
+    >>> round(float(horton_cumulative(0.5, 75.0, 10.0, 2.0, initial=horton_cumulative(0.5, 75.0, 10.0, 2.0))), 3)
+    38.102
+    """
+    if initial is None:
+        return horton_curve(t, f0, fc, k)
+    args = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (initial, t, f0, fc, k)))
+    flat = [np.ascontiguousarray(a).ravel() for a in args]
+    out = np.empty(flat[0].size)
+    horton_increments(*flat, float(tol), out)
+    f = (flat[0] + out).reshape(args[0].shape)
+    return f[()] if f.ndim == 0 else f

@@ -1,9 +1,9 @@
-"""State-based infiltration in the solver: Green-Ampt and SCS-CN against hydrology's solutions, per-cell grids,
+"""State-based infiltration in the solver: Green-Ampt, Horton and SCS-CN against hydrology's solutions, per-cell grids,
 the volume budget, typed errors and the forecast.
 
 On a flat closed domain under uniform rain nothing flows, so every cell is a soil column: its depth is the rain
 minus what hydrology says infiltrates (Green-Ampt: Chow, Maidment & Mays 1988 sections 4.3-4.4, with the time
-shift after ponding; SCS-CN: TR-55 eq. 2-3).
+shift after ponding; Horton in its infiltrated-depth form; SCS-CN: TR-55 eq. 2-3).
 """
 
 from __future__ import annotations
@@ -85,6 +85,36 @@ def test_scs_curve_number_keeps_the_tr55_runoff(scheme):
     assert abs(ds.attrs["mass_error"]) < 1e-7
 
 
+HORTON = {"f0": 75.0, "fc": 10.0, "k": 2.0}  # mm/h, 1/h
+
+
+def test_horton_ponded_from_the_start_follows_hydrology():
+    ds = flood.simulate(flat(), initial_depth=0.06, infiltration=flood.Horton(**HORTON), duration=3600.0,
+                        points={"p": (25.0, 25.0)}, point_interval=300.0)
+    t = ds.point_time.values
+    expected = 0.06 - hydrology.horton_cumulative(t / 3600.0, **HORTON) * MM
+    np.testing.assert_allclose(ds.point_depth.sel(point="p").values, expected, rtol=0, atol=2e-7)
+    assert expected[-1] == pytest.approx(0.06 - 0.038102, abs=1e-6)
+
+
+def test_horton_decays_with_the_water_taken_in_not_with_the_clock():
+    # 40 mm/h < f0: all of it soaks in until the capacity, falling with F, meets the rain; then the ponded
+    # curve from there (a clock-driven Horton would pond at 0.39 h instead of 0.53 h)
+    rain = 40.0
+    f0, fc, k = HORTON.values()
+    te_p = math.log((f0 - fc) / (rain - fc)) / k  # on the ponded curve, where its rate equals the rain
+    f_p = float(hydrology.horton_cumulative(te_p, **HORTON))
+    t_p = f_p / rain  # hours
+    ds = flood.simulate(flat(), rainfall=rain, infiltration=flood.Horton(**HORTON), duration=7200.0,
+                        points={"p": (25.0, 25.0)}, point_interval=60.0)
+    t = ds.point_time.values / 3600.0
+    soaked = np.where(t <= t_p, rain * t, hydrology.horton_cumulative(np.maximum(te_p + t - t_p, 0.0), **HORTON))
+    depth = ds.point_depth.sel(point="p").values
+    assert t_p == pytest.approx(0.534, abs=1e-3) and te_p == pytest.approx(0.387, abs=1e-3)
+    assert np.all(depth[t < t_p - 0.02] == 0.0) and depth[-1] > 0.015
+    np.testing.assert_allclose(depth, (rain * t - soaked) * MM, rtol=0, atol=1e-6)
+
+
 def test_per_cell_grids_two_halves():
     # a wall down the middle makes two closed flat basins with different soils
     dem = flat(6, 13)
@@ -117,7 +147,8 @@ def test_per_cell_grids_two_halves():
 
 
 @pytest.mark.parametrize("soil", [flood.GreenAmpt(k_sat=15.0, psi=90.0, delta_theta=0.25),
-                                  flood.SCSCurveNumber(80, ia_ratio=0.05)], ids=["green_ampt", "scs"])
+                                  flood.Horton(f0=60.0, fc=8.0, k=3.0),
+                                  flood.SCSCurveNumber(80, ia_ratio=0.05)], ids=["green_ampt", "horton", "scs"])
 def test_budget_closes_with_flow_drainage_and_open_edges(soil):
     dem = urban_dem(60, 5.0, seed=2)
     ds = flood.simulate(dem, rainfall=xr.DataArray([90.0, 0.0], coords={"time": [0.0, 1200.0]}, dims="time"),
@@ -138,6 +169,8 @@ def test_budget_closes_with_flow_drainage_and_open_edges(soil):
     (lambda d: flood.GreenAmpt(k_sat=5.0, psi=100.0, delta_theta=1.5), FloodValueError, r"GreenAmpt\.delta_theta"),
     (lambda d: flood.GreenAmpt(k_sat=5.0, psi="100", delta_theta=0.3), FloodTypeError, r"GreenAmpt\.psi"),
     (lambda d: flood.GreenAmpt(k_sat=5.0, psi=-d, delta_theta=0.3), FloodValueError, r"GreenAmpt\.psi.*>= 0"),
+    (lambda d: flood.Horton(f0=5.0, fc=10.0, k=1.0), FloodValueError, r"Horton\.fc.*f0=5"),
+    (lambda d: flood.Horton(f0=50.0, fc=10.0, k=-d), FloodValueError, r"Horton\.k"),
     (lambda d: flood.SCSCurveNumber(0.0), FloodValueError, r"SCSCurveNumber\.curve_number.*> 0"),
     (lambda d: flood.SCSCurveNumber(101.0), FloodValueError, r"SCSCurveNumber\.curve_number"),
     (lambda d: flood.SCSCurveNumber(75, ia_ratio=1.0), FloodValueError, r"SCSCurveNumber\.ia_ratio"),
@@ -159,6 +192,8 @@ def test_bad_grids_raise_when_the_model_is_built():
     blocked[2, 3] = True
     ds = flood.simulate(dem, rainfall=10.0, blocked=blocked, infiltration=flood.SCSCurveNumber(cn), duration=60.0)
     assert ds.attrs["infiltration_volume"] > 0
+    with pytest.raises(FloodValueError, match=r"Horton\.fc: exceeds f0 on 36 active cells"):
+        flood.simulate(dem, rainfall=10.0, duration=60.0, infiltration=flood.Horton(f0=dem + 5.0, fc=10.0, k=1.0))
     with pytest.raises(GridMismatchError, match=r"GreenAmpt\.psi"):
         flood.simulate(dem, rainfall=10.0, duration=60.0,
                        infiltration=flood.GreenAmpt(k_sat=5.0, psi=np.ones((3, 3)), delta_theta=0.3))
