@@ -872,6 +872,40 @@ def downstream_index(fdir, code_dr, code_dc):
     return out
 
 
+@njit(cache=True, parallel=True)
+def _start_values(fdir, weights, use_weights, acc, indeg):
+    """Each cell's own value (weight, NaN as 0, or 1; NaN on no-data) and in-degree: the number of valid
+    neighbours whose code points at it (counted from the receiving side, so rows run in parallel).
+    Returns the number of valid cells."""
+    nr, nc = fdir.shape
+    nvalid = 0
+    for r in prange(nr):
+        nrow = 0
+        for c in range(nc):
+            i = r * nc + c
+            indeg[i] = 0
+            if fdir[r, c] == 255:
+                acc[r, c] = np.nan
+                continue
+            nrow += 1
+            if use_weights:
+                w = weights[r, c]
+                acc[r, c] = w if w == w else 0.0
+            else:
+                acc[r, c] = 1.0
+            m = 0
+            for k in range(8):
+                rr = r + DR[k]
+                cc = c + DC[k]
+                if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+                    continue
+                if fdir[rr, cc] == CODES[(k + 4) % 8]:
+                    m += 1
+            indeg[i] = m
+        nvalid += nrow
+    return nvalid
+
+
 @njit(cache=True)
 def flow_accumulation(fdir, weights, use_weights, code_dr, code_dc, acc):
     """Topological D8 accumulation in O(n) without recursion or a sort.
@@ -879,36 +913,15 @@ def flow_accumulation(fdir, weights, use_weights, code_dr, code_dc, acc):
     Each cell's in-degree is counted, then chains are walked from every cell with in-degree 0, adding the
     running total downstream; a walk stops at a cell that still waits for other tributaries. acc receives
     float64 totals (weights, or 1 per cell); no-data cells get NaN. Returns the number of valid cells that were
-    never finished (they lie on or below a cycle); 0 for a valid tree. Memory: 1 byte per cell plus ``acc``.
+    never finished (they lie on or below a cycle); 0 for a valid tree. The first pass (values, in-degrees)
+    runs rows in parallel, the walk is sequential. Memory: 1 byte per cell plus ``acc``.
     """
     nr, nc = fdir.shape
     n = nr * nc
     ff = fdir.ravel()
     af = acc.ravel()
-    indeg = np.zeros(n, dtype=np.uint8)
-    nvalid = 0
-    for r in range(nr):
-        for c in range(nc):
-            i = r * nc + c
-            d = ff[i]
-            if d == 255:
-                af[i] = np.nan
-                continue
-            nvalid += 1
-            if use_weights:
-                w = weights[r, c]
-                af[i] = w if w == w else 0.0
-            else:
-                af[i] = 1.0
-            if d == 0:
-                continue
-            rr = r + code_dr[d]
-            cc = c + code_dc[d]
-            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
-                continue
-            j = rr * nc + cc
-            if ff[j] != 255:
-                indeg[j] += 1
+    indeg = np.empty(n, dtype=np.uint8)
+    nvalid = _start_values(fdir, weights, use_weights, acc, indeg)
     done = 0
     for s in range(n):
         if indeg[s] != 0 or ff[s] == 255:

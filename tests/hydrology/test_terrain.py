@@ -379,3 +379,13 @@ def test_strip_parallel_fill_does_not_depend_on_threads(threads):
             np.testing.assert_array_equal(terrain._fill_strips(z, nstrips), ref)
     threads(2)  # the public function takes the strip path on 2 threads with >= 256 rows
     np.testing.assert_array_equal(hydrology.fill_depressions(grid(z)).values, ref)
+
+
+def test_parallel_accumulation_does_not_depend_on_threads(threads):
+    fd = hydrology.flow_direction(hydrology.fill_depressions(grid(_terraced_dem(seed=5))))
+    w = grid(np.random.default_rng(5).random(fd.shape))
+    ref = accumulation_reference(fd.values, w.values)
+    for nthreads in (1, 2):
+        threads(nthreads)
+        np.testing.assert_allclose(hydrology.flow_accumulation(fd, weights=w).values, ref, rtol=1e-12, equal_nan=True)
+        assert np.nansum(hydrology.flow_accumulation(fd).values[fd.values == 0]) > 0
