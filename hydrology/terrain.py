@@ -63,8 +63,8 @@ def fill_depressions(dem: xr.DataArray, *, epsilon: bool = False) -> xr.DataArra
     xarray.DataArray
         The filled surface, same dtype (float32 stays float32; integers become float64), coords and CRS.
         Memory, in bytes per cell: the output (4 for float32, 8 for float64; the input is not copied when it
-        is already a north-up float array), 1 for visited flags, and in the parallel fill up to 4 for strip
-        labels (written only where water leaves through a strip border); plus the queues: 16 bytes per
+        is already a north-up float array), 1 for visited flags, and in the parallel fill up to 2 for strip
+        labels (4 beyond 32,767 columns; written only where water leaves through a strip border); plus the queues: 16 bytes per
         queued cell of the flooding front, 8 per cell of the largest depression front, and 24 per pair of
         neighbouring cells with different labels. No recursion.
 
@@ -106,7 +106,9 @@ def _fill_strips(z: np.ndarray, nstrips: int) -> np.ndarray:
     out = np.empty_like(z)
     nbits = 8 * z.dtype.itemsize
     bits = out.reshape(-1).view(np.uint64 if nbits == 64 else np.uint32)
-    labels = np.zeros(z.shape, dtype=np.int32)  # calloc: pages where no label is written are never touched
+    nlab = 1 + 2 * (nstrips - 1) * nc
+    # calloc: pages where no label is written are never touched; 2 bytes per cell while the labels fit
+    labels = np.zeros(z.shape, dtype=np.uint16 if nlab <= 65536 else np.int32)
     bounds = [nr * s // nstrips for s in range(nstrips + 1)]
 
     def strip(s: int) -> None:
@@ -118,7 +120,7 @@ def _fill_strips(z: np.ndarray, nstrips: int) -> np.ndarray:
         for _ in pool.map(strip, range(nstrips)):
             pass
     ea, eb, ew = _k.label_edges(out, labels)
-    level = _k.spill_levels(1 + 2 * (nstrips - 1) * nc, ea, eb, ew)
+    level = _k.spill_levels(nlab, ea, eb, ew)
     _k.raise_to_spill(out, labels, level.astype(out.dtype))
     return out
 
