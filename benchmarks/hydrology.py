@@ -6,8 +6,11 @@ one run (allocator reuse across runs in one process would blur it). Times are me
 the DEM in memory to the accumulation in memory (input reading excluded), each after a warm-up run on a
 100 x 100 DEM in the same process; "RSS warm" is the peak RSS after the warm-up and building the DEM.
 "cim-twin" resolves flats after filling (Barnes et al. 2014, the default); "cim-twin-epsilon" fills with the
-smallest gradient instead (like whitebox-workflows' default ``fix_flats``), leaving no flats. Our JIT cost is measured separately: the first call in a fresh process, once with numba's
-on-disk cache warm and once with an empty cache directory.
+smallest gradient instead (like whitebox-workflows' default ``fix_flats``), leaving no flats. Ours uses numba's
+default thread count (all cores): the flat fill runs over strips in parallel, D8, flat resolution and the
+accumulation's first pass over rows; epsilon filling is sequential. Our JIT cost is measured separately: the
+first call in a fresh process, once with numba's on-disk cache warm and once with an empty cache directory.
+The start time and load average are printed first.
 
     .venv/bin/python benchmarks/hydrology.py --sizes 2000 4000 --repeat 3
 """
@@ -185,6 +188,10 @@ def main() -> None:
     if args.jit_child:
         jit_child()
         return
+    with open("/proc/loadavg") as f:
+        load = " ".join(f.read().split()[:3])
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {load}, "
+          f"{os.cpu_count()} CPUs, NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS', 'default')}")
     with tempfile.TemporaryDirectory() as cold:
         env = dict(os.environ, NUMBA_CACHE_DIR=cold)
         cold_jit = _spawn(["--jit-child"], env=env)
