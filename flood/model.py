@@ -157,6 +157,9 @@ class Model:
     >>> m.run_until(60.0)
     >>> round(float(m.depth.mean()), 6)  # 36 mm/h for 60 s
     0.0006
+    >>> fv = Model(dem, initial_level=0.1, scheme="fv1")
+    >>> round(fv.calc_time_step(), 4)  # still water 0.1 m deep: alpha dx / sqrt(g h), alpha 0.5
+    0.5049
     """
 
     def __init__(
@@ -419,7 +422,7 @@ class Model:
                     if not math.isfinite(self._hmax) or self._hmax > 1e5:
                         raise UnstableError(
                             f"the solution became unstable before t={self.time:g} s (max depth {self._hmax:g} m); "
-                            "lower alpha (e.g. 0.5) or max_dt, or raise manning"
+                            f"lower alpha (now {self.alpha:g}, e.g. {0.6 * self.alpha:.2g}) or max_dt, or raise manning"
                         )
                     if progress is not None:
                         progress(self.time)
