@@ -192,7 +192,8 @@ class JobRunner:
 
     def _run(self, job_id: str, work) -> None:
         cancel = self._cancel[job_id]
-        if cancel.is_set() or not self._update(job_id, status="running", progress=0, only_if=("accepted",)):
+        if cancel.is_set() or not self._update(job_id, status="running", progress=0, message=J.holder(),
+                                               only_if=("accepted",)):
             return
         last = [0]
 
@@ -202,11 +203,13 @@ class JobRunner:
             pct = min(99, int(100 * t / total)) if total else 0
             if pct > last[0]:
                 last[0] = pct
-                self._update(job_id, progress=pct, only_if=("running",))
+                if not self._update(job_id, progress=pct, only_if=("running",)):
+                    raise _Dismissed         # dismissed through another server process sharing the store
 
         try:
             location = work(job_id, progress)
         except _Dismissed:
+            shutil.rmtree(self.scene.store.path(f"jobs/{job_id}"), ignore_errors=True)     # what it had written
             return
         except BaseException as exc:
             if isinstance(exc, cim.CIMError):
@@ -504,7 +507,8 @@ def _status(request: Request, job: J.Job) -> dict:
         links.append({"href": f"{b}/jobs/{job.id}/results", "type": "application/json",
                       "rel": "http://www.opengis.net/def/rel/ogc/1.0/results"})
     return {"jobID": job.id, "processID": job.process, "type": "process", "status": job.status,
-            "progress": job.progress, "message": job.message, "created": job.created, "started": job.started,
+            "progress": job.progress, "message": None if J.held_by(job.message) else job.message,
+            "created": job.created, "started": job.started,
             "finished": job.finished, "links": links}
 
 
@@ -579,7 +583,8 @@ def execute(request: Request, scene: SceneDep, caller: RunCaller, processId: Pro
     _process(processId)
     kw = _resolve(scene, processId, body.inputs)
     with scene.store.engine.begin() as conn:
-        job = J.create_job(conn, processId, _stored_inputs(body.inputs), who=caller.who)
+        job = J.create_job(conn, processId, _stored_inputs(body.inputs), who=caller.who,
+                           message=J.holder("queued by"))
     request.state.audit_detail = f"job {job.id}"
     runner: JobRunner = request.app.state.jobs
     fut = runner.submit(job.id, _work(scene, kw))

@@ -2,7 +2,9 @@
 
 A job is accepted, then running (with a progress of 0..100), then successful, failed or dismissed. Its inputs are
 kept as JSON, its results as a folder relative to the store's files root. A job found ``running`` or ``accepted``
-when a server starts was cut off by the server's end: `fail_interrupted` marks it failed with the reason.
+when a server starts was cut off by the server's end: `fail_interrupted` marks it failed with the reason. Several
+server processes may share a store (``cim serve --workers``): while a job waits or runs, its message names the
+process that holds it (`holder`), and a starting process leaves alone the jobs of other live processes.
 
 Tables are SQLAlchemy Core on `cim.schema.metadata`; functions take a Connection (the caller owns the transaction).
 
@@ -13,6 +15,9 @@ Tables are SQLAlchemy Core on `cim.schema.metadata`; functions take a Connection
 from __future__ import annotations
 
 import json
+import os
+import re
+import socket
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,8 +27,8 @@ import sqlalchemy as sa
 
 from cim.schema import metadata
 
-__all__ = ["INTERRUPTED", "STATUSES", "Job", "create_job", "fail_interrupted", "get_job", "jobs", "latest_job",
-           "list_jobs", "update_job"]
+__all__ = ["INTERRUPTED", "STATUSES", "Job", "create_job", "fail_interrupted", "get_job", "held_by", "holder",
+           "jobs", "latest_job", "list_jobs", "update_job"]
 
 STATUSES: tuple[str, ...] = ("accepted", "running", "successful", "failed", "dismissed")
 FINISHED = frozenset({"successful", "failed", "dismissed"})
@@ -64,6 +69,38 @@ class Job:
         return self.status in FINISHED
 
 
+_HOLDER = re.compile(r"^(?:queued by|running in) process (\d+) on (\S+)$")
+
+
+def holder(state: str = "running in") -> str:
+    """The message of a job this process holds: ``"queued by process PID on HOST"`` or ``"running in ..."``."""
+    return f"{state} process {os.getpid()} on {socket.gethostname()}"
+
+
+def held_by(message: str | None) -> tuple[int, str] | None:
+    """(pid, host) of the process a `holder` message names, else None."""
+    m = _HOLDER.match(message or "")
+    return (int(m.group(1)), m.group(2)) if m else None
+
+
+def _held_by_another_live_process(message: str | None) -> bool:
+    held = held_by(message)
+    if held is None:
+        return False
+    pid, host = held
+    if host != socket.gethostname():
+        return True                       # another machine's server: its own restart settles its jobs
+    if pid == os.getpid():
+        return False                      # this process is starting: nothing of its own runs yet
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
@@ -73,11 +110,12 @@ def _from_row(r) -> Job:
                r.started, r.finished, r.results)
 
 
-def create_job(conn: sa.Connection, process: str, inputs: dict[str, Any], *, who: str | None = None) -> Job:
+def create_job(conn: sa.Connection, process: str, inputs: dict[str, Any], *, who: str | None = None,
+               message: str | None = None) -> Job:
     """A new ``accepted`` job."""
     job_id = uuid.uuid4().hex
     conn.execute(jobs.insert().values(id=job_id, process=process, status="accepted", progress=0,
-                                      inputs=json.dumps(inputs), message=None, who=who, created=_now()))
+                                      inputs=json.dumps(inputs), message=message, who=who, created=_now()))
     return get_job(conn, job_id)
 
 
@@ -119,6 +157,11 @@ def update_job(conn: sa.Connection, job_id: str, *, only_if: tuple[str, ...] | N
 
 
 def fail_interrupted(conn: sa.Connection) -> int:
-    """Mark jobs left ``running`` or ``accepted`` (by a server that stopped) failed with the reason; how many."""
-    return conn.execute(jobs.update().where(jobs.c.status.in_(("running", "accepted")))
+    """Mark jobs left ``running`` or ``accepted`` by a server process that stopped failed with the reason (not
+    those a live process on this host, or a process on another host, holds); how many."""
+    rows = conn.execute(sa.select(jobs.c.id, jobs.c.message).where(jobs.c.status.in_(("running", "accepted"))))
+    cut = [r.id for r in rows if not _held_by_another_live_process(r.message)]
+    if not cut:
+        return 0
+    return conn.execute(jobs.update().where(jobs.c.id.in_(cut), jobs.c.status.in_(("running", "accepted")))
                         .values(status="failed", message=INTERRUPTED, finished=_now())).rowcount

@@ -143,6 +143,71 @@ def test_restart_marks_running_jobs_failed(bowl):
             assert st["status"] == "failed" and st["message"] == J.INTERRUPTED and st["finished"]
 
 
+def test_restart_leaves_the_jobs_of_live_sibling_processes(bowl):
+    """cim serve --workers: a worker that (re)starts fails only the jobs of processes that are gone."""
+    import socket
+    import subprocess
+
+    scene, url, tokens = bowl
+    alive = subprocess.Popen(["sleep", "60"])
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    here = socket.gethostname()
+    held = {"alive": f"running in process {alive.pid} on {here}", "gone": f"running in process {gone.pid} on {here}",
+            "queued alive": f"queued by process {alive.pid} on {here}", "elsewhere": "running in process 1 on other-host",
+            "legacy": None}
+    try:
+        ids = {}
+        with scene.store.engine.begin() as conn:
+            for what, message in held.items():
+                ids[what] = J.create_job(conn, "flood-forecast", {"rainfall": 1.0, "duration": 60.0},
+                                         message=message).id
+                if not what.startswith("queued"):
+                    J.update_job(conn, ids[what], status="running", progress=10)
+        with _client(url) as c:
+            got = {what: c.get(f"/jobs/{i}", headers=_h(tokens, "read")).json() for what, i in ids.items()}
+    finally:
+        alive.kill()
+        alive.wait()
+    assert {what: st["status"] for what, st in got.items()} == {
+        "alive": "running", "gone": "failed", "queued alive": "accepted", "elsewhere": "running", "legacy": "failed"}
+    assert got["alive"]["message"] is None and got["gone"]["message"] == J.INTERRUPTED   # no pids or hosts shown
+
+
+def test_dismissed_by_a_sibling_process_stops(bowl, monkeypatch):
+    """A dismissal written to the store by another worker stops the run at its next progress step."""
+    scene, url, tokens = bowl
+    started, steps = threading.Event(), []
+    real = flood.forecasting.forecast
+
+    def watched(*a, progress=None, **kw):
+        def p(t, total):
+            steps.append(t)
+            started.set()
+            time.sleep(0.01)
+            progress(t, total)
+        return real(*a, progress=p, **kw)
+
+    monkeypatch.setattr(flood.forecasting, "forecast", watched)
+    h = {**_h(tokens, "run"), "Prefer": "respond-async"}
+    with _client(url) as c:
+        job = c.post("/processes/flood-forecast/execution", headers=h,
+                     json={"inputs": {"rainfall": RAIN, "duration": 3600.0}}).json()["jobID"]
+        assert started.wait(30)
+        with scene.store.engine.begin() as conn:
+            assert J.update_job(conn, job, status="dismissed", message="dismissed", only_if=("running",))
+        deadline = time.monotonic() + 30
+        while job in c.app.state.jobs._futures and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert job not in c.app.state.jobs._futures          # the worker let it go
+        n = len(steps)
+        time.sleep(0.3)
+        assert len(steps) == n
+    st = _stored(scene, job)
+    assert st.status == "dismissed" and st.progress < 100 and st.results is None
+    assert not (scene.store.files_root / "jobs" / job).exists()
+
+
 def _stored(scene, job_id) -> J.Job:
     with scene.store.engine.connect() as conn:
         return J.get_job(conn, job_id)
