@@ -199,6 +199,9 @@ class Model:
                 f"alpha={self.alpha:g} exceeds the 2-D stability limit sqrt(theta/2)={math.sqrt(self.theta / 2):.3f} "
                 f"of the theta={self.theta:g} weighting; grid-scale oscillations may grow: lower alpha",
                 FloodWarning, stacklevel=2)
+        if scheme == "fv1" and self.theta != 1.0:
+            warnings.warn(f"theta={self.theta:g} has no effect with scheme='fv1' (it weights the inertial scheme's "
+                          "face discharges); leave it at 1", FloodWarning, stacklevel=2)
         ny, nx = z.shape
         self.shape = (ny, nx)
         wall = ~np.isfinite(z)

@@ -180,6 +180,8 @@ def test_step_interface_and_errors():
     assert flood.Model(dem, scheme="inertial").alpha == 0.7
     with pytest.raises(flood.FloodValueError, match=r"scheme.*'fv1'"):
         flood.simulate(dem, duration=1.0, scheme="fv2")
+    with pytest.warns(flood.FloodWarning, match="theta=0.7 has no effect"):
+        flood.Model(dem, scheme="fv1", theta=0.7)
 
 
 def test_state_based_infiltration_is_shared():
