@@ -174,9 +174,8 @@ def test_restart_leaves_the_jobs_of_live_sibling_processes(bowl):
     assert got["alive"]["message"] is None and got["gone"]["message"] == J.INTERRUPTED   # no pids or hosts shown
 
 
-def test_dismissed_by_a_sibling_process_stops(bowl, monkeypatch):
-    """A dismissal written to the store by another worker stops the run at its next progress step."""
-    scene, url, tokens = bowl
+def _watched_job(monkeypatch, c, tokens) -> tuple[str, list[float], dict]:
+    """An hour-long forecast started async, its progress steps recorded (a little slowed); returns once it runs."""
     started, steps = threading.Event(), []
     real = flood.forecasting.forecast
 
@@ -190,10 +189,17 @@ def test_dismissed_by_a_sibling_process_stops(bowl, monkeypatch):
 
     monkeypatch.setattr(flood.forecasting, "forecast", watched)
     h = {**_h(tokens, "run"), "Prefer": "respond-async"}
+    job = c.post("/processes/flood-forecast/execution", headers=h,
+                 json={"inputs": {"rainfall": RAIN, "duration": 3600.0}}).json()["jobID"]
+    assert started.wait(30)
+    return job, steps, h
+
+
+def test_dismissed_by_a_sibling_process_stops(bowl, monkeypatch):
+    """A dismissal written to the store by another worker stops the run at its next progress step."""
+    scene, url, tokens = bowl
     with _client(url) as c:
-        job = c.post("/processes/flood-forecast/execution", headers=h,
-                     json={"inputs": {"rainfall": RAIN, "duration": 3600.0}}).json()["jobID"]
-        assert started.wait(30)
+        job, steps, _ = _watched_job(monkeypatch, c, tokens)
         with scene.store.engine.begin() as conn:
             assert J.update_job(conn, job, status="dismissed", message="dismissed", only_if=("running",))
         deadline = time.monotonic() + 30
@@ -392,23 +398,8 @@ def test_gauge_rainfall_over_a_window(bowl):
 
 def test_dismiss_a_running_job(bowl, monkeypatch):
     scene, url, tokens = bowl
-    started, steps = threading.Event(), []
-    real = flood.forecasting.forecast
-
-    def watched(*a, progress=None, **kw):
-        def p(t, total):
-            steps.append(t)
-            started.set()
-            time.sleep(0.01)
-            progress(t, total)
-        return real(*a, progress=p, **kw)
-
-    monkeypatch.setattr(flood.forecasting, "forecast", watched)
-    h = {**_h(tokens, "run"), "Prefer": "respond-async"}
     with _client(url) as c:
-        job = c.post("/processes/flood-forecast/execution", headers=h,
-                     json={"inputs": {"rainfall": RAIN, "duration": 3600.0}}).json()["jobID"]
-        assert started.wait(30)
+        job, steps, h = _watched_job(monkeypatch, c, tokens)
         assert c.delete(f"/jobs/{job}", headers=h).json()["status"] == "dismissed"
         n = len(steps)
         time.sleep(0.3)
