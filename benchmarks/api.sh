@@ -6,7 +6,8 @@
 # wrk on loopback, 64 connections, 2 threads, DURATION seconds per target, RUNS runs interleaved, medians:
 #   static   3D Tiles content (.glb of the Delft demo's tilesets): cim serve vs nginx serving the same files
 #   raster   XYZ PNG tiles of the design storm's max-depth COG: cim serve vs TiTiler (uvicorn, same COG, same
-#            tiles, same number of workers)
+#            tiles, same number of workers); 48 tiles z 13-18, which our tile cache holds after the warm-up
+#   raster-cold  the same on 27,570 tiles z 20-23, more than our cache keeps: every tile of ours is rendered
 #   features OGC API Features items (bbox + limit) on the Delft buildings: cim serve alone
 # Installs what is missing (apt-get: wrk nginx; pip: titiler.application into its own venv under the cache dir,
 # so .venv's pins stay as they are), builds the demo once (`cim demo`) into the cache dir, starts every server on
@@ -96,15 +97,18 @@ check "${URL[nginx]}$(head -n1 "$WORK/static.txt")" 200
 check "${URL[ours]}$(head -n1 "$WORK/raster_ours.txt")" 200
 check "${URL[titiler]}$(head -n1 "$WORK/raster_titiler.txt")" 200
 check "${URL[titiler]}$(head -n1 "$WORK/raster_titiler_28992.txt")" 200
+check "${URL[ours]}$(head -n1 "$WORK/raster_cold_ours.txt")" 200
+check "${URL[titiler]}$(head -n1 "$WORK/raster_cold_titiler.txt")" 200
 check "${URL[ours]}$(head -n1 "$WORK/features.txt")" 200
 
 # target server list
 PAIRS=("static ours static.txt" "static nginx static.txt" "raster ours raster_ours.txt"
        "raster titiler raster_titiler.txt" "raster titiler-28992 raster_titiler_28992.txt"
+       "raster-cold ours raster_cold_ours.txt" "raster-cold titiler raster_cold_titiler.txt"
        "features ours features.txt")
 
 bench() {       # TARGET SERVER[-VARIANT] LIST SECONDS OUT
-    WRK_TARGET="$1" WRK_SERVER="$2" WRK_PATHS="$WORK/$3" \
+    WRK_TARGET="$1" WRK_SERVER="$2" WRK_PATHS="$WORK/$3" WRK_THREADS="$THREADS" \
         wrk -t "$THREADS" -c "$CONNECTIONS" -d "${4}s" --timeout 10s -s "$ROOT/benchmarks/api_bench.lua" \
         "${URL[${2%%-*}]}" >"$WORK/wrk.out" 2>&1
     grep '^{' "$WORK/wrk.out" >>"$5"
