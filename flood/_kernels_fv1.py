@@ -16,11 +16,12 @@ shape ``(ny, nx)``; ``u``/``v`` hold the velocities of the last step. One step i
    it would take more than the cell holds (near wet/dry fronts the HLL wave speed ``u + 2 sqrt(g h)`` can exceed
    the step's bound; cf. the draining time step of Bollermann et al. 2013), so depths stay >= 0 and mass exact.
 3. :func:`update`: explicit Euler update of the three conserved quantities (the depth Kahan-compensated, as in the
-   inertial scheme), rain, the shared loss step, semi-implicit Manning friction
-   ``q = q* / (1 + g dt n^2 |q*| / h^(7/3))`` (it slows the flow and never reverses it; Liang & Marche 2009 treat
-   it in the same implicit spirit) and the shared running outputs.
+   inertial scheme), rain, the shared loss steps (state-based infiltration, then rate losses), semi-implicit
+   Manning friction ``q = q* / (1 + g dt n^2 |q*| / h^(7/3))`` (it slows the flow and never reverses it; Liang &
+   Marche 2009 treat it in the same implicit spirit) and the shared running outputs.
 
-The step is ``dt = min(max_dt, cfl dx / max(max(|u|, |v|) + sqrt(g h)))``, stable for ``cfl <= 0.5`` (2-D). Velocities are zero where ``h <= HDRY``.
+The step is ``dt = min(max_dt, cfl dx / max(max(|u|, |v|) + sqrt(g h)))``, stable for ``cfl <= 0.5`` (2-D).
+Velocities are zero where ``h <= HDRY`` (1e-10 m: water of any practical depth flows, so that thin fronts move).
 """
 
 from __future__ import annotations
