@@ -33,7 +33,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Path, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -600,10 +600,18 @@ def execute(request: Request, scene: SceneDep, caller: RunCaller, processId: Pro
                         headers={"Location": f"{_base(request)}/jobs/{job.id}"})
 
 
-@router.get("/jobs", summary="Jobs, most recent first", responses=ERRORS)
-def jobs_list(request: Request, scene: SceneDep, _: ReadCaller) -> dict:
+Visible = Literal["accepted", "running", "successful", "failed"]
+ProcessName = Literal[tuple(PROCESSES)]
+
+
+@router.get("/jobs", summary="Jobs, most recent first (OGC job list filters)", responses=ERRORS)
+def jobs_list(request: Request, scene: SceneDep, _: ReadCaller,
+              status: Annotated[list[Visible] | None, Query(description="Only jobs in these statuses")] = None,
+              processID: Annotated[list[ProcessName] | None, Query(description="Only jobs of these processes")] = None,
+              limit: Annotated[int, Query(ge=1, le=1000, description="At most this many jobs")] = 100) -> dict:
     with scene.store.engine.connect() as conn:
-        jobs = J.list_jobs(conn, statuses=tuple(s for s in J.STATUSES if s != "dismissed"))
+        jobs = J.list_jobs(conn, statuses=tuple(status or (s for s in J.STATUSES if s != "dismissed")),
+                           processes=tuple(processID) if processID else None, limit=limit)
     return {"jobs": [_status(request, j) for j in jobs],
             "links": [{"href": f"{_base(request)}/jobs", "rel": "self", "type": "application/json"}]}
 

@@ -124,11 +124,14 @@ def get_job(conn: sa.Connection, job_id: str) -> Job | None:
     return None if row is None else _from_row(row)
 
 
-def list_jobs(conn: sa.Connection, *, limit: int = 1000, statuses: tuple[str, ...] | None = None) -> list[Job]:
-    """The most recent jobs first; with ``statuses``, only jobs in one of them."""
+def list_jobs(conn: sa.Connection, *, limit: int = 1000, statuses: tuple[str, ...] | None = None,
+              processes: tuple[str, ...] | None = None) -> list[Job]:
+    """The most recent jobs first; with ``statuses`` or ``processes``, only jobs in one of those."""
     q = sa.select(jobs)
     if statuses is not None:
         q = q.where(jobs.c.status.in_(statuses))
+    if processes is not None:
+        q = q.where(jobs.c.process.in_(processes))
     rows = conn.execute(q.order_by(jobs.c.created.desc(), jobs.c.id).limit(int(limit)))
     return [_from_row(r) for r in rows]
 

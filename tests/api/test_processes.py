@@ -660,3 +660,32 @@ def test_what_if_sealed_surface_keeps_more_water(bowl):
     for k in v:
         assert v[k]["after"] == pytest.approx(direct.scenario.dataset.attrs[k], rel=1e-9)
         assert v[k]["before"] == pytest.approx(direct.baseline.dataset.attrs[k], rel=1e-9)
+
+
+def test_job_list_filters(bowl):
+    scene, url, tokens = bowl
+    h = _h(tokens, "read")
+    with _client(url) as c:
+        with scene.store.engine.begin() as conn:
+            made = {}
+            for process, status in [("flood-forecast", "successful"), ("what-if", "failed"),
+                                    ("flood-forecast", "accepted"), ("what-if", "dismissed")]:
+                made[process, status] = J.create_job(conn, process, {"rainfall": 1.0, "duration": 60.0}).id
+                J.update_job(conn, made[process, status], status=status)
+                time.sleep(0.002)                        # distinct creation times: the list is newest first
+
+        def listed(**params) -> list[str]:
+            r = c.get("/jobs", headers=h, params=params)
+            assert r.status_code == 200, r.text
+            return [j["jobID"] for j in r.json()["jobs"]]
+
+        assert listed() == [made["flood-forecast", "accepted"], made["what-if", "failed"],
+                            made["flood-forecast", "successful"]]
+        assert listed(processID="what-if") == [made["what-if", "failed"]]
+        assert listed(status=["successful", "failed"]) == [made["what-if", "failed"],
+                                                           made["flood-forecast", "successful"]]
+        assert listed(processID="flood-forecast", status="accepted", limit=5) == [made["flood-forecast", "accepted"]]
+        assert listed(limit=1) == [made["flood-forecast", "accepted"]]
+        for bad in ({"status": "dismissed"}, {"processID": "nope"}, {"limit": 0}, {"limit": 1001}, {"type": "x"}):
+            r = c.get("/jobs", headers=h, params=bad)
+            assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json", bad
