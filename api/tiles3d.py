@@ -8,6 +8,7 @@ import functools
 import hashlib
 import mimetypes
 import os
+import stat
 import threading
 from collections import OrderedDict
 from pathlib import Path as FsPath
@@ -88,6 +89,24 @@ class FileCache:
         self._lock = threading.Lock()
         self._files: OrderedDict[FsPath, tuple[tuple, str, bytes]] = OrderedDict()
         self._size = 0
+        self._resolved: dict[tuple, FsPath] = {}       # (root, *parts) -> the file `resolve` found inside root
+
+    def resolve(self, root: FsPath, *parts: str) -> FsPath:
+        """`resolve` once per address (realpath is a system call per path component). What is remembered is a
+        path that was inside the root when found; a file gone since is NotFound (and resolved afresh next time)."""
+        key = (root, *parts)
+        path = self._resolved.get(key)
+        if path is None:
+            path = resolve(root, *parts)
+            with self._lock:
+                if len(self._resolved) >= 65536:
+                    self._resolved.clear()
+                self._resolved[key] = path
+        return path
+
+    def forget(self, root: FsPath, *parts: str) -> None:
+        with self._lock:
+            self._resolved.pop((root, *parts), None)
 
     def get(self, path: FsPath, st: os.stat_result) -> tuple[str, bytes] | None:
         version = (st.st_ino, st.st_size, st.st_mtime_ns)
@@ -140,9 +159,11 @@ async def _serve_cached(request: Request, path: FsPath, max_age: int) -> Respons
     """`_serve` for the hot paths (tile content): from memory when the file is cached and unchanged."""
     cache: FileCache = _state_cache(request, "static_files", FileCache)
     try:
-        st = path.stat()
+        st = os.lstat(path)                 # resolved paths are never links: a link here was swapped in since
     except FileNotFoundError:               # removed since it was resolved
         raise NotFound("no such tile file") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise NotFound("no such tile file")
     hit = cache.get(path, st) or await anyio.to_thread.run_sync(cache.load, path)
     if hit is None:
         return _serve(request, path, max_age)
@@ -174,7 +195,12 @@ def tilesets(request: Request, scene: SceneDep, settings: SettingsDep, _: ReadCa
 async def tile_file(request: Request, _: TileCaller, tileset: Tileset, path: FilePath) -> Response:
     settings = request.app.state.settings
     root = tiles_root(request.app.state.scene, settings)
-    return await _serve_cached(request, resolve(root, tileset, path), settings.cache_max_age)
+    cache: FileCache = _state_cache(request, "static_files", FileCache)
+    try:
+        return await _serve_cached(request, cache.resolve(root, tileset, path), settings.cache_max_age)
+    except NotFound:                # gone, or no longer a plain file: resolve afresh (NotFound if outside)
+        cache.forget(root, tileset, path)
+        return await _serve_cached(request, cache.resolve(root, tileset, path), settings.cache_max_age)
 
 
 tile_file.open_query = True      # static files: clients add their own query strings (cache busting, page options)

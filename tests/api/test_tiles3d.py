@@ -193,3 +193,28 @@ def test_cim_serve_refuses_workers_with_mqtt(twin_embedded):
     r = subprocess.run([cim, "serve", twin_embedded.url, "--workers", "2"], env=env, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 2 and "MQTT" in r.stdout + r.stderr and "--workers" in r.stdout + r.stderr
+
+
+def test_remembered_addresses_follow_removal(api):
+    """Addresses are resolved once; a file removed is 404 at once and found again when it comes back."""
+    c, t = api
+    h = t.h("read")
+    path = t.tiles / "city" / "content" / "0.glb"
+    body = c.get("/3dtiles/city/content/0.glb", headers=h).content
+    path.unlink()
+    assert c.get("/3dtiles/city/content/0.glb", headers=h).status_code == 404
+    path.write_bytes(body)
+    assert c.get("/3dtiles/city/content/0.glb", headers=h).content == body
+    assert c.get("/3dtiles/city/content/../../../secret.txt", headers=h).status_code == 404
+    assert c.get("/3dtiles/city/..%2F..%2Fsecret.txt", headers=h).status_code == 404
+
+
+def test_a_link_swapped_in_after_resolution_does_not_leave_the_root(api):
+    c, t = api
+    h = t.h("read")
+    path = t.tiles / "city" / "content" / "0.glb"
+    assert c.get("/3dtiles/city/content/0.glb", headers=h).status_code == 200      # resolved and remembered
+    path.unlink()
+    path.symlink_to(t.tiles.parent / "secret.txt")
+    r = c.get("/3dtiles/city/content/0.glb", headers=h)
+    assert r.status_code == 404 and b"TOP-SECRET" not in r.content
