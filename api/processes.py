@@ -45,13 +45,14 @@ from api.tiles3d import Col, Row, Z, tiles_root
 from cim import jobs as J
 from cim.security import AuthorizationError
 
-__all__ = ["MAX_DURATION", "MAX_FRAMES", "MAX_RAIN", "PROCESSES", "JobRunner", "install", "router"]
+__all__ = ["MAX_DURATION", "MAX_FRAMES", "MAX_RAIN", "PROCESSES", "UPLOAD_DAYS", "JobRunner", "install", "router"]
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["Processes"])
 MAX_DURATION = 86400.0     #: longest simulated time of a job, seconds
 MAX_RAIN = 500.0           #: highest uniform rain rate, mm/h (above the 305 mm/h world record)
 MAX_FRAMES = 120           #: most output times of a job's depth series
+UPLOAD_DAYS = 7            #: uploaded files are kept this long (swept at each new upload)
 RunCaller = Annotated[Caller, Depends(require("run"))]
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="A job id")]
 FileName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", description="A result file")]
@@ -814,7 +815,12 @@ async def upload(request: Request, scene: SceneDep, caller: RunCaller) -> JSONRe
     path = folder / f"{uuid.uuid4().hex}{_UPLOAD_TYPES[media]}"
 
     def keep() -> None:
+        import time
+
         folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.iterdir():                  # jobs read them when they start: a week is plenty
+            if old.stat().st_mtime < time.time() - UPLOAD_DAYS * 86400:
+                old.unlink(missing_ok=True)
         path.write_bytes(data)
         try:
             _read_rainfall(path, "the uploaded file")

@@ -4,6 +4,7 @@ the job lifecycle and its progress, the restart rule, the concurrency limit, sco
 from __future__ import annotations
 
 import base64
+import os
 import threading
 import time
 
@@ -566,6 +567,15 @@ def test_uploaded_rainfall_by_href(bowl, tmp_path):
                                         abs=1e-6)
             assert got["bowl road"] > 0.15
         assert sorted(p.name for p in (scene.store.files_root / "uploads").iterdir()) == [f"{up['id']}.tif"]
+        # kept a week: the next upload sweeps older ones
+        stale = scene.store.files_root / "uploads" / f"{up['id']}.tif"
+        week = time.time() - 7 * 86400
+        os.utime(stale, (week - 60, week - 60))
+        again = c.post("/uploads", headers=_h(tokens, "run") | {"Content-Type": "image/tiff"}, content=tif).json()
+        assert sorted(p.name for p in stale.parent.iterdir()) == [f"{again['id']}.tif"]
+        r = c.post(ex, headers=_h(tokens, "run"), json={"inputs": {"rainfallFile": {"href": up["href"]},
+                                                                    "duration": DURATION}})
+        assert r.status_code == 400 and "no uploaded file" in r.json()["detail"]
 
 
 def test_bad_uploads_and_hrefs(bowl, tmp_path):
