@@ -1,7 +1,26 @@
-"""Agreement with LISFLOOD-FP 8.1 (and SFINCS 2.4) on the seeded urban rain-on-grid case.
+"""Agreement with LISFLOOD-FP 8.1 (and SFINCS 2.4) on the seeded urban rain-on-grid case, and with ANUGA on other
+seeds.
 
 The two peers agree to a max-depth RMSE of 2-3 mm over cells wet in either and 98 % of the > 0.10 m area;
-issue 5 asks for RMSE <= 1 cm and >= 95 % against LISFLOOD-FP.
+issue 5 asks for RMSE <= 1 cm and >= 95 % against LISFLOOD-FP, on these cases and on other seeds.
+
+Other seeds need a peer that runs here. LISFLOOD-FP and SFINCS are not on PyPI or Debian. Of the installable ones
+(checked 2026-11-22, Python 3.11 venv, Debian 12):
+
+- itzi-core (0.1.0 ... 0.8.0, the local-inertial "API-first" itzi): every release requires Python >= 3.12
+  (``pip install itzi-core``: "Ignored the following versions that require a different python version ...
+  0.8.0 Requires-Python >=3.12"); the project runs on 3.11 and Debian 12 has no python3.12. The full ``itzi``
+  (25.8, a cp311 wheel) installs but runs inside a GRASS GIS session; not tried.
+- ANUGA 4.1.0 (``pip install anuga``, Apache-2.0; finite-volume shallow water on triangles, DE0) installs and
+  runs the case: ``benchmarks/anuga_peer.py`` (4 triangles per DEM cell, the cell's depth = the mean of its
+  triangles). It costs ~0.7 µs per triangle and step; the 500² seed-1 case (1 M triangles, ~5,000 steps) is
+  ~1 CPU-hour, more than this shared machine gave in the session (stopped after 14 CPU-minutes), so its
+  agreement with LISFLOOD-FP is not yet measured and the 300-500² runs on seeds 2 and 3 are still to do
+  (the script's docstring has the command). What runs here: seeds 1-3 at 60² (14,400 triangles,
+  ``tests/data/flood/reference/ANUGA_README.md``). There ours agrees with ANUGA to the issue's measures on
+  seeds 1 and 2 (RMSE 7.3 and 5.4 mm, 98.9 and 96.6 %; ANUGA's max depths ~3-4 mm deeper on average in the
+  thin flows: full shallow water with advection against local inertial) and on seed 3 only once damped (a
+  defect at the defaults, see the xfail below); 60² is a small city (3 x 3 blocks), not the 500² case.
 """
 
 from __future__ import annotations
@@ -18,10 +37,10 @@ from tests.flood.urban_case import REFERENCE_CASE, agreement, urban_dem, urban_r
 REF = Path(__file__).parents[1] / "data" / "flood" / "reference"
 
 
-def _run(n: int):
+def _run(n: int, seed: int = REFERENCE_CASE["seed"], **options):
     c = REFERENCE_CASE
-    return flood.simulate(urban_dem(n, c["dx"], c["seed"]), rainfall=urban_rain(c["rain_mm_h"], c["rain_s"]),
-                          duration=c["sim_s"], manning=c["manning"], output_interval=c["sim_s"])
+    return flood.simulate(urban_dem(n, c["dx"], seed), rainfall=urban_rain(c["rain_mm_h"], c["rain_s"]),
+                          duration=c["sim_s"], manning=c["manning"], output_interval=c["sim_s"], **options)
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +87,46 @@ def test_max_depth_matches_lisflood_n1000():
     rmse, share = agreement(ds.max_depth.values, np.load(REF / "lisflood_maxdepth_n1000.npy"))
     assert rmse <= 0.002 and share >= 0.99
     assert abs(ds.attrs["mass_error"]) < 1e-6
+
+
+ANUGA_N = 60
+# ours against ANUGA (RMSE m, share), measured; seed 3 with alpha 0.5 (see below)
+MEASURED_ANUGA = {1: (0.0073, 0.989), 2: (0.0054, 0.966), 3: (0.0072, 0.981)}
+
+
+def _agree_with_anuga(seed: int, **options) -> tuple[float, float, float]:
+    ds = _run(ANUGA_N, seed, **options)
+    rmse, share = agreement(ds.max_depth.values, np.load(REF / f"anuga_maxdepth_n{ANUGA_N}_seed{seed}.npy"))
+    final_rmse, _ = agreement(ds.depth.isel(time=-1).values,
+                              np.load(REF / f"anuga_finaldepth_n{ANUGA_N}_seed{seed}.npy"))
+    return rmse, share, final_rmse
+
+
+def test_anuga_references_are_closed_rain_runs():
+    runs = json.loads((REF / "anuga_results.json").read_text())["runs"]
+    assert sorted(r["seed"] for r in runs) == [1, 2, 3]
+    for r in runs:
+        assert r["n"] == ANUGA_N and r["anuga"] == "4.1.0" and r["triangles"] == 4 * ANUGA_N ** 2
+        assert r["rain_volume_m3"] == pytest.approx(0.05 * (ANUGA_N * 5.0) ** 2)  # 100 mm/h for 30 min
+        assert r["final_volume_m3"] == pytest.approx(r["rain_volume_m3"], rel=1e-9)  # closed edges, all kept
+        final = np.load(REF / f"anuga_finaldepth_n{ANUGA_N}_seed{r['seed']}.npy").astype(np.float64)
+        assert final.sum() * 25.0 == pytest.approx(r["final_volume_m3"], rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", [1, 2, pytest.param(3, marks=pytest.mark.xfail(strict=True, reason=(
+    "a defect found by this comparison: at the defaults (alpha 0.7, theta 1, max_dt 10 s) the 1.4 m deep pond "
+    "of seed 3 at 60² keeps a standing grid-scale oscillation (max depth 3.05 m vs ANUGA's 1.44 m, the final "
+    "surface 8.7-9.9 m where ANUGA's lake is level at 9.42 m; RMSE 138 mm); 300² seeds 2-3 do not show it")))])
+def test_max_depth_matches_anuga_on_other_seeds(seed):
+    rmse, share, final_rmse = _agree_with_anuga(seed)
+    assert rmse <= 0.01 and share >= 0.95  # the issue's measures
+    assert rmse <= MEASURED_ANUGA[seed][0] + 0.001 and share >= MEASURED_ANUGA[seed][1] - 0.01
+    assert final_rmse <= 0.01
+
+
+def test_seed3_pond_agrees_with_anuga_once_damped():
+    # the same case with the smaller Courant number (or theta 0.8): the pond stays level and ours agrees
+    rmse, share, final_rmse = _agree_with_anuga(3, alpha=0.5)
+    assert rmse <= 0.01 and share >= 0.95
+    assert rmse <= MEASURED_ANUGA[3][0] + 0.001 and share >= MEASURED_ANUGA[3][1] - 0.01
+    assert final_rmse <= 0.01
