@@ -13,8 +13,8 @@ Other seeds need a peer that runs here. LISFLOOD-FP and SFINCS are not on PyPI o
   (25.8, a cp311 wheel) installs but runs inside a GRASS GIS session; not tried.
 - ANUGA 4.1.0 (``pip install anuga``, Apache-2.0; finite-volume shallow water on triangles, DE0) installs and
   runs the case: ``benchmarks/anuga_peer.py`` (4 triangles per DEM cell, the cell's depth = the mean of its
-  triangles). It costs ~0.7 µs per triangle and step; the 500² seed-1 case (1 M triangles, ~5,000 steps) is
-  ~1 CPU-hour, more than this shared machine gave in the session (stopped after 14 CPU-minutes), so its
+  triangles). It costs ~0.26 µs of CPU per triangle and step; the 500² seed-1 case (1 M triangles, ~14,000
+  steps) is ~1 CPU-hour, more than this shared machine gave in the session (stopped after 14 CPU-minutes), so its
   agreement with LISFLOOD-FP is not yet measured and the 300-500² runs on seeds 2 and 3 are still to do
   (the script's docstring has the command). What runs here: seeds 1-3 at 60² (14,400 triangles,
   ``tests/data/flood/reference/ANUGA_README.md``). There ours agrees with ANUGA to the issue's measures on
