@@ -450,8 +450,6 @@ def _work(scene: cim.Scene, kw: dict[str, Any]):
     what_if = kw.pop("what_if")
 
     def run(job_id: str, progress) -> str:
-        import geopandas as gpd
-
         import flood.forecasting
         import flood.whatif
 
@@ -460,8 +458,6 @@ def _work(scene: cim.Scene, kw: dict[str, Any]):
         folder.mkdir(parents=True, exist_ok=True)
         if not what_if:
             fc = flood.forecasting.forecast(scene, name="forecast", write=False, progress=progress, **kw)
-            if "geometry" not in fc.regions:          # a scene without regions: an empty layer, not no layer
-                fc.regions = gpd.GeoDataFrame({"region": []}, geometry=[], crs=scene.crs)
             files = fc.to_files(folder)
             doc = {"warnings": _geojson(fc.warnings), "regions": _records(fc.regions),
                    "files": sorted(p.name for p in files.values())}

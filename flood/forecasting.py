@@ -28,7 +28,7 @@ import xarray as xr
 from rasterio import features as rio_features
 
 import cim
-from flood.impacts import bim_impacts, feature_warnings, region_summary
+from flood.impacts import bim_impacts, empty_warnings, feature_warnings, region_summary
 from flood.levels import WarningLevels
 from flood.model import simulate
 
@@ -76,7 +76,11 @@ class Forecast:
         return "\n".join(lines)
 
     def to_files(self, out_dir: str | Path) -> dict[str, Path]:
-        """Write max depth and arrival time as GeoTIFF, warnings and regions as GeoJSON (CRS84)."""
+        """Write max depth, arrival time and time of max as GeoTIFF, warnings and regions as GeoJSON (CRS84).
+
+        Always the same five files: with nothing to warn about or no regions in the scene, the warnings or region
+        summary is an empty FeatureCollection (GeoJSON carries no columns without features).
+        """
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {}
@@ -150,9 +154,9 @@ def forecast(scene: cim.Scene, *, rainfall: Any, duration: float, name: str = "f
             name_col = next((c for c in ("name", "naam", "identificatie", "id") if c in gdf), None)
             parts.append(feature_warnings(gdf, ds, grid, object_type=kind, levels=lv, ring=ring, name_column=name_col))
     warnings = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=grid.rio.crs) if parts else \
-        gpd.GeoDataFrame({"object_type": [], "level": []}, geometry=[], crs=grid.rio.crs)
-    regions = scene.regions
-    summary = region_summary(regions, warnings, ds, lv) if len(regions) else gpd.GeoDataFrame()
+        empty_warnings(grid.rio.crs)
+    # a scene without regions gets an empty summary with the same columns (written as an empty file)
+    summary = region_summary(scene.regions, warnings, ds, lv)
     fc = Forecast(name, ds, warnings, summary, grid, lv, start)
     _bim(scene, fc, ring=1.5 * dx)
     fc.skill = water_level_skill(scene, fc, hotspots) if len(hotspots) else None

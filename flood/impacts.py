@@ -20,7 +20,30 @@ import xarray as xr
 from flood.errors import FloodValueError
 from flood.levels import WarningLevels, first_exceedance
 
-__all__ = ["CellIndex", "bim_impacts", "feature_warnings", "region_summary"]
+__all__ = ["REGION_COLUMNS", "WARNING_COLUMNS", "CellIndex", "bim_impacts", "empty_warnings", "feature_warnings",
+           "region_summary"]
+
+#: the columns of `feature_warnings` (besides geometry) and their dtypes, also those of an empty table
+WARNING_COLUMNS: dict[str, str] = {
+    "object_type": "str", "object_id": "str", "name": "str", "max_depth": "float64", "level": "uint8",
+    "level_name": "str", "time_first_warning": "float64", "time_level": "float64", "water_level": "float64",
+    "flooded_fraction": "float64", "flooded_length": "float64"}
+
+#: the columns of `region_summary` (besides the region's own name/parent and geometry) and their dtypes
+REGION_COLUMNS: dict[str, str] = {
+    "level": "int64", "level_name": "str", "max_depth": "float64", "flooded_area_m2": "float64",
+    "time_first_warning": "float64", "roads_flooded": "int64", "road_length_flooded_m": "float64",
+    "buildings_affected": "int64", "hotspots_warned": "int64"}
+
+
+def empty_warnings(crs=None) -> gpd.GeoDataFrame:
+    """A warnings table with no rows and the columns and dtypes of `feature_warnings`.
+
+    >>> empty_warnings("EPSG:28992")["time_first_warning"].dtype
+    dtype('float64')
+    """
+    return gpd.GeoDataFrame({c: pd.Series(dtype=d) for c, d in WARNING_COLUMNS.items()},
+                            geometry=gpd.GeoSeries([], crs=crs), crs=crs)
 
 
 @dataclass
@@ -78,6 +101,8 @@ def feature_warnings(features: gpd.GeoDataFrame, ds: xr.Dataset, dem: xr.DataArr
     the long side of their minimum rotated rectangle, times the flooded fraction).
     """
     levels = levels or WarningLevels()
+    if not len(features):
+        return empty_warnings(features.crs)
     cells = cells or CellIndex.of(ds["max_depth"])
     geoms = features.geometry.to_numpy()
     sample = geoms
@@ -151,9 +176,12 @@ def region_summary(regions: gpd.GeoDataFrame, warnings: gpd.GeoDataFrame, ds: xr
     """Per region: highest level, earliest warning, flooded area, flooded road length, buildings and hotspots.
 
     ``warnings`` is the concatenation of `feature_warnings` results; a feature counts in every region its
-    representative point lies in (regions nest: a district counts what its subdistricts count).
+    representative point lies in (regions nest: a district counts what its subdistricts count). No regions give
+    an empty table with the same columns; no warnings (nothing to warn about) give regions with nothing warned.
     """
     levels = levels or WarningLevels()
+    if not len(warnings):
+        warnings = empty_warnings(regions.crs)
     cells = CellIndex.of(ds["max_depth"])
     feat, cell = cells.pairs(regions.geometry.to_numpy())
     hmax = np.nan_to_num(ds["max_depth"].to_numpy().ravel(), nan=0.0)
@@ -175,8 +203,9 @@ def region_summary(regions: gpd.GeoDataFrame, warnings: gpd.GeoDataFrame, ds: xr
             "buildings_affected": int((w["object_type"] == "building").sum()),
             "hotspots_warned": int((w["object_type"] == "hotspot").sum()),
         })
-    out = gpd.GeoDataFrame(pd.DataFrame(rows, index=regions.index), geometry=regions.geometry.to_numpy(),
-                           crs=regions.crs)
+    table = pd.DataFrame(rows, index=regions.index, columns=list(REGION_COLUMNS)).astype(REGION_COLUMNS)
+    out = gpd.GeoDataFrame(table, geometry=gpd.GeoSeries(regions.geometry.to_numpy(), index=regions.index,
+                                                         crs=regions.crs), crs=regions.crs)
     for col in ("name", "level_name_region", "parent"):
         if col in regions:
             out.insert(0, f"region_{col}" if col != "name" else "region", regions[col].to_numpy())

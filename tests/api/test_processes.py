@@ -376,6 +376,30 @@ def test_uploaded_rainfall_netcdf(bowl, tmp_path):
     assert stored["status"] == "successful"
 
 
+def test_radar_rain_on_a_bare_scene_without_regions(tmp_path):
+    # timestamped rain with nothing to warn and no regions used to be a 500 (KeyError: 'time_first_warning')
+    scene = bowl_scene(tmp_path / "bare.cim", features=False, regions=False)
+    with scene.store.engine.begin() as conn:
+        token = sec.create_key(conn, "run key", ["read", "run"])[1]
+    t = np.array(["2020-06-17T14:00", "2020-06-17T14:05"], "datetime64[ns]")
+    da = xr.DataArray(np.full((2, 4, 4), 150.0, np.float32), dims=("time", "y", "x"), name="precip_intensity",
+                      attrs={"units": "mm h-1"}, coords={"time": t, "y": Y0 + 60 - 20 * (np.arange(4) + 0.5) + 10,
+                                                         "x": X0 - 10 + 20 * (np.arange(4) + 0.5)}).rio.write_crs(
+                                                             "EPSG:28992")
+    p = tmp_path / "radar.nc"
+    da.to_dataset().to_netcdf(p)
+    with _client(str(tmp_path / "bare.cim")) as c:
+        r = c.post("/processes/flood-forecast/execution", headers={"X-API-Key": token}, json={"inputs": {
+            "rainfallFile": {"value": base64.b64encode(p.read_bytes()).decode(), "mediaType": "application/x-netcdf"},
+            "duration": 600.0}})
+        assert r.status_code == 200, r.text
+        doc = r.json()
+    assert doc["warnings"]["features"] == [] and doc["regions"] == []
+    assert {"forecast_regions.geojson", "forecast_warnings.geojson", "forecast_max_depth.tif"} <= \
+        {link["title"] for link in doc["links"]}
+    scene.close()
+
+
 def test_gauge_rainfall_over_a_window(bowl):
     import pandas as pd
 

@@ -21,8 +21,9 @@ X0, Y0 = 85000.0, 447000.0
 DATA = Path(__file__).resolve().parents[2] / "data" / "demo"
 
 
-def bowl_scene(url) -> cim.Scene:
-    """60 m x 60 m, 2 m cells: a bowl 0.8 m deep in the middle, a building on its east rim, a road through it."""
+def bowl_scene(url, *, features: bool = True, regions: bool = True) -> cim.Scene:
+    """60 m x 60 m, 2 m cells: a bowl 0.8 m deep in the middle, a building on its east rim, a road through it
+    (without ``features``: the bare terrain), in a town of two districts (unless not ``regions``)."""
     scene = cim.Scene.create(url, crs=CRS, name="bowl")
     n, dx = 30, 2.0
     x = X0 + dx * (np.arange(n) + 0.5)
@@ -31,11 +32,17 @@ def bowl_scene(url) -> cim.Scene:
     z = np.minimum(0.8, 0.8 * (X ** 2 + Y ** 2) / 30 ** 2) + 1.0
     dem = xr.DataArray(z.astype("float32"), coords={"y": y, "x": x}, dims=("y", "x")).rio.write_crs(CRS)
     scene.add_layer("dem", dem.rio.write_nodata(np.nan), kind="terrain", units="m")
+    if not features:
+        return _regions(scene) if regions else scene
     scene.add_layer("buildings", gpd.GeoDataFrame({"name": ["rim house"]},
                     geometry=[box(X0 + 44, Y0 + 24, X0 + 52, Y0 + 36)], crs=CRS), kind="buildings")
     scene.add_layer("roads", gpd.GeoDataFrame({"name": ["bowl road", "ridge road"]},
                     geometry=[box(X0 + 4, Y0 + 28, X0 + 40, Y0 + 32), box(X0, Y0 + 56, X0 + 60, Y0 + 60)], crs=CRS),
                     kind="roads")
+    return _regions(scene) if regions else scene
+
+
+def _regions(scene: cim.Scene) -> cim.Scene:
     scene.add_region("Town", "city", box(X0, Y0, X0 + 60, Y0 + 60))
     scene.add_region("West", "district", box(X0, Y0, X0 + 30, Y0 + 60), parent="Town")
     scene.add_region("East", "district", box(X0 + 30, Y0, X0 + 60, Y0 + 60), parent="Town")
@@ -137,3 +144,36 @@ def test_coarser_resolution_keeps_georeference_and_blocks_buildings(tmp_path):
     assert int(np.isnan(fc.dataset["max_depth"]).sum()) == 6
     with pytest.raises(cim.ValidationError, match="not a multiple"):
         F.terrain(scene, resolution=3.0)
+
+
+def test_timestamped_rain_on_a_scene_with_nothing_to_warn(tmp_path):
+    # gauges or radar give a start time; with no roads, buildings or hotspots the warnings table is empty but
+    # has the columns and dtypes of a full one (it used to lose time_first_warning: KeyError, a 500 in the API)
+    t0 = pd.Timestamp("2024-07-01T12:00")
+    rain = xr.DataArray([200.0, 0.0], coords={"time": pd.DatetimeIndex([t0, t0 + pd.Timedelta("5min")])},
+                        dims="time", attrs={"units": "mm/h"})
+    full = F.forecast(bowl_scene(tmp_path / "full.cim"), rainfall=rain, duration=600.0, write=False)
+    assert len(full.warnings) == 3
+    fc = F.forecast(bowl_scene(tmp_path / "bare.cim", features=False), rainfall=rain, duration=600.0, name="bare")
+    assert len(fc.warnings) == 0 and fc.start == pd.Timestamp("2024-07-01T12:00", tz="UTC")
+    assert dict(fc.warnings.dtypes.astype(str)) == dict(full.warnings.dtypes.astype(str))
+    assert "time_first_warning_utc" in fc.warnings
+    assert fc.warnings.crs == fc.dem.rio.crs
+    # the regions still get their depths, with nothing warned in them
+    regions = fc.regions.set_index("region")
+    assert set(regions.index) == {"Town", "West", "East"}
+    assert (regions["buildings_affected"] == 0).all() and regions["time_first_warning"].isna().all()
+    assert regions.loc["Town", "max_depth"] == pytest.approx(float(fc.dataset["max_depth"].max()), abs=1e-4)
+
+
+def test_to_files_on_a_scene_without_regions(tmp_path):
+    # the region summary is empty with the summary's columns, written as an empty FeatureCollection (GeoJSON has
+    # no schema without features), so a scene always yields the same files
+    fc = F.forecast(bowl_scene(tmp_path / "s.cim", features=False, regions=False), rainfall=100.0, duration=300.0, write=False)
+    with_regions = F.forecast(bowl_scene(tmp_path / "r.cim"), rainfall=100.0, duration=300.0, write=False)
+    assert len(fc.regions) == 0 and list(fc.regions.columns) == list(with_regions.regions.columns)
+    paths = fc.to_files(tmp_path / "out")
+    assert sorted(paths) == ["arrival_time", "max_depth", "regions", "time_of_max", "warnings"]
+    assert len(gpd.read_file(paths["regions"])) == 0
+    assert gpd.read_file(paths["warnings"]).crs.to_string() == "OGC:CRS84"
+    assert "forecast" in fc.summary()
