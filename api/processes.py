@@ -89,7 +89,8 @@ class Inputs(BaseModel):
     planned: dict[str, Any] | None = Field(None, description="Planned buildings: a GeoJSON FeatureCollection "
                                            "(CRS84 unless it names another CRS)")
     surfaces: dict[str, Any] | None = Field(None, description="Surface changes: a GeoJSON FeatureCollection of "
-                                            "polygons with an 'imperviousness' (0..1) each")
+                                            "polygons, each with one or more of 'imperviousness' (0..1), "
+                                            "'manning', 'ground_delta' (m) or 'ground_level' (m)")
     compare: bool = Field(False, description="With planned: compare with the city as it is (a what-if)")
 
 
@@ -131,9 +132,10 @@ def _input_descriptions(what_if: bool) -> dict:
         "planned": {"title": "Planned buildings", "description": "GeoJSON FeatureCollection of footprints"
                     + (" (planned buildings, surface changes or both)" if what_if else ""),
                     "schema": {"type": "object", "contentMediaType": "application/geo+json"}, "minOccurs": 0},
-        "surfaces": {"title": "Surface changes", "description": "GeoJSON FeatureCollection of polygons with an "
-                     "'imperviousness' (0..1: the share of the soil's infiltration sealed); needs infiltration"
-                     + ("" if what_if else " and compare"),
+        "surfaces": {"title": "Surface changes", "description": "GeoJSON FeatureCollection of polygons, each with "
+                     "one or more of 'imperviousness' (0..1: the share of the soil's infiltration sealed; needs "
+                     "infiltration), 'manning' (a new roughness, 0 < n <= 1), 'ground_delta' (metres added to the "
+                     "ground) or 'ground_level' (a new ground elevation, m)" + ("" if what_if else "; needs compare"),
                      "schema": {"type": "object", "contentMediaType": "application/geo+json"}, "minOccurs": 0},
     }
     if not what_if:
@@ -403,11 +405,11 @@ def _resolve(scene: cim.Scene, process: str, x: Inputs) -> dict[str, Any]:
     if x.planned is not None:
         kw["planned"] = _polygons(x.planned, "planned")
     if x.surfaces is not None:
-        import flood.whatif
+        import flood.forecasting
 
         surfaces = _polygons(x.surfaces, "surfaces")
         try:                     # checked now, so that a bad plan is a 400 before a job exists
-            flood.whatif.sealed_infiltration(scene, surfaces, x.infiltration, resolution=x.resolution)
+            flood.forecasting.check_surfaces(surfaces, infiltration=x.infiltration)
         except cim.ValidationError as exc:
             raise BadRequest(str(exc)) from None
         kw["surfaces"] = surfaces

@@ -30,15 +30,27 @@ from rasterio import features as rio_features
 import cim
 from flood.impacts import bim_impacts, empty_warnings, feature_warnings, region_summary
 from flood.levels import WarningLevels
-from flood.model import simulate
+from flood.model import Scheme, simulate
 
-__all__ = ["MANNING_BY_KIND", "Forecast", "forecast", "gauge_rainfall", "water_level_skill"]
+__all__ = ["MANNING_BY_KIND", "SURFACE_COLUMNS", "Forecast", "check_surfaces", "forecast", "gauge_rainfall",
+           "water_level_skill"]
 
 log = logging.getLogger(__name__)
 
 #: Manning's n (s m^-1/3) by layer kind, painted in this order over the default (Chow 1959; urban 2D practice).
 MANNING_BY_KIND: dict[str, float] = {"land_use": 0.035, "vegetation": 0.06, "water": 0.025, "roads": 0.016}
 MANNING_DEFAULT = 0.035
+
+#: what a surface change (a polygon of ``surfaces=``) may set; each feature sets one or more, the rest stay
+SURFACE_COLUMNS: dict[str, str] = {
+    "manning": "Manning's n (s m^-1/3, 0 < n <= 1) replacing the land-surface roughness",
+    "ground_delta": "metres added to the ground (negative lowers it)",
+    "ground_level": "the ground's new elevation (m, the terrain's datum)",
+    "imperviousness": "share 0..1 of the soil's infiltration sealed (needs an infiltration rate)",
+}
+#: names people try for them
+_SURFACE_ALIASES = {"ground": "ground_delta or ground_level", "dz": "ground_delta", "elevation": "ground_level",
+                    "roughness": "manning", "mannings_n": "manning", "impervious": "imperviousness"}
 
 
 @dataclass
@@ -99,7 +111,8 @@ def forecast(scene: cim.Scene, *, rainfall: Any, duration: float, name: str = "f
              dem: str | None = None, resolution: float | None = None, window: tuple[Any, Any] | None = None,
              drainage: Any = None, infiltration: Any = None, boundary: Any = "closed",
              levels: WarningLevels | dict[str, float] | None = None, output_interval: float = 60.0,
-             planned: gpd.GeoDataFrame | None = None, write: bool = True,
+             planned: gpd.GeoDataFrame | None = None, surfaces: gpd.GeoDataFrame | None = None,
+             scheme: Scheme = "inertial", write: bool = True,
              progress: Callable[[float, float], None] | None = None) -> Forecast:
     """Run a flood forecast on a scene and (with ``write``) store its results as layers ``flood_<name>_*``.
 
@@ -111,6 +124,13 @@ def forecast(scene: cim.Scene, *, rainfall: Any, duration: float, name: str = "f
     state, :class:`flood.GreenAmpt`, :class:`flood.Horton` or :class:`flood.SCSCurveNumber`, with numbers or such
     grids.
     ``planned`` adds buildings that are not in the scene (a planning scenario: footprints in any CRS).
+    ``surfaces`` changes the ground under polygons (any CRS; later polygons over earlier ones), each with one or
+    more of the columns of :data:`SURFACE_COLUMNS`: ``manning`` (a new roughness), ``ground_delta`` (metres
+    added) or ``ground_level`` (a new elevation), ``imperviousness`` (applied to ``infiltration``, which must then
+    be a rate); a missing or empty value leaves that property alone.
+    ``scheme`` is the solver of `flood.simulate`: ``"inertial"`` (local inertial, the default, right for pluvial
+    flooding: slow, shallow, subcritical flow) or ``"fv1"`` (first-order finite volume with a Riemann solver, for
+    dam breaks and fast, supercritical flow).
 
     A curve-number grid from the scene's land-cover and soil-group rasters (TR-55 classes by land-cover code),
     matched to the model grid, paved cells where either is unknown::
@@ -127,6 +147,10 @@ def forecast(scene: cim.Scene, *, rainfall: Any, duration: float, name: str = "f
     """
     lv = levels if isinstance(levels, WarningLevels) else WarningLevels.from_mapping(levels) if levels else WarningLevels()
     grid = terrain(scene, dem, resolution)
+    manning = roughness(scene, grid)
+    if surfaces is not None and len(surfaces):
+        surfaces = check_surfaces(surfaces, infiltration=infiltration).to_crs(scene.crs)
+        grid, manning, infiltration = _apply_surfaces(surfaces, grid, manning, infiltration)
     dx = float(abs(grid.x[1] - grid.x[0]))
     buildings = _layers_of(scene, "buildings", grid)
     if planned is not None and len(planned):
@@ -142,7 +166,7 @@ def forecast(scene: cim.Scene, *, rainfall: Any, duration: float, name: str = "f
     labels = hotspots["name"].astype(str) if "name" in hotspots else [f"hotspot {i}" for i in hotspots.index]
     points = {label: (g.x, g.y) for label, g in zip(labels, hotspots.geometry.representative_point(), strict=True)} \
         if len(hotspots) else None
-    ds = simulate(grid, rainfall=rain, duration=duration, manning=roughness(scene, grid),
+    ds = simulate(grid, rainfall=rain, duration=duration, manning=manning, scheme=scheme,
                   blocked=_burn(buildings, grid) if len(buildings) else None, drainage=drainage,
                   infiltration=infiltration, boundary=boundary, output_interval=output_interval, points=points,
                   progress=progress)
@@ -199,6 +223,82 @@ def roughness(scene: cim.Scene, grid: xr.DataArray) -> xr.DataArray:
         if len(gdf):
             n[_burn(gdf, grid)] = value
     return grid.copy(data=n)
+
+
+def check_surfaces(surfaces: gpd.GeoDataFrame, *, infiltration: Any = None) -> gpd.GeoDataFrame:
+    """Check surface changes (polygons with columns of :data:`SURFACE_COLUMNS`); return them with numeric columns.
+
+    Raises `cim.ValidationError` naming the property and what fixes it.
+
+    >>> from shapely import box
+    >>> s = gpd.GeoDataFrame({"manning": [0.1]}, geometry=[box(0, 0, 1, 1)], crs="EPSG:28992")
+    >>> check_surfaces(s)["manning"].tolist()
+    [0.1]
+    """
+    hint = next((c for c in surfaces.columns if c in _SURFACE_ALIASES), None)
+    if hint is not None:
+        raise cim.ValidationError(f"surfaces: unknown property {hint!r}; did you mean {_SURFACE_ALIASES[hint]}? "
+                                  f"(surfaces may set {', '.join(map(repr, SURFACE_COLUMNS))})")
+    kinds = surfaces.geometry.geom_type
+    if surfaces.geometry.isna().any() or not kinds.isin(["Polygon", "MultiPolygon"]).all():
+        raise cim.ValidationError("surfaces: every feature needs a Polygon or MultiPolygon geometry")
+    out = surfaces.copy()
+    given = [c for c in SURFACE_COLUMNS if c in out.columns]
+    for c in given:
+        values = pd.to_numeric(out[c], errors="coerce")
+        if (values.isna() & out[c].notna()).any():
+            raise cim.ValidationError(f"surfaces: {c!r} must be a number in every feature that has it")
+        out[c] = values.astype("float64")
+    if not given or out[given].isna().all(axis=1).any():
+        raise cim.ValidationError("surfaces: every feature needs at least one of "
+                                  f"{', '.join(map(repr, SURFACE_COLUMNS))}")
+    checks = {"manning": (lambda v: (v > 0) & (v <= 1), "between 0 (exclusive) and 1"),
+              "ground_delta": (np.isfinite, "a finite number of metres"),
+              "ground_level": (np.isfinite, "a finite elevation in metres"),
+              "imperviousness": (lambda v: (v >= 0) & (v <= 1), "a number between 0 and 1")}
+    for c in given:
+        v = out[c].dropna().to_numpy()
+        ok, what = checks[c]
+        if not np.all(ok(v)):
+            raise cim.ValidationError(f"surfaces: {c!r} must be {what} in every feature that has it")
+    if "ground_delta" in given and "ground_level" in given and \
+            (out["ground_delta"].notna() & out["ground_level"].notna()).any():
+        raise cim.ValidationError("surfaces: give a feature either 'ground_delta' or 'ground_level', not both")
+    if "imperviousness" in given and out["imperviousness"].notna().any() and \
+            (infiltration is None or not isinstance(infiltration, int | float | np.number | xr.DataArray)):
+        raise cim.ValidationError("surfaces with an imperviousness change the soil's infiltration: give the "
+                                  "baseline infiltration rate (mm/h, a number or a grid) as infiltration=")
+    return out
+
+
+def _apply_surfaces(surfaces: gpd.GeoDataFrame, grid: xr.DataArray, manning: xr.DataArray,
+                    infiltration: Any) -> tuple[xr.DataArray, xr.DataArray, Any]:
+    """Terrain, roughness and infiltration rate with checked surface changes (in the grid's CRS) painted in."""
+    painted = {c: _paint(surfaces, c, grid) for c in SURFACE_COLUMNS if c in surfaces.columns}
+    z = grid.to_numpy().astype(np.float64)
+    if "ground_level" in painted:
+        z = np.where(np.isnan(painted["ground_level"]) | np.isnan(z), z, painted["ground_level"])
+    if "ground_delta" in painted:
+        z = z + np.nan_to_num(painted["ground_delta"], nan=0.0)
+    grid = grid.copy(data=z)
+    if "manning" in painted:
+        manning = manning.copy(data=np.where(np.isnan(painted["manning"]), manning.to_numpy(), painted["manning"]))
+    if "imperviousness" in painted and not np.isnan(painted["imperviousness"]).all():
+        base = np.broadcast_to(np.asarray(infiltration, dtype=np.float64), grid.shape)
+        share = np.nan_to_num(painted["imperviousness"], nan=0.0)
+        infiltration = grid.copy(data=base * (1.0 - share)).assign_attrs(units="mm/h")
+    return grid, manning, infiltration
+
+
+def _paint(gdf: gpd.GeoDataFrame, column: str, grid: xr.DataArray) -> np.ndarray:
+    """A column's values on the cells whose centres lie in each polygon (later ones over earlier), NaN elsewhere;
+    features without a value are skipped."""
+    shapes = [(g, float(v)) for g, v in zip(gdf.geometry, gdf[column], strict=True)
+              if g is not None and not np.isnan(v) and g.geom_type in ("Polygon", "MultiPolygon")]
+    if not shapes:
+        return np.full(grid.shape, np.nan)
+    return rio_features.rasterize(shapes, out_shape=grid.shape, transform=grid.rio.transform(), fill=np.nan,
+                                  dtype="float64")
 
 
 def _layers_of(scene: cim.Scene, kind: str, grid: xr.DataArray) -> gpd.GeoDataFrame:

@@ -1,8 +1,10 @@
 """Planning what-if: the same storm on the city as it is and as planned, and what the plan changes.
 
-A plan is planned buildings (footprints: walls in the model) and/or surface changes: polygons with a new
-``imperviousness`` (0..1, the share of the soil's infiltration they seal: 1 paves a park, 0 unseals a square),
-applied to the forecast's ``infiltration`` rate (mm/h, a number or a grid on the model grid).
+A plan is planned buildings (footprints: walls in the model) and/or surface changes: polygons with one or more
+of a new ``imperviousness`` (0..1, the share of the soil's infiltration they seal: 1 paves a park, 0 unseals a
+square, applied to the forecast's ``infiltration`` rate, mm/h, a number or a grid on the model grid), a new
+roughness ``manning``, and a new ground: ``ground_delta`` (metres added: a raised square, a lowered water plaza)
+or ``ground_level`` (m). They are passed to `flood.forecast` as ``surfaces=`` (see `flood.forecasting.SURFACE_COLUMNS`).
 
 >>> sorted(WhatIf.__dataclass_fields__)
 ['baseline', 'by_region', 'changed', 'depth_change', 'scenario']
@@ -32,9 +34,8 @@ class WhatIf:
     by_region: pd.DataFrame             # per region: level and flooded road length and buildings, before and after
 
 
-#: surface properties a plan may change, and those the forecast cannot take yet (named in the error)
-SURFACE_PROPERTIES = ("imperviousness",)
-_NOT_YET = {"manning": "roughness", "ground": "ground level", "dz": "ground level"}
+#: surface properties a plan may change (the columns of `flood.forecast`'s ``surfaces``)
+SURFACE_PROPERTIES = ("imperviousness", "manning", "ground_delta", "ground_level")
 
 
 def sealed_infiltration(scene, surfaces: gpd.GeoDataFrame, infiltration: Any, *, dem: str | None = None,
@@ -42,40 +43,26 @@ def sealed_infiltration(scene, surfaces: gpd.GeoDataFrame, infiltration: Any, *,
     """The ``infiltration`` rate (mm/h) on the model grid with each surface's ``imperviousness`` applied:
     ``rate * (1 - imperviousness)`` inside it (later polygons over earlier ones)."""
     import cim
-    from flood.forecasting import _burn, terrain
+    from flood.forecasting import _apply_surfaces, check_surfaces, terrain
 
-    unknown = [c for c in surfaces.columns if c in _NOT_YET]
-    if unknown:
-        raise cim.ValidationError(f"surfaces: property {unknown[0]!r} ({_NOT_YET[unknown[0]]}) cannot be changed "
-                                  f"by a what-if yet; give {', '.join(SURFACE_PROPERTIES)}")
     if "imperviousness" not in surfaces.columns:
         raise cim.ValidationError("surfaces: every feature needs an 'imperviousness' between 0 and 1")
-    share = pd.to_numeric(surfaces["imperviousness"], errors="coerce").to_numpy(dtype=np.float64)
-    if not np.all((share >= 0) & (share <= 1)):
-        raise cim.ValidationError("surfaces: 'imperviousness' must be a number between 0 and 1 in every feature")
-    if infiltration is None or not isinstance(infiltration, int | float | np.number | xr.DataArray):
-        raise cim.ValidationError("surfaces with an imperviousness change the soil's infiltration: give the "
-                                  "baseline infiltration rate (mm/h, a number or a grid) as infiltration=")
+    checked = check_surfaces(surfaces[["imperviousness", surfaces.geometry.name]], infiltration=infiltration)
     grid = terrain(scene, dem, resolution)
-    base = np.broadcast_to(np.asarray(infiltration, dtype=np.float64), grid.shape)
-    rate = base.copy()
-    for k, geom in enumerate(surfaces.to_crs(scene.crs).geometry):
-        inside = _burn(gpd.GeoDataFrame(geometry=[geom], crs=scene.crs), grid)
-        rate[inside] = base[inside] * (1.0 - share[k])
-    return grid.copy(data=rate).assign_attrs(units="mm/h")
+    _, _, rate = _apply_surfaces(checked.to_crs(scene.crs), grid, grid, infiltration)
+    return rate
 
 
 def what_if(scene, *, planned: gpd.GeoDataFrame | None = None, rainfall: Any, duration: float, name: str = "whatif",
             surfaces: gpd.GeoDataFrame | None = None, **forecast_kw: Any) -> WhatIf:
-    """Run `flood.forecast` without and with the plan (``planned`` buildings, ``surfaces`` changes) and compare
-    (nothing is written)."""
-    from flood.forecasting import forecast
+    """Run `flood.forecast` without and with the plan (``planned`` buildings, ``surfaces`` changes: see
+    `flood.forecasting.SURFACE_COLUMNS`) and compare (nothing is written)."""
+    from flood.forecasting import check_surfaces, forecast
 
     plan_kw = dict(forecast_kw)
     if surfaces is not None and len(surfaces):
-        plan_kw["infiltration"] = sealed_infiltration(scene, surfaces, forecast_kw.get("infiltration"),
-                                                      dem=forecast_kw.get("dem"),
-                                                      resolution=forecast_kw.get("resolution"))
+        # checked before the baseline runs, so a bad plan fails at once
+        plan_kw["surfaces"] = check_surfaces(surfaces, infiltration=forecast_kw.get("infiltration"))
     base = forecast(scene, rainfall=rainfall, duration=duration, name=f"{name}_baseline", write=False, **forecast_kw)
     plan = forecast(scene, rainfall=rainfall, duration=duration, name=f"{name}_planned", planned=planned,
                     write=False, **plan_kw)

@@ -676,7 +676,9 @@ def test_what_if_sealed_surface_keeps_more_water(bowl):
         bad = {
             "no infiltration": ({k: w for k, w in inputs.items() if k != "infiltration"}, "infiltration="),
             "roughness": ({**inputs, "surfaces": {**inputs["surfaces"], "features": [
-                {**f, "properties": {"manning": 0.1}} for f in inputs["surfaces"]["features"]]}}, "'manning'"),
+                {**f, "properties": {"manning": -0.1}} for f in inputs["surfaces"]["features"]]}}, "'manning'"),
+            "ground": ({**inputs, "surfaces": {**inputs["surfaces"], "features": [
+                {**f, "properties": {"dz": 1}} for f in inputs["surfaces"]["features"]]}}, "ground_delta"),
             "no share": ({**inputs, "surfaces": {**inputs["surfaces"], "features": [
                 {**f, "properties": {}} for f in inputs["surfaces"]["features"]]}}, "'imperviousness'"),
             "share > 1": ({**inputs, "surfaces": {**inputs["surfaces"], "features": [
@@ -694,6 +696,22 @@ def test_what_if_sealed_surface_keeps_more_water(bowl):
     for k in v:
         assert v[k]["after"] == pytest.approx(direct.scenario.dataset.attrs[k], rel=1e-9)
         assert v[k]["before"] == pytest.approx(direct.baseline.dataset.attrs[k], rel=1e-9)
+
+
+def test_what_if_raised_ground_and_rougher_surface(bowl):
+    # ground and roughness changes were refused (400) before flood.forecast took them
+    scene, url, tokens = bowl
+    square = gpd.GeoDataFrame({"ground_delta": [1.0], "manning": [0.1]},
+                              geometry=[box(X0 + 24, Y0 + 28, X0 + 36, Y0 + 32)], crs=scene.crs).to_crs("OGC:CRS84")
+    direct = flood.whatif.what_if(scene, surfaces=square, rainfall=RAIN, duration=DURATION)
+    with _client(url) as c:
+        r = c.post("/processes/what-if/execution", headers=_h(tokens, "run"),
+                   json={"inputs": {"rainfall": RAIN, "duration": DURATION, "surfaces": square.__geo_interface__}})
+        assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["max_depth_change"] == pytest.approx(float(direct.depth_change.max()), abs=1e-6)
+    assert doc["volumes_m3"]["final_volume"]["after"] == pytest.approx(direct.scenario.dataset.attrs["final_volume"])
+    assert float(direct.depth_change.min()) < -0.2 < 0 < doc["max_depth_change"]
 
 
 def test_job_list_filters(bowl):

@@ -177,3 +177,47 @@ def test_to_files_on_a_scene_without_regions(tmp_path):
     assert len(gpd.read_file(paths["regions"])) == 0
     assert gpd.read_file(paths["warnings"]).crs.to_string() == "OGC:CRS84"
     assert "forecast" in fc.summary()
+
+
+def slope_scene(url) -> cim.Scene:
+    """80 m x 12 m, 2 m cells, falling 2 % from west to east (closed: the water gathers at the east wall)."""
+    scene = cim.Scene.create(url, crs=CRS, name="slope")
+    nx, ny, dx = 40, 6, 2.0
+    x = X0 + dx * (np.arange(nx) + 0.5)
+    y = Y0 + ny * dx - dx * (np.arange(ny) + 0.5)
+    z = np.broadcast_to(2.0 - 0.02 * (x - X0), (ny, nx)).astype("float32")
+    dem = xr.DataArray(z, coords={"y": y, "x": x}, dims=("y", "x")).rio.write_crs(CRS)
+    scene.add_layer("dem", dem.rio.write_nodata(np.nan), kind="terrain", units="m")
+    return scene
+
+
+def test_rougher_slope_delays_arrival_downstream(tmp_path):
+    scene = slope_scene(tmp_path / "s.cim")
+    rough = gpd.GeoDataFrame({"manning": [0.2]}, geometry=[box(X0, Y0, X0 + 70, Y0 + 12)], crs=CRS)
+    base = F.forecast(scene, rainfall=60.0, duration=900.0, write=False)
+    slow = F.forecast(scene, rainfall=60.0, duration=900.0, write=False, surfaces=rough.to_crs("EPSG:4326"))
+
+    def arrival(fc):                               # 1 cm reached 5 m above the east wall
+        return float(fc.dataset["arrival_time"].sel(x=X0 + 75, y=Y0 + 5, method="nearest"))
+
+    # n 0.2 instead of the default 0.035 upslope: the sheet flow takes over twice as long to gather downstream
+    assert arrival(base) == pytest.approx(238.0, abs=5.0)
+    assert arrival(slow) > 2 * arrival(base)
+    for fc in (base, slow):
+        assert abs(fc.dataset.attrs["mass_error"]) < 1e-6
+        assert fc.dataset.attrs["rain_volume"] == pytest.approx(base.dataset.attrs["rain_volume"], rel=1e-12)
+
+
+@pytest.mark.parametrize(("props", "message"), [
+    ({"manning": [0.0]}, "'manning' must be between 0"),
+    ({"roughness": [0.1]}, "did you mean manning"),
+    ({"dz": [1.0]}, "did you mean ground_delta"),
+    ({"name": ["square"]}, "at least one of 'manning'"),
+    ({"ground_delta": [1.0], "ground_level": [3.0]}, "not both"),
+    ({"imperviousness": [0.5]}, "infiltration="),
+    ({"ground_level": ["high"]}, "'ground_level' must be a number"),
+])
+def test_surface_changes_are_checked(props, message):
+    surfaces = gpd.GeoDataFrame(props, geometry=[box(X0, Y0, X0 + 10, Y0 + 10)], crs=CRS)
+    with pytest.raises(cim.ValidationError, match=message):
+        F.check_surfaces(surfaces)
