@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
 import typer
@@ -37,6 +38,9 @@ def register(app: typer.Typer) -> None:
         resolution: float = typer.Option(None, "--resolution", help="Model cell size (m), coarser than the DEM"),
         drainage: float = typer.Option(None, "--drainage", help="Sewer capacity as a loss rate (mm/h)"),
         out: Path = typer.Option(None, "--out", help="Also write GeoTIFF and GeoJSON results here"),
+        scheme: str = typer.Option("inertial", "--scheme", help="Solver: 'inertial' (local inertial, the default: "
+                                   "right for pluvial flooding, slow shallow subcritical flow) or 'fv1' (finite "
+                                   "volume with a Riemann solver: dam breaks, fast supercritical flow)"),
     ) -> None:
         """Run a flood forecast on SCENE and show warnings by region; results are stored in the scene.
 
@@ -49,7 +53,11 @@ def register(app: typer.Typer) -> None:
         import cim
         from cim.cli import console
         from flood.forecasting import forecast
+        from flood.model import Scheme
 
+        schemes = typing.get_args(Scheme)
+        if scheme not in schemes:
+            raise typer.BadParameter(f"--scheme {scheme!r}: choose one of {', '.join(schemes)}")
         sources = {"--rain": rain, "--storm": storm, "--layer": layer, "--gauges": gauges}
         given = [k for k, v in sources.items() if v is not None]
         if len(given) != 1:
@@ -69,7 +77,7 @@ def register(app: typer.Typer) -> None:
                       TimeElapsedColumn(), console=console) as bar:
             task = bar.add_task("sim", total=duration)
             fc = forecast(scene, rainfall=rainfall, duration=duration, name=name, window=window,
-                          resolution=resolution, drainage=drainage,
+                          resolution=resolution, drainage=drainage, scheme=scheme,
                           progress=lambda t, total: bar.update(task, completed=t))
         console.print(fc.summary())
         if len(fc.regions):
