@@ -109,9 +109,10 @@ IngestCaller = Annotated[Caller, Depends(require("ingest"))]
 _ALLOWED_CACHE: dict[int, frozenset[str]] = {}
 
 
-def reject_unknown_query(request: Request) -> None:
+async def reject_unknown_query(request: Request) -> None:
     """Unknown query parameters are an error (400), as OGC API Features asks; a route whose endpoint sets
-    ``open_query`` checks the rest itself (property filters)."""
+    ``open_query`` checks the rest itself (property filters). Async because it does no I/O: it runs on the
+    event loop instead of costing every request a hop to the thread pool."""
     route = request.scope.get("route")
     if route is None or getattr(route.endpoint, "open_query", False):
         return
