@@ -39,6 +39,12 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/iot_sensing/1.1/req/request-data",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/create-observations-via-mqtt/observations-creation",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/receive-updates-via-mqtt/receive-updates",
+    # OGC API - Processes (api/processes.py: /processes, /jobs, DELETE /jobs/{id})
+    "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/json",
+    "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/job-list",
+    "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/dismiss",
+    "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/ogc-process-description",
 ]
 
 router = APIRouter()
@@ -59,7 +65,7 @@ def _base(request: Request) -> str:
 def landing(request: Request, settings: SettingsDep, scene: SceneDep) -> dict:
     b = _base(request)
     return {"title": f"{settings.title}: {scene.name}", "description": "City information model: features, "
-            "3D Tiles and SensorThings", "links": [
+            "3D Tiles, SensorThings and flood processes", "links": [
                 {"href": f"{b}/", "rel": "self", "type": "application/json", "title": "this document"},
                 {"href": f"{b}/openapi.json", "rel": "service-desc",
                  "type": "application/vnd.oai.openapi+json;version=3.0", "title": "the API definition"},
@@ -68,7 +74,11 @@ def landing(request: Request, settings: SettingsDep, scene: SceneDep) -> dict:
                  "title": "conformance classes"},
                 {"href": f"{b}/collections", "rel": "data", "type": "application/json", "title": "collections"},
                 {"href": f"{b}/v1.1", "rel": "http://www.opengis.net/def/rel/ogc/1.0/sensorthings",
-                 "type": "application/json", "title": "SensorThings API v1.1"}]}
+                 "type": "application/json", "title": "SensorThings API v1.1"},
+                {"href": f"{b}/processes", "rel": "http://www.opengis.net/def/rel/ogc/1.0/processes",
+                 "type": "application/json", "title": "processes: flood forecasts and planning what-ifs"},
+                {"href": f"{b}/jobs", "rel": "http://www.opengis.net/def/rel/ogc/1.0/job-list",
+                 "type": "application/json", "title": "jobs"}]}
 
 
 @router.get("/conformance", summary="Conformance classes", responses=ERRORS)

@@ -33,6 +33,12 @@ def test_landing_conformance_and_collections(api):
     for cls in ("ogcapi-features-1/1.0/conf/core", "ogcapi-features-1/1.0/conf/geojson",
                 "ogcapi-features-1/1.0/conf/oas30", "ogcapi-features-3/1.0/conf/filter", "cql2/1.0/conf/cql2-text"):
         assert f"http://www.opengis.net/spec/{cls}" in conf
+    # OGC API - Processes is on the same service: linked from the landing page, declared, and the links resolve
+    assert rels["http://www.opengis.net/def/rel/ogc/1.0/processes"] == "http://testserver/processes"
+    assert rels["http://www.opengis.net/def/rel/ogc/1.0/job-list"] == "http://testserver/jobs"
+    for cls in ("core", "json", "job-list", "dismiss", "ogc-process-description"):
+        assert f"http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/{cls}" in conf
+    assert c.get("/processes", headers=h).status_code == 200 and c.get("/jobs", headers=h).status_code == 200
     r = c.get("/collections", headers=h)
     assert r.status_code == 200
     cols = {col["id"]: col for col in r.json()["collections"]}
