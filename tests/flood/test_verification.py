@@ -96,6 +96,35 @@ def test_theta_beyond_its_stability_limit_warns():
         flood.Model(_bowl(), theta=0.7, alpha=0.7)
 
 
+def _pit(n=12, dx=5.0):
+    """A 3 m deep Gaussian pit in a 60 m square: its lake is the deepest water, so it sets the adaptive step."""
+    i = np.arange(n) + 0.5
+    yy, xx = np.meshgrid(i, i, indexing="ij")
+    return grid(10.0 - 3.0 * np.exp(-((xx - n / 2) ** 2 + (yy - n / 2) ** 2) / (0.2 * n) ** 2), dx)
+
+
+def test_deep_lake_under_rain_stays_level_at_the_defaults():
+    """A 1.5 m deep lake at rest, then 100 mm/h for an hour on the closed domain (alpha 0.7, Manning 0.03).
+
+    The regression test of the seed-3 pond (tests/flood/test_peers.py): the lake sets ``h_max`` and so its own
+    step, which pumps the grid-scale mode that theta = 1 leaves undamped; the default theta 0.99 damps it."""
+    pit = _pit()
+    runs = {}
+    for theta in (None, 1.0):
+        model = flood.Model(pit, initial_level=float(pit.min()) + 1.5, rainfall=100.0, theta=theta)
+        assert model.alpha == 0.7 and model.calc_time_step() == pytest.approx(0.7 * 5.0 / np.sqrt(G * 1.5))
+        model.run_until(3600.0)
+        lake = model.h > 0.2
+        assert lake.sum() >= 16 and model.h.max() > 2.0  # a lake filling under the rain
+        wse = (model.z + model.h)[lake]
+        runs[theta] = (float(wse.max() - wse.min()), model)
+    spread, model = runs[None]
+    assert model.theta == 0.99
+    assert spread < 1e-4  # level: measured 0.014 mm
+    assert model.budget()["final_volume"] == pytest.approx(model.initial_volume + model.rain_volume, rel=1e-6)
+    assert runs[1.0][0] > 1e-3  # without the weighting: measured 7 mm of grid-scale relief
+
+
 # -- rain on a closed domain -----------------------------------------------------------------------------------
 
 def test_rain_on_closed_domain_keeps_every_drop():
