@@ -155,8 +155,10 @@ def flow_direction(
     -------
     xarray.DataArray
         uint8 ESRI codes (1=E, 2=SE, 4=S, 8=SW, 16=W, 32=NW, 64=N, 128=NE), 0 = outlet or pit,
-        255 = no-data (also set as ``rio.nodata``). Memory: 1 byte per cell for the output, plus 8 bytes per
-        cell (labels and masks) while resolving flats.
+        255 = no-data (also set as ``rio.nodata``). Memory, in bytes per cell: 1 for the output (the DEM is
+        not copied when it is already a north-up float array); while resolving flats 1 more (visited flags)
+        and 4 per flat cell (gradient masks, never touched elsewhere), plus small per-strip queues. Rows run
+        in parallel on numba's threads; the result does not depend on their number.
 
     Examples
     --------
