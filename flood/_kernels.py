@@ -92,6 +92,23 @@ def step_scalars(dt, dx, t_new, hmin, wet, rain, loss_i, loss_d):
             np.float32(loss_d * dt))
 
 
+@njit(cache=True, fastmath=_FM_EXACT, inline="always")
+def rain_source(rain_grid, r, c, grid_rain, dt, dt32, rain_d, rain_res):
+    """The step's rain depth at cell ``(r, c)`` (float32; ``rain_grid`` m/s per cell when ``grid_rain``, else the
+    uniform ``rain_d``) and what float32 rounding left out of it (float32, for the Kahan carry; ``rain_res`` is the
+    uniform one, see :func:`rain_residual`): carried, the rounding of a constant step's rain does not pile up."""
+    if grid_rain:
+        src = rain_grid[r, c] * dt32
+        return src, np.float32(np.float64(rain_grid[r, c]) * np.float64(dt) - np.float64(src))
+    return rain_d, rain_res
+
+
+@njit(cache=True, inline="always")
+def rain_residual(rain, dt, rain_d):
+    """The part of the uniform rain depth ``rain * dt`` (m, float64) that its float32 ``rain_d`` leaves out."""
+    return np.float32(np.float64(rain) * np.float64(dt) - np.float64(rain_d))
+
+
 @njit(cache=True, inline="always")
 def record_stats(stats, t, steps, dt_lo, dt_hi, hmax, added, dt_prev):
     """What a time loop reports (shared by the schemes): the time reached, steps taken, smallest and largest
@@ -341,6 +358,7 @@ def continuity(h, carry, qx_new, qy_new, f, qx, qy, active, rain, rain_grid, los
     dt32, k, area, face_vol, t32, hmin, wet, rain_d, li, ld = step_scalars(dt, dx, t_new, hmin, wet, rain, loss_i,
                                                                             loss_d)
     grid_rain = rain_grid.shape[0] == ny and rain_grid.shape[1] == nx
+    rain_res = rain_residual(rain, dt, rain_d)
     for r in prange(ny):
         # 1. scaled fluxes and the compensated depth update: branch-free, so that it vectorises
         for c in range(nx):
@@ -356,11 +374,12 @@ def continuity(h, carry, qx_new, qy_new, f, qx, qy, active, rain, rain_grid, los
             qx[r, c + 1] = se
             qy[r + 1, c] = ss
             ho = h[r, c]
-            src = rain_grid[r, c] * dt32 if grid_rain else rain_d
-            # Kahan: increments below the float32 resolution of h are carried to the next step, not lost
+            src, res = rain_source(rain_grid, r, c, grid_rain, dt, dt32, rain_d, rain_res)
+            # Kahan: increments below the float32 resolution of h (and the rain's own rounding) are carried to the
+            # next step, not lost
             y = (sw - se + sn - ss) * k + src * active[r, c] + carry[r, c]
             hn = ho + y
-            cr = y - (hn - ho)
+            cr = y - (hn - ho) + res * active[r, c]
             neg = hn < _ZERO  # only by rounding: the limiter keeps outflows within the water present
             h[r, c] = _ZERO if neg else hn
             carry[r, c] = _ZERO if neg else cr

@@ -200,6 +200,7 @@ def update(h, carry, hu, hv, u, v, fx, fy, f, n2, active, rain, rain_grid, loss_
     dt32, k, area, face_vol, t32, hmin, wet, rain_d, li, ld = K.step_scalars(dt, dx, t_new, hmin, wet, rain, loss_i,
                                                                             loss_d)
     grid_rain = rain_grid.shape[0] == ny and rain_grid.shape[1] == nx
+    rain_res = K.rain_residual(rain, dt, rain_d)
     g32 = np.float32(g)
     gdt = g32 * dt32
     for r in prange(ny):
@@ -215,11 +216,11 @@ def update(h, carry, hu, hv, u, v, fx, fy, f, n2, active, rain, rain_grid, loss_
             fe = fc if e > _ZERO else f[r + 1, c + 2]
             fn = f[r, c + 1] if n > _ZERO else fc
             fs = fc if s > _ZERO else f[r + 2, c + 1]
-            src = rain_grid[r, c] * dt32 if grid_rain else rain_d
+            src, res = K.rain_source(rain_grid, r, c, grid_rain, dt, dt32, rain_d, rain_res)
             y = (w * fw - e * fe + n * fn - s * fs) * k * act + src * act + carry[r, c]
             ho = h[r, c]
             hn = ho + y
-            cr = y - (hn - ho)  # Kahan, as in the inertial scheme
+            cr = y - (hn - ho) + res * act  # Kahan, with the rain's rounding, as in the inertial scheme
             neg = hn < _ZERO
             h[r, c] = _ZERO if neg else hn
             carry[r, c] = _ZERO if neg else cr

@@ -134,12 +134,23 @@ def test_rain_on_closed_domain_keeps_every_drop():
     area = 100 * 100 * 25.0
     expected = (30.0 * 300 + 120.0 * 600 + 10.0 * 600) / 3.6e6 * area
     assert ds.attrs["rain_volume"] == pytest.approx(expected, rel=1e-12)
-    assert ds.attrs["final_volume"] == pytest.approx(expected, rel=1e-6)
-    assert abs(ds.attrs["mass_error"]) < 1e-7
+    assert ds.attrs["final_volume"] == pytest.approx(expected, rel=5e-9)
+    assert abs(ds.attrs["mass_error"]) < 5e-9  # measured 2e-10
     assert ds.attrs["outflow_volume"] == 0.0
     # the water ran off roofs and slopes into the pits: depths vary by orders of magnitude
     md = ds.max_depth.values
     assert md.max() > 0.2 and np.percentile(md, 10) < 0.02
+
+
+@pytest.mark.parametrize("scheme", ["inertial", "fv1"])
+def test_shallow_rain_on_a_small_flat_grid_books_every_drop(scheme):
+    """Rain's float32 rounding, and water the Kahan carry still owes the float32 depths (up to half a unit in
+    their last place, 3e-8 relative), are booked: the budget closed to only -4.3e-8 here before."""
+    flat = grid(np.zeros((20, 20)))
+    ds = flood.simulate(flat, rainfall=36.0, duration=3600.0, scheme=scheme)
+    assert ds.attrs["rain_volume"] == pytest.approx(0.036 * 400, rel=1e-12)
+    assert abs(ds.attrs["mass_error"]) < 5e-9  # measured 1.1e-9 (inertial)
+    assert float(ds.depth.isel(time=-1).mean()) == pytest.approx(0.036, rel=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -171,8 +182,8 @@ def test_budget_closes_in_every_configuration(case):
     a = ds.attrs
     inputs = a["initial_volume"] + a["rain_volume"] + a["inflow_volume"]
     outputs = a["outflow_volume"] + a["infiltration_volume"] + a["drainage_volume"]
-    assert a["final_volume"] == pytest.approx(inputs - outputs, rel=1e-6)
-    assert abs(a["mass_error"]) < 1e-6
+    assert a["final_volume"] == pytest.approx(inputs - outputs, rel=5e-9)
+    assert abs(a["mass_error"]) < 5e-9  # measured 1e-10 to 5e-10
     loss = {"open": "outflow_volume", "infiltration": "infiltration_volume", "drainage_grid": "drainage_volume"}
     if case in loss:
         assert a[loss[case]] > 0.05 * inputs
