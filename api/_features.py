@@ -26,8 +26,8 @@ from api.errors import BadRequest, NotFound
 from cim._dtypes import column_kind
 from cim.crs import horizontal_epsg
 
-__all__ = ["CRS84", "FeaturePage", "FrameCache", "Layer", "crs_uri", "parse_bbox", "parse_datetime", "parse_filter",
-           "query_items", "read_item", "vector_layers"]
+__all__ = ["CRS84", "FeaturePage", "FrameCache", "Layer", "crs_uri", "dumps", "parse_bbox", "parse_datetime",
+           "parse_filter", "query_items", "read_item", "vector_layers"]
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CRS84H = "http://www.opengis.net/def/crs/OGC/0/CRS84h"
@@ -294,14 +294,20 @@ def _as_mask(value, df) -> pd.Series:
 
 class FrameCache:
     """The last few layers read, as stored and in CRS84, keyed by the catalogue entry (a replaced layer gets a new
-    ``created`` and so a new entry); thread-safe. Frames handed out must not be modified."""
+    ``created`` and so a new entry, with its own :class:`_Encoded`); thread-safe. Frames handed out must not be
+    modified."""
 
     def __init__(self, size: int = 8) -> None:
         self.size = size
         self._lock = threading.Lock()
-        self._frames: OrderedDict[tuple, tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]] = OrderedDict()
+        self._frames: OrderedDict[tuple, tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, _Encoded]] = OrderedDict()
 
     def get(self, scene: cim.Scene, layer: Layer) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+        gdf, wgs, _ = self.entry(scene, layer)
+        return gdf, wgs
+
+    def entry(self, scene: cim.Scene, layer: Layer) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, _Encoded]:
+        """The layer as stored, in CRS84, and its spatial index and encoded features."""
         key = (layer.name, layer.info.created, layer.info.location)
         with self._lock:
             if key in self._frames:
@@ -312,19 +318,65 @@ class FrameCache:
             wgs = pd.concat([gdf, gdf]).to_crs("OGC:CRS84").iloc[:1]
         else:
             wgs = gdf.to_crs("OGC:CRS84") if len(gdf) else gdf.set_crs("OGC:CRS84", allow_override=True)
+        value = (gdf, wgs, _Encoded(layer, gdf, wgs))
         with self._lock:
-            self._frames[key] = (gdf, wgs)
+            self._frames[key] = value
             while len(self._frames) > self.size:
                 self._frames.popitem(last=False)
-        return gdf, wgs
+        return value
+
+
+class _Encoded:
+    """One layer version's spatial index (a shapely STRtree over the CRS84 geometries, built once) and its features
+    as GeoJSON text, encoded on first use in each output CRS and kept, so that a page is a join of cached strings.
+
+    Memory: the tree costs about 120 bytes per feature (measured on 1e6 boxes: GEOS envelopes and nodes; the
+    geometries are the frame's own); each feature served costs its GeoJSON text once per output CRS (a Python
+    ``str``, about 50 bytes plus one per character: 1.5 kB in CRS84 and 1.3 kB in the scene CRS on average for the
+    Delft demo's buildings), plus 8 bytes per feature and CRS for the slot lists. Features never served cost nothing
+    beyond their slots; the cache keeps at most ``FrameCache.size`` layer versions.
+    """
+
+    def __init__(self, layer: Layer, gdf: gpd.GeoDataFrame, wgs: gpd.GeoDataFrame) -> None:
+        self._layer, self._frames = layer, {CRS84: wgs, "native": gdf}
+        self.tree = shapely.STRtree(wgs.geometry.values)
+        self._text: dict[str, list[str | None]] = {CRS84: [None] * len(wgs), "native": [None] * len(wgs)}
+
+    def __len__(self) -> int:
+        return len(self._frames[CRS84])
+
+    def matching_bbox(self, bbox) -> np.ndarray:
+        """Positions of the features intersecting a CRS84 box, in layer order."""
+        return np.sort(self.tree.query(shapely.box(*bbox), predicate="intersects"))
+
+    def features(self, positions, crs: str) -> list[str]:
+        """The features at ``positions`` as GeoJSON text, in CRS84 or (any other ``crs``) the scene CRS."""
+        key = CRS84 if crs == CRS84 else "native"
+        text = self._text[key]
+        positions = [int(i) for i in positions]
+        missing = [i for i in positions if text[i] is None]
+        if missing:           # a race only encodes the same text twice
+            frame = self._frames[key]
+            for i, feature in zip(missing, _features(self._layer, frame.iloc[missing]), strict=True):
+                text[i] = dumps(feature)
+        return [text[i] for i in positions]
+
+
+def dumps(obj: Any) -> str:
+    """JSON text as starlette's JSONResponse renders it."""
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
 
 
 @dataclass
 class FeaturePage:
-    features: list[dict]
+    encoded: list[str]        # each feature as GeoJSON text (see dumps)
     number_matched: int
     number_returned: int
     crs: str
+
+    @property
+    def features(self) -> list[dict]:
+        return [json.loads(f) for f in self.encoded]
 
 
 def _jsonable(v: Any) -> Any:
@@ -356,8 +408,15 @@ def _features(layer: Layer, gdf: gpd.GeoDataFrame) -> list[dict]:
 def query_items(scene: cim.Scene, layer: Layer, *, bbox=None, interval=None, properties: dict[str, str] | None = None,
                 cql=None, limit: int = 10, offset: int = 0, crs: str = CRS84,
                 cache: FrameCache | None = None) -> FeaturePage:
-    """One page of a collection's features matching every condition, with the number matched."""
-    gdf, wgs = (cache or FrameCache(1)).get(scene, layer)
+    """One page of a collection's features matching every condition, with the number matched.
+
+    A bbox alone (or no condition) is answered from the layer version's spatial index; datetime, property and CQL2
+    conditions are evaluated on the CRS84 frame. Either way the page is made of the cached feature texts."""
+    _, wgs, enc = (cache or FrameCache(1)).entry(scene, layer)
+    if interval is None and not properties and cql is None:
+        positions = np.arange(len(enc)) if bbox is None else enc.matching_bbox(bbox)
+        page = positions[offset:offset + limit]
+        return FeaturePage(enc.features(page, crs), len(positions), len(page), crs)
     mask = pd.Series(True, index=wgs.index)
     if bbox is not None:
         mask &= np.asarray(shapely.intersects(wgs.geometry.values, shapely.box(*bbox)), bool)
@@ -379,11 +438,9 @@ def query_items(scene: cim.Scene, layer: Layer, *, bbox=None, interval=None, pro
         except RecursionError:
             raise BadRequest("filter nests too deeply: simplify the expression") from None
         mask &= _as_mask(result, wgs)
-    matched = wgs[mask.to_numpy()]
-    page = matched.iloc[offset:offset + limit]
-    if crs != CRS84:
-        page = gdf.loc[page.index]
-    return FeaturePage(_features(layer, page), len(matched), len(page), crs)
+    positions = np.flatnonzero(mask.to_numpy())       # the frames' index is 0..n-1 (FrameCache resets it)
+    page = positions[offset:offset + limit]
+    return FeaturePage(enc.features(page, crs), len(positions), len(page), crs)
 
 
 def _property_equals(series: pd.Series, text: str, dtype: str, name: str) -> pd.Series:

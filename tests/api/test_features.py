@@ -205,3 +205,31 @@ def test_a_replaced_layer_is_served_fresh(twin_embedded):
     body = c.get("/collections/buildings/items", headers=h).json()
     assert body["numberMatched"] == 2 and [f["properties"]["height"] for f in body["features"]] == [11.0, 22.0]
     assert c.get("/collections/buildings/items/c", headers=h).status_code == 404
+
+
+def test_a_replaced_layer_gets_a_new_index_and_new_texts(twin):
+    """The spatial index and the encoded features are per layer version: a replaced layer is never answered from
+    the old ones (bbox, both output CRS, both backends)."""
+    from shapely import Point
+
+    from tests.api.conftest import buildings
+
+    c, h = twin.client(), twin.h("read")
+    east, west = "/collections/buildings/items?bbox=5,52,6,53", "/collections/buildings/items?bbox=4,51,5,52.1"
+    in_rd = f"&crs={RD}"
+    assert ids(c.get(east, headers=h).json()) == ["a", "b"] and ids(c.get(west, headers=h).json()) == ["c"]
+    assert c.get(east + in_rd, headers=h).json()["features"][0]["geometry"]["coordinates"] == [155000.0, 463000.0]
+    moved = buildings()
+    moved.loc[0, "geometry"] = Point(85010, 446010)          # "a" moves next to "c"
+    moved["height"] = [1.0, 2.0, 3.0]
+    twin.scene.add_layer("buildings", moved, kind="buildings", replace=True)
+    body = c.get(east, headers=h).json()
+    assert ids(body) == ["b"] and body["numberMatched"] == 1
+    body = c.get(west + "&limit=1", headers=h).json()
+    assert ids(body) == ["a"] and body["numberMatched"] == 2 and body["features"][0]["properties"]["height"] == 1.0
+    assert any(link["rel"] == "next" for link in body["links"])
+    a = c.get(west + in_rd, headers=h).json()["features"][0]
+    assert a["id"] == "a" and a["geometry"]["coordinates"] == [85010.0, 446010.0]
+    lon, lat = c.get(west, headers=h).json()["features"][0]["geometry"]["coordinates"]
+    ref = TO84.transform(85010, 446010)
+    assert abs(lon - ref[0]) < 1e-7 and abs(lat - ref[1]) < 1e-7
