@@ -71,9 +71,9 @@ def vector_layers(scene: cim.Scene) -> list[Layer]:
 
 
 def get_layer(scene: cim.Scene, name: str) -> Layer:
-    for layer in vector_layers(scene):
-        if layer.name == name:
-            return layer
+    row = scene.store.catalog_row(name)       # one row, read on every request: a replaced layer is seen at once
+    if row is not None and row["storage"] == "vector":
+        return Layer(cim.LayerInfo.from_row(row))
     raise NotFound(f"no collection {name!r}: see /collections for those of this scene")
 
 
