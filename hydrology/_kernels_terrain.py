@@ -86,16 +86,49 @@ def _rh_grow(bk, bv, need):
     return k2, v2
 
 
-@njit(cache=True)
-def _rh_seed(bk, bv, cnt, key, val):
-    """Add a seed before the first pop (reference key 0); returns the possibly grown bucket arrays."""
-    b = 64 - leading_zeros(key)
+@njit(cache=True, inline="always")
+def _rh_push(bk, bv, cnt, key, last, val):
+    """Add ``val`` with ``key`` (>= the last popped key ``last``); returns the possibly grown bucket arrays."""
+    b = 64 - leading_zeros(key ^ last)
     if cnt[b] == bk.shape[1]:
         bk, bv = _rh_grow(bk, bv, cnt[b] + 1)
     bk[b, cnt[b]] = key
     bv[b, cnt[b]] = val
     cnt[b] += 1
     return bk, bv
+
+
+@njit(cache=True)
+def _rh_seed(bk, bv, cnt, key, val):
+    """Add a seed before the first pop (reference key 0); returns the possibly grown bucket arrays."""
+    return _rh_push(bk, bv, cnt, key, np.uint64(0), val)
+
+
+@njit(cache=True, inline="always")
+def _rh_refill(bk, bv, cnt):
+    """Bucket 0 is empty: move the first non-empty bucket down, its minimum the new reference key.
+
+    Returns the possibly grown bucket arrays and that key. Inlined (numba IR) into the fill loops: a call per
+    refill, nearly every pop on float keys, cost ~10 %.
+    """
+    kb = 1
+    while cnt[kb] == 0:
+        kb += 1
+    m = cnt[kb]
+    last = bk[kb, 0]
+    for a in range(1, m):
+        if bk[kb, a] < last:
+            last = bk[kb, a]
+    cnt[kb] = 0
+    if cnt[:kb].max() + m > bk.shape[1]:
+        bk, bv = _rh_grow(bk, bv, cnt[:kb].max() + m)
+    for a in range(m):
+        key = bk[kb, a]
+        b = 64 - leading_zeros(key ^ last)
+        bk[b, cnt[b]] = key
+        bv[b, cnt[b]] = bv[kb, a]
+        cnt[b] += 1
+    return bk, bv, last
 
 
 @njit(cache=True)
@@ -210,25 +243,7 @@ def fill_depressions(z, out, bits, nbits, epsilon, fbuf, ibuf):
                 p_tail = 0
         else:
             if cnt[0] == 0:
-                # move the first non-empty bucket down: its minimum becomes the new reference key
-                kb = 1
-                while cnt[kb] == 0:
-                    kb += 1
-                m = cnt[kb]
-                lo = bk[kb, 0]
-                for a in range(1, m):
-                    if bk[kb, a] < lo:
-                        lo = bk[kb, a]
-                last = lo
-                cnt[kb] = 0
-                if cnt[:kb].max() + m > bk.shape[1]:
-                    bk, bv = _rh_grow(bk, bv, cnt[:kb].max() + m)
-                for a in range(m):
-                    key = bk[kb, a]
-                    b = 64 - leading_zeros(key ^ last)
-                    bk[b, cnt[b]] = key
-                    bv[b, cnt[b]] = bv[kb, a]
-                    cnt[b] += 1
+                bk, bv, last = _rh_refill(bk, bv, cnt)
             cnt[0] -= 1
             p = bv[0, cnt[0]]
             nh -= 1
@@ -252,13 +267,7 @@ def fill_depressions(z, out, bits, nbits, epsilon, fbuf, ibuf):
                 pit[p_tail] = q
                 p_tail += 1
             else:
-                key = _sortable(np.uint64(bits[j]), sign, umask)
-                b = 64 - leading_zeros(key ^ last)
-                if cnt[b] == bk.shape[1]:
-                    bk, bv = _rh_grow(bk, bv, cnt[b] + 1)
-                bk[b, cnt[b]] = key
-                bv[b, cnt[b]] = q
-                cnt[b] += 1
+                bk, bv = _rh_push(bk, bv, cnt, _sortable(np.uint64(bits[j]), sign, umask), last, q)
                 nh += 1
     return raised
 
@@ -354,25 +363,7 @@ def fill_strip(z, out, bits, nbits, r0, r1, labels, lab_top, lab_bot):
                 p_tail = 0
         else:
             if cnt[0] == 0:
-                # as in fill_depressions (inline: a call per refill, nearly every pop on float keys, costs ~10 %)
-                kb = 1
-                while cnt[kb] == 0:
-                    kb += 1
-                m = cnt[kb]
-                lo = bk[kb, 0]
-                for a in range(1, m):
-                    if bk[kb, a] < lo:
-                        lo = bk[kb, a]
-                last = lo
-                cnt[kb] = 0
-                if cnt[:kb].max() + m > bk.shape[1]:
-                    bk, bv = _rh_grow(bk, bv, cnt[:kb].max() + m)
-                for a in range(m):
-                    key = bk[kb, a]
-                    b = 64 - leading_zeros(key ^ last)
-                    bk[b, cnt[b]] = key
-                    bv[b, cnt[b]] = bv[kb, a]
-                    cnt[b] += 1
+                bk, bv, last = _rh_refill(bk, bv, cnt)
             cnt[0] -= 1
             p = bv[0, cnt[0]]
             nh -= 1
@@ -396,13 +387,7 @@ def fill_strip(z, out, bits, nbits, r0, r1, labels, lab_top, lab_bot):
                 pit[p_tail] = q
                 p_tail += 1
             else:
-                key = _sortable(np.uint64(bits[j]), sign, umask)
-                b = 64 - leading_zeros(key ^ last)
-                if cnt[b] == bk.shape[1]:
-                    bk, bv = _rh_grow(bk, bv, cnt[b] + 1)
-                bk[b, cnt[b]] = key
-                bv[b, cnt[b]] = q
-                cnt[b] += 1
+                bk, bv = _rh_push(bk, bv, cnt, _sortable(np.uint64(bits[j]), sign, umask), last, q)
                 nh += 1
     return 0
 
