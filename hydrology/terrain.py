@@ -117,8 +117,7 @@ def _fill_strips(z: np.ndarray, nstrips: int) -> np.ndarray:
         _k.fill_strip(z, out, bits, nbits, bounds[s], bounds[s + 1], labels, lab_top, lab_bot)
 
     with ThreadPoolExecutor(max_workers=min(nstrips, numba.get_num_threads())) as pool:
-        for _ in pool.map(strip, range(nstrips)):
-            pass
+        list(pool.map(strip, range(nstrips)))  # waits for every strip and raises what a strip raised
     ea, eb, ew = _k.label_edges(out, labels)
     level = _k.spill_levels(nlab, ea, eb, ew)
     _k.raise_to_spill(out, labels, level.astype(out.dtype))

@@ -132,8 +132,8 @@ def test_async_lifecycle(bowl, monkeypatch):
 
 def test_restart_marks_running_jobs_failed(bowl):
     scene, url, tokens = bowl
-    with _client(url):
-        pass
+    with _client(url) as c:  # a first server start creates the jobs table
+        assert c.get("/jobs", headers=_h(tokens, "read")).json()["jobs"] == []
     with scene.store.engine.begin() as conn:
         running = J.create_job(conn, "flood-forecast", {"rainfall": 1.0, "duration": 60.0})
         J.update_job(conn, running.id, status="running", progress=40)
