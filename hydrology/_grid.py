@@ -3,15 +3,22 @@
 Kernels work on north-up numpy arrays; these helpers turn a DataArray into such an array (flipping a
 south-up grid), compute true cell sizes per row (metres on the ellipsoid for a geographic CRS) and put results
 back on the input's coordinates with its CRS.
+
+The CRS and no-data value are read the way rioxarray reads them, through its ``.rio`` accessor when the
+caller has imported rioxarray, otherwise from the CF grid-mapping coordinate (``spatial_ref`` with
+``crs_wkt`` / ``spatial_ref`` attributes, or CF projection parameters; what both rioxarray and
+``xr.open_dataset`` of a CF NetCDF give) and the ``_FillValue`` / ``missing_value`` / ``nodata`` attributes.
+Importing rioxarray here would load rasterio, dask and scipy: about 55 MB of memory and 0.3 s for every user
+of the terrain functions, who may never need them.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
-import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 from hydrology.errors import CRSError, GridError
@@ -27,6 +34,69 @@ class Grid:
     dx: np.ndarray  # per row (north-up order), width of a cell, metres for geographic CRSs
     dy: np.ndarray  # per row (north-up order), height of a cell
     geographic: bool
+    crs: object = None  # pyproj.CRS (or rasterio's CRS through rioxarray); None when the raster has none
+
+
+def _rio_loaded() -> bool:
+    return "rioxarray" in sys.modules
+
+
+def _grid_mapping(da: xr.DataArray) -> str:
+    return da.encoding.get("grid_mapping", da.attrs.get("grid_mapping", "spatial_ref"))
+
+
+def crs_of(da: xr.DataArray):
+    """``da``'s CRS, or None: ``da.rio.crs`` when rioxarray is loaded, else from the CF grid-mapping coordinate
+    (its ``spatial_ref`` or ``crs_wkt`` WKT, else its CF projection parameters) or a ``crs`` attribute."""
+    if _rio_loaded():
+        return da.rio.crs
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError as ProjCRSError
+
+    gm = da.coords.get(_grid_mapping(da))
+    if gm is not None:
+        for key in ("spatial_ref", "crs_wkt"):
+            if key in gm.attrs:
+                return CRS.from_user_input(gm.attrs[key])
+        try:
+            return CRS.from_cf(gm.attrs)
+        except (KeyError, ProjCRSError):
+            pass
+    if "crs" in da.attrs:
+        return CRS.from_user_input(da.attrs["crs"])
+    return None
+
+
+def with_crs(out: xr.DataArray, crs) -> xr.DataArray:
+    """Write ``crs`` onto ``out`` in place (rioxarray's grid-mapping coordinate ``spatial_ref``) and return it."""
+    if crs is None:
+        return out
+    if _rio_loaded():
+        # in place: rioxarray's default (inplace=False) deep-copies the data, a full extra grid per output
+        return out.rio.write_crs(crs, inplace=True)
+    from pyproj import CRS
+
+    crs = CRS.from_user_input(crs)
+    wkt = crs.to_wkt()
+    attrs = {**crs.to_cf(), "spatial_ref": wkt, "crs_wkt": wkt}
+    name = _grid_mapping(out)
+    out.coords[name] = xr.Variable((), 0, attrs)
+    out.attrs.pop("crs", None)
+    out.encoding["grid_mapping"] = name
+    return out
+
+
+def nodata_of(da: xr.DataArray):
+    """``da``'s no-data value (``da.rio.nodata`` when rioxarray is loaded), or None; NaN when masked on load."""
+    if _rio_loaded():
+        return da.rio.nodata
+    if da.encoding.get("_FillValue") is not None:
+        return np.nan if np.issubdtype(da.dtype, np.floating) else None  # decoded to NaN by xarray
+    for key in ("_FillValue", "missing_value", "fill_value", "nodata"):
+        if da.attrs.get(key) is not None:
+            v = da.attrs[key]
+            return da.dtype.type(v if np.issubdtype(type(v), np.integer) else float(v))
+    return None
 
 
 def _spacing(coord: np.ndarray, name: str, what: str, need_size: bool) -> float:
@@ -53,7 +123,7 @@ def check_grid(da: object, what: str, *, need_crs: bool = True, need_size: bool 
             raise GridError(f"{what}: dimension {dim!r} has no coordinate; give it cell-centre coordinates")
     ystep = _spacing(np.asarray(da[ydim].values), str(ydim), what, need_size)
     xstep = _spacing(np.asarray(da[xdim].values), str(xdim), what, need_size)
-    crs = da.rio.crs
+    crs = crs_of(da)
     if crs is None:
         if need_crs:
             raise CRSError(f"{what} has no CRS; set one with {what}.rio.write_crs('EPSG:...')")
@@ -84,7 +154,9 @@ def check_grid(da: object, what: str, *, need_crs: bool = True, need_size: bool 
         dx = n_rad * np.cos(phi) * math.radians(abs(xstep))
         dy = m_rad * math.radians(abs(ystep))
         dx = np.maximum(dx, 1e-9)
-    return Grid(flipped=flipped, dx=np.ascontiguousarray(dx), dy=np.ascontiguousarray(dy), geographic=geographic)
+    return Grid(
+        flipped=flipped, dx=np.ascontiguousarray(dx), dy=np.ascontiguousarray(dy), geographic=geographic, crs=crs
+    )
 
 
 def _ellipsoid(crs) -> tuple[float, float]:
@@ -113,7 +185,7 @@ def float_values(da: xr.DataArray, grid: Grid, what: str) -> np.ndarray:
         raise GridError(f"{what} must hold real numbers, got dtype {da.dtype}")
     dtype = da.dtype if da.dtype in (np.float32, np.float64) else np.float64
     v = north_up(da, grid, dtype)
-    nodata = da.rio.nodata
+    nodata = nodata_of(da)
     if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
         bad = v == nodata
         if bad.any():
@@ -129,9 +201,12 @@ def wrap(values: np.ndarray, like: xr.DataArray, grid: Grid, name: str, *, nodat
         values = values[::-1]
     coords = {k: v for k, v in like.coords.items() if set(v.dims) <= set(like.dims)}
     out = xr.DataArray(values, dims=like.dims, coords=coords, name=name, attrs=dict(attrs or {}))
-    # in place: rioxarray's default (inplace=False) deep-copies the data, a full extra grid per output
-    if like.rio.crs is not None and out.rio.crs is None:
-        out.rio.write_crs(like.rio.crs, inplace=True)
+    crs = grid.crs if grid.crs is not None else crs_of(like)
+    if crs is not None and _grid_mapping(like) not in out.coords:
+        with_crs(out, crs)
     if nodata is not None:
-        out.rio.write_nodata(nodata, encoded=False, inplace=True)
+        if _rio_loaded():
+            out.rio.write_nodata(nodata, encoded=False, inplace=True)
+        else:
+            out.attrs["_FillValue"] = out.dtype.type(nodata)
     return out

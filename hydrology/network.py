@@ -12,7 +12,7 @@ import xarray as xr
 
 from hydrology import _kernels_network as _kn
 from hydrology import _kernels_terrain as _k
-from hydrology._grid import check_grid, float_values, north_up, wrap
+from hydrology._grid import check_grid, crs_of, float_values, north_up, with_crs, wrap
 from hydrology.errors import FlowDirectionError, GridError, ParameterError
 from hydrology.terrain import _fdir_values
 
@@ -195,7 +195,7 @@ def stream_lines(order: xr.DataArray, fdir: xr.DataArray):
         rows.append(LineString(pts))
         orders.append(int(o[h]))
         ncells.append(len(path) - (1 if inflow[path[-1]] != 1 and len(path) > 1 else 0))
-    return gpd.GeoDataFrame({"strahler": orders, "cells": ncells}, geometry=rows, crs=fdir.rio.crs)
+    return gpd.GeoDataFrame({"strahler": orders, "cells": ncells}, geometry=rows, crs=crs_of(fdir))
 
 
 def hand(dem: xr.DataArray, fdir: xr.DataArray, stream: xr.DataArray) -> xr.DataArray:
@@ -283,7 +283,7 @@ def flow_direction_mfd(dem: xr.DataArray, *, exponent: float = 1.1, contour_weig
     out = xr.DataArray(frac, dims=("direction", ydim, xdim),
                        coords={"direction": names, **{k: v for k, v in dem.coords.items() if set(v.dims) <= set(dem.dims)}},
                        name="flow_fraction", attrs={"method": "mfd", "exponent": exponent, "north_up_rows": not grid.flipped})
-    return out.rio.write_crs(dem.rio.crs)
+    return with_crs(out, grid.crs)
 
 
 def flow_accumulation_mfd(fractions: xr.DataArray, weights: xr.DataArray | None = None) -> xr.DataArray:

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
-from hydrology._grid import check_grid
+from hydrology._grid import check_grid, crs_of, with_crs
 from hydrology.errors import CRSError, GridError, ParameterError
 
 __all__ = ["gauges_to_grid", "mean_field_bias", "merge_radar_gauges"]
@@ -76,7 +76,8 @@ def gauges_to_grid(
         raise ParameterError(f"power must be positive, got {power}")
     plane = target.isel({d: 0 for d in target.dims[:-2]}) if target.ndim > 2 else target
     check_grid(plane, "target", need_size=False)
-    xy = _gauge_xy(gauges, target.rio.crs)
+    crs = crs_of(target)
+    xy = _gauge_xy(gauges, crs)
     values = _readings(values, len(xy))
     cx, cy = _cell_xy(target)
     dist = np.hypot(cx[:, None] - xy[None, :, 0], cy[:, None] - xy[None, :, 1])  # (cell, gauge)
@@ -110,14 +111,14 @@ def gauges_to_grid(
     ).assign_coords(coords)
     out.name = "rainfall_rate"
     out.attrs = {"units": "mm/h", "method": method}
-    return out.rio.write_crs(target.rio.crs)
+    return with_crs(out, crs)
 
 
 def mean_field_bias(radar: xr.DataArray, values: xr.DataArray, gauges, *, min_pairs: int = 1) -> xr.DataArray:
     """Mean field bias per time: ``sum(gauge) / sum(radar at the gauges' pixels)`` over pairs where both are
     valid. 1 where there are fewer than ``min_pairs`` pairs or the radar saw no rain at the gauges.
     """
-    xy = _gauge_xy(gauges, radar.rio.crs)
+    xy = _gauge_xy(gauges, crs_of(radar))
     values = _readings(values, len(xy))
     ydim, xdim = radar.dims[-2:]
     ys = np.asarray(radar[ydim].values, float)
@@ -152,4 +153,4 @@ def merge_radar_gauges(radar: xr.DataArray, values: xr.DataArray, gauges, *, min
     out = (radar * bias).assign_coords(mean_field_bias=bias)
     out.attrs = dict(radar.attrs, units="mm/h")
     out.name = "rainfall_rate"
-    return out.rio.write_crs(radar.rio.crs) if radar.rio.crs is not None else out
+    return with_crs(out, crs_of(radar))

@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from hydrology import _kernels_terrain as _k
-from hydrology._grid import check_grid, float_values, north_up, wrap
+from hydrology._grid import check_grid, float_values, nodata_of, north_up, wrap
 from hydrology.errors import FlowDirectionError, GridError, ParameterError
 
 __all__ = [
@@ -199,7 +199,7 @@ def _fdir_values(fdir: xr.DataArray, what: str = "fdir") -> tuple[np.ndarray, ob
         if v.min() < 0 or v.max() > 255:
             raise FlowDirectionError(f"{what} holds values outside 0..255; expected ESRI D8 codes")
         fdir = fdir.copy(data=v.astype(np.uint8))
-    nodata = fdir.rio.nodata
+    nodata = nodata_of(fdir)
     a = north_up(fdir, grid, np.uint8)
     if nodata is not None and not np.isnan(nodata) and int(nodata) != 255:
         a = np.where(a == int(nodata), np.uint8(255), a)
