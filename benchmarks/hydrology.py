@@ -4,9 +4,14 @@ Every timed run is a fresh subprocess on the same seeded DEM (a tilted plane, 0.
 directions, plus uniform noise in [0, 1) m, float32, 10 m cells), so that its peak RSS is that tool's own for
 one run (allocator reuse across runs in one process would blur it). Times are medians of --repeat runs from
 the DEM in memory to the accumulation in memory (input reading excluded), each after a warm-up run on a
-100 x 100 DEM in the same process; "RSS warm" is the peak RSS after the warm-up and building the DEM.
+300 x 300 DEM in the same process (every tool alike; large enough for our parallel strip fill, which needs 256
+rows, so that the timed run loads no kernel and starts no thread pool: JIT and cache loading are reported
+separately); "RSS warm" is the peak RSS after the warm-up and building the DEM.
 "cim-twin" resolves flats after filling (Barnes et al. 2014, the default); "cim-twin-epsilon" fills with the
-smallest gradient instead (like whitebox-workflows' default ``fix_flats``), leaving no flats. Ours uses numba's
+smallest gradient instead (like whitebox-workflows' default ``fix_flats``), leaving no flats. Both get the DEM
+as a DataArray whose CRS is a CF grid-mapping coordinate built with pyproj (what ``xr.open_dataset`` of a CF
+NetCDF gives), so rioxarray is never imported; "cim-twin-rioxarray" is "cim-twin" with the CRS written by
+rioxarray's ``.rio.write_crs`` (rioxarray, rasterio and dask.array loaded: about 45 MB more). Ours uses numba's
 default thread count (all cores): the flat fill runs over strips in parallel, D8, flat resolution and the
 accumulation's first pass over rows; epsilon filling is sequential. Our JIT cost is measured separately: the
 first call in a fresh process, once with numba's on-disk cache warm and once with an empty cache directory.
@@ -28,7 +33,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOLS = ("cim-twin", "cim-twin-epsilon", "whitebox-workflows", "richdem2", "pyflwdir")
+TOOLS = ("cim-twin", "cim-twin-epsilon", "cim-twin-rioxarray", "whitebox-workflows", "richdem2", "pyflwdir")
+WARMUP_N = 300  # warm-up DEM size: >= 256 rows so that our parallel strip fill runs in the warm-up too
 
 
 def make_dem(n: int, seed: int = 42):
@@ -49,18 +55,27 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _run_ours(z, repeat, epsilon=False):
+def _dem_array(z, rio: bool):
+    """``z`` as a DataArray in EPSG:32631, the CRS written by rioxarray or as a CF coordinate by pyproj."""
     import numpy as np
-    import rioxarray  # noqa: F401
     import xarray as xr
 
+    n = z.shape[0]
+    dem = xr.DataArray(z, dims=("y", "x"), coords={"y": 10.0 * (n - np.arange(n)) - 5, "x": 10.0 * np.arange(n) + 5})
+    if rio:
+        import rioxarray  # noqa: F401
+
+        return dem.rio.write_crs("EPSG:32631")
+    from pyproj import CRS
+
+    return dem.assign_coords(spatial_ref=xr.Variable((), 0, CRS("EPSG:32631").to_cf()))
+
+
+def _run_ours(z, repeat, epsilon=False, rio=False):
     sys.path.insert(0, str(ROOT))
     import hydrology
 
-    n = z.shape[0]
-    dem = xr.DataArray(
-        z, dims=("y", "x"), coords={"y": 10.0 * (n - np.arange(n)) - 5, "x": 10.0 * np.arange(n) + 5}
-    ).rio.write_crs("EPSG:32631")
+    dem = _dem_array(z, rio)
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -133,8 +148,12 @@ def _run_ours_epsilon(z, repeat):
     return _run_ours(z, repeat, epsilon=True)
 
 
-RUNNERS = {"cim-twin": _run_ours, "cim-twin-epsilon": _run_ours_epsilon, "whitebox-workflows": _run_whitebox,
-           "richdem2": _run_richdem, "pyflwdir": _run_pyflwdir}
+def _run_ours_rio(z, repeat):
+    return _run_ours(z, repeat, rio=True)
+
+
+RUNNERS = {"cim-twin": _run_ours, "cim-twin-epsilon": _run_ours_epsilon, "cim-twin-rioxarray": _run_ours_rio,
+           "whitebox-workflows": _run_whitebox, "richdem2": _run_richdem, "pyflwdir": _run_pyflwdir}
 
 
 def child(tool: str, n: int, repeat: int) -> None:
@@ -142,7 +161,7 @@ def child(tool: str, n: int, repeat: int) -> None:
     import logging
 
     logging.disable(logging.WARNING)
-    RUNNERS[tool](make_dem(100), 1)  # warm-up: imports, JIT (pyflwdir is numba too), caches
+    RUNNERS[tool](make_dem(WARMUP_N), 1)  # warm-up: imports, JIT (pyflwdir is numba too), caches, threads
     z = make_dem(n)
     base = _peak_rss_mb()
     times = RUNNERS[tool](z, repeat)
@@ -151,19 +170,13 @@ def child(tool: str, n: int, repeat: int) -> None:
 
 
 def jit_child() -> None:
-    """First call of fill + D8 + accumulation on a tiny DEM in a fresh process (compile or cache load)."""
+    """First call of fill + D8 + accumulation on the warm-up DEM in a fresh process (compile or cache load)."""
     t0 = time.perf_counter()
-    import numpy as np
-    import rioxarray  # noqa: F401
-    import xarray as xr
-
     sys.path.insert(0, str(ROOT))
     import hydrology
 
     t_import = time.perf_counter() - t0
-    z = make_dem(50)
-    dem = xr.DataArray(z, dims=("y", "x"), coords={"y": -np.arange(50.0), "x": np.arange(50.0)})
-    dem = dem.rio.write_crs("EPSG:32631")
+    dem = _dem_array(make_dem(WARMUP_N), rio=False)  # every kernel of the timed runs (the strip fill too)
     t1 = time.perf_counter()
     hydrology.flow_accumulation(hydrology.flow_direction(hydrology.fill_depressions(dem)))
     print(json.dumps({"import_s": t_import, "first_call_s": time.perf_counter() - t1}))
