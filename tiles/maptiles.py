@@ -193,7 +193,8 @@ class DepthTiles:
         self._ctrl = ctrl
         full = np.arange(_TILE) + 0.5
         i = np.clip(np.searchsorted(ctrl, full) - 1, 0, len(ctrl) - 2)
-        self._lerp = (i, ((full - ctrl[i]) / (ctrl[i + 1] - ctrl[i]))[:, None])     # control point, weight
+        self._lerp = (i, (full - ctrl[i]) / (ctrl[i + 1] - ctrl[i]))                # control point, weight
+        self._dry = self._png(np.zeros((_TILE, _TILE), np.uint8))      # every dry tile is the same PNG
 
     @property
     def max_zoom(self) -> int:
@@ -219,30 +220,30 @@ class DepthTiles:
         if west >= b[2] or west + size <= b[0] or north <= b[1] or north - size >= b[3]:
             return None
         if self._data is None:
-            depth = self._read_tile(z, x, y)
+            index = _depth_bytes(self._read_tile(z, x, y), self.max_depth, self.min_depth)
+            wet = bool(index.any())
         else:
-            depth = self._sample(west, north, size / _TILE)
-        return self._png(_depth_bytes(depth, self.max_depth, self.min_depth))
+            index, wet = self._sample(west, north, size / _TILE)
+        return self._png(index) if wet else self._dry
 
-    def _sample(self, west: float, north: float, res: float) -> np.ndarray:
+    @property
+    def in_memory(self) -> bool:
+        """Whether tiles are rendered from the band in memory (well under a millisecond each) rather than read
+        from the file per tile."""
+        return self._data is not None
+
+    def _sample(self, west: float, north: float, res: float) -> tuple[np.ndarray, bool]:
+        """Depth bytes of the cell nearest each pixel centre (see `tiles._kernels.depth_tile`), and whether any
+        is wet."""
+        from tiles._kernels import depth_tile
+
         gx, gy = np.meshgrid(west + self._ctrl * res, north - self._ctrl * res)
-        sx, sy = self._to_src.transform(gx, gy)
-        sx, sy = self._spread(np.asarray(sx)), self._spread(np.asarray(sy))    # (rows, cols) in the source CRS
+        sx, sy = (np.asarray(v) for v in self._to_src.transform(gx, gy))
         a, b, c, d, e, f = self._inverse[:6]
-        col = np.floor(a * sx + b * sy + c).astype(np.int64)
-        row = np.floor(d * sx + e * sy + f).astype(np.int64)
-        h, w = self.shape
-        inside = (col >= 0) & (col < w) & (row >= 0) & (row < h)
-        out = self._data[np.clip(row, 0, h - 1), np.clip(col, 0, w - 1)]
-        out[~inside] = np.nan
-        return out
-
-    def _spread(self, grid: np.ndarray) -> np.ndarray:
-        """Bilinear interpolation of the 9 x 9 control grid to 256 x 256 pixels, elementwise (a matrix product
-        would go through BLAS threads, which stall on a busy machine)."""
-        i, f = self._lerp
-        rows = grid[i] * (1 - f) + grid[i + 1] * f                 # (256, 9)
-        return rows[:, i] * (1 - f.T) + rows[:, i + 1] * f.T
+        index = np.empty((_TILE, _TILE), np.uint8)
+        wet = depth_tile(self._data, a * sx + b * sy + c, d * sx + e * sy + f, *self._lerp, self.max_depth,
+                         self.min_depth, index)
+        return index, wet
 
     def _read_tile(self, z: int, x: int, y: int) -> np.ndarray:
         from rio_tiler.errors import TileOutsideBounds
@@ -264,7 +265,7 @@ class DepthTiles:
         im = Image.frombuffer("P", (_TILE, _TILE), np.ascontiguousarray(index, np.uint8), "raw", "P", 0, 1)
         im.putpalette(self._palette)
         buf = io.BytesIO()
-        im.save(buf, format="PNG", transparency=0, compress_level=6)
+        im.save(buf, format="PNG", transparency=0, compress_level=3)   # 0.12 ms a tile; 6 takes 0.29 for 18 % less
         return buf.getvalue()
 
 
