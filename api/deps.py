@@ -6,6 +6,7 @@ import threading
 import time
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
@@ -20,11 +21,11 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API 
 _bearer = HTTPBearer(auto_error=False, description="An API key as a bearer token")
 
 
-def get_scene(request: Request) -> cim.Scene:
+async def get_scene(request: Request) -> cim.Scene:      # async: FastAPI runs plain functions in a thread
     return request.app.state.scene
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -77,27 +78,29 @@ def _token(request: Request, api_key: str | None, bearer: HTTPAuthorizationCrede
 
 def require(scope: str):
     """A dependency that authenticates the caller and checks ``scope``; reads may be anonymous when
-    ``CIM_ANONYMOUS_READ`` is on."""
+    ``CIM_ANONYMOUS_READ`` is on. A key is looked up in the store off the event loop; without one nothing
+    blocks, so the request is not handed to a thread."""
 
-    def dependency(request: Request, api_key: Annotated[str | None, Depends(_api_key)],
-                   bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Caller:
-        settings: Settings = request.app.state.settings
-        token = _token(request, api_key, bearer)
-        state = request.state
-        if token is None:
-            if scope == "read" and settings.anonymous_read:
-                request.app.state.rate_limiter.hit(f"anon:{request.client.host if request.client else '-'}")
-                state.who = "anonymous"
-                return Caller(None)
-            raise AuthenticationError(f"this needs an API key with scope {scope!r}: send it in the X-API-Key "
-                                      "header or as Authorization: Bearer <key>")
+    def check(request: Request, token: str) -> Caller:
         with request.app.state.scene.store.engine.connect() as conn:
             key = authenticate(conn, token)
-        state.who = key.key_id
+        request.state.who = key.key_id
         if not key.allows(scope):
             raise AuthorizationError(f"this API key has scopes {', '.join(sorted(key.scopes))}; this needs {scope!r}")
         request.app.state.rate_limiter.hit(key.key_id)
         return Caller(key)
+
+    async def dependency(request: Request, api_key: Annotated[str | None, Depends(_api_key)],
+                         bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Caller:
+        token = _token(request, api_key, bearer)
+        if token is not None:
+            return await anyio.to_thread.run_sync(check, request, token)
+        if scope == "read" and request.app.state.settings.anonymous_read:
+            request.app.state.rate_limiter.hit(f"anon:{request.client.host if request.client else '-'}")
+            request.state.who = "anonymous"
+            return Caller(None)
+        raise AuthenticationError(f"this needs an API key with scope {scope!r}: send it in the X-API-Key "
+                                  "header or as Authorization: Bearer <key>")
 
     dependency.__name__ = f"require_{scope}"
     return dependency

@@ -15,12 +15,11 @@ from pathlib import Path as FsPath
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import FileResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials
 
 import cim
-from api.deps import Caller, ReadCaller, SceneDep, SettingsDep, _api_key, _bearer, require
+from api.deps import ReadCaller, SceneDep, SettingsDep
 from api.errors import NotFound
 from api.openapi import ERRORS
 
@@ -32,19 +31,6 @@ _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=
           ".b3dm": "application/octet-stream", ".pnts": "application/octet-stream",
           ".i3dm": "application/octet-stream", ".cmpt": "application/octet-stream",
           ".subtree": "application/octet-stream", ".png": "image/png", ".jpg": "image/jpeg", ".ktx2": "image/ktx2"}
-_require_read = require("read")
-
-
-async def _read_caller(request: Request, api_key: Annotated[str | None, Depends(_api_key)],
-                       bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Caller:
-    """`api.deps.require("read")` for the hot tile routes: a key is looked up in the store off the event loop;
-    without one (anonymous reads, or the 401) nothing blocks, so the request is not handed to a thread."""
-    if api_key or bearer is not None:
-        return await anyio.to_thread.run_sync(_require_read, request, api_key, bearer)
-    return _require_read(request, None, None)
-
-
-TileCaller = Annotated[Caller, Depends(_read_caller)]
 Tileset = Annotated[str, Path(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$", description="A tileset's directory")]
 FilePath = Annotated[str, Path(min_length=1, max_length=1024, description="A file inside the tileset")]
 
@@ -192,7 +178,7 @@ def tilesets(request: Request, scene: SceneDep, settings: SettingsDep, _: ReadCa
 
 @router.get("/3dtiles/{tileset}/{path:path}", summary="A tileset.json or content file",
             response_class=FileResponse, responses={**ERRORS, **_FILE})
-async def tile_file(request: Request, _: TileCaller, tileset: Tileset, path: FilePath) -> Response:
+async def tile_file(request: Request, _: ReadCaller, tileset: Tileset, path: FilePath) -> Response:
     settings = request.app.state.settings
     root = tiles_root(request.app.state.scene, settings)
     cache: FileCache = _state_cache(request, "static_files", FileCache)
@@ -358,7 +344,7 @@ def map_tilesets(request: Request, scene: SceneDep, settings: SettingsDep, _: Re
 
 @router.get("/collections/{collectionId}/tiles/WebMercatorQuad/{z}/{y}/{x}", summary="A map tile (PNG or MVT)",
             response_class=Response, responses={**ERRORS, **_TILE})
-async def map_tile(request: Request, _: TileCaller, collectionId: MapId, z: Z, y: Row, x: Col) -> Response:
+async def map_tile(request: Request, _: ReadCaller, collectionId: MapId, z: Z, y: Row, x: Col) -> Response:
     if x >= 2**z or y >= 2**z:
         raise NotFound(f"tile {z}/{y}/{x} is outside the WebMercatorQuad matrix {z} (0..{2**z - 1})")
     scene, settings = request.app.state.scene, request.app.state.settings
@@ -382,7 +368,10 @@ async def map_tile(request: Request, _: TileCaller, collectionId: MapId, z: Z, y
     key = (collectionId, layer[0], z, y, x)
     tile = cache.get(key)
     if tile is False:
-        tile = await cache.once(key, _render, layer[1], z, x, y)
+        if layer[1].in_memory:          # well under a millisecond: cheaper than a hop to a worker thread
+            tile = _render(layer[1], z, x, y)
+        else:
+            tile = await cache.once(key, _render, layer[1], z, x, y)
         cache.put(key, tile)
     if tile is None:
         return Response(status_code=204, headers={"Cache-Control": f"public, max-age={max_age}"})
