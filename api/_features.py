@@ -306,9 +306,17 @@ class FrameCache:
         gdf, wgs, _ = self.entry(scene, layer)
         return gdf, wgs
 
+    @staticmethod
+    def _key(layer: Layer) -> tuple:
+        return layer.name, layer.info.created, layer.info.location
+
+    def holds(self, layer: Layer) -> bool:
+        """Whether this layer version is loaded (so `entry` returns at once)."""
+        return self._key(layer) in self._frames
+
     def entry(self, scene: cim.Scene, layer: Layer) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, _Encoded]:
         """The layer as stored, in CRS84, and its spatial index and encoded features."""
-        key = (layer.name, layer.info.created, layer.info.location)
+        key = self._key(layer)
         with self._lock:
             if key in self._frames:
                 self._frames.move_to_end(key)
@@ -405,6 +413,12 @@ def _features(layer: Layer, gdf: gpd.GeoDataFrame) -> list[dict]:
             for fid, geom, rec in zip(ids, geoms, records, strict=True)]
 
 
+def indexed(interval=None, properties: dict[str, str] | None = None, cql=None) -> bool:
+    """Whether `query_items` answers from the spatial index alone (a bbox or nothing): well under a millisecond
+    once the layer version is loaded, against a pass over every feature for the other conditions."""
+    return interval is None and not properties and cql is None
+
+
 def query_items(scene: cim.Scene, layer: Layer, *, bbox=None, interval=None, properties: dict[str, str] | None = None,
                 cql=None, limit: int = 10, offset: int = 0, crs: str = CRS84,
                 cache: FrameCache | None = None) -> FeaturePage:
@@ -413,7 +427,7 @@ def query_items(scene: cim.Scene, layer: Layer, *, bbox=None, interval=None, pro
     A bbox alone (or no condition) is answered from the layer version's spatial index; datetime, property and CQL2
     conditions are evaluated on the CRS84 frame. Either way the page is made of the cached feature texts."""
     _, wgs, enc = (cache or FrameCache(1)).entry(scene, layer)
-    if interval is None and not properties and cql is None:
+    if indexed(interval, properties, cql):
         positions = np.arange(len(enc)) if bbox is None else enc.matching_bbox(bbox)
         page = positions[offset:offset + limit]
         return FeaturePage(enc.features(page, crs), len(positions), len(page), crs)

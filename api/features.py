@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from urllib.parse import quote
 
+import anyio
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -163,17 +164,19 @@ _ITEMS_PARAMS = {"limit", "offset", "bbox", "datetime", "filter", "filter-lang",
 
 @router.get("/collections/{collectionId}/items", summary="Features of a collection", response_class=GeoJSONResponse,
             responses=ERRORS)
-def items(request: Request, scene: SceneDep, settings: SettingsDep, _: ReadCaller,
-          collectionId: CollectionId,
-          limit: Annotated[int, Query(ge=1, le=10_000, description="Features per page")] = 10,
-          offset: Annotated[int, Query(ge=0, le=10_000_000, description="Features to skip")] = 0,
-          bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (CRS84), or 6 numbers")] = None,
-          datetime: Annotated[str | None, Query(description="An instant or interval start/end, '..' open")] = None,
-          filter: Annotated[str | None, Query(max_length=20_000, description="A CQL2 filter")] = None,
-          filter_lang: Annotated[Literal["cql2-text", "cql2-json"] | None, Query(alias="filter-lang")] = None,
-          filter_crs: Annotated[Literal["http://www.opengis.net/def/crs/OGC/1.3/CRS84"] | None,
-                                Query(alias="filter-crs")] = None,
-          crs: CrsParam = None) -> Response:
+async def items(request: Request, scene: SceneDep, settings: SettingsDep, _: ReadCaller,
+                collectionId: CollectionId,
+                limit: Annotated[int, Query(ge=1, le=10_000, description="Features per page")] = 10,
+                offset: Annotated[int, Query(ge=0, le=10_000_000, description="Features to skip")] = 0,
+                bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (CRS84), or 6 numbers")] = None,
+                datetime: Annotated[str | None, Query(description="An instant or interval start/end, '..' open")] = None,
+                filter: Annotated[str | None, Query(max_length=20_000, description="A CQL2 filter")] = None,
+                filter_lang: Annotated[Literal["cql2-text", "cql2-json"] | None, Query(alias="filter-lang")] = None,
+                filter_crs: Annotated[Literal["http://www.opengis.net/def/crs/OGC/1.3/CRS84"] | None,
+                                      Query(alias="filter-crs")] = None,
+                crs: CrsParam = None) -> Response:
+    """Async: a bbox query on a loaded layer version is answered on the event loop (its catalogue row is one
+    primary-key read); loading a layer and the filters that visit every feature run in a worker thread."""
     layer = F.get_layer(scene, collectionId)
     props = {k: v for k, v in request.query_params.items() if k not in _ITEMS_PARAMS}
     for k in props:
@@ -183,9 +186,17 @@ def items(request: Request, scene: SceneDep, settings: SettingsDep, _: ReadCalle
     if limit > settings.max_items:
         raise BadRequest(f"limit {limit} is above this service's maximum {settings.max_items}")
     out_crs = _out_crs(crs, scene)
-    page = F.query_items(scene, layer, bbox=F.parse_bbox(bbox), interval=F.parse_datetime(datetime),
-                         properties=props, cql=F.parse_filter(filter, filter_lang), limit=limit, offset=offset,
-                         crs=out_crs, cache=request.app.state.frames)
+    interval, frames = F.parse_datetime(datetime), request.app.state.frames
+
+    def query() -> F.FeaturePage:
+        return F.query_items(scene, layer, bbox=F.parse_bbox(bbox), interval=interval, properties=props,
+                             cql=F.parse_filter(filter, filter_lang), limit=limit, offset=offset, crs=out_crs,
+                             cache=frames)
+
+    if filter is None and frames.holds(layer) and F.indexed(interval, props):
+        page = query()
+    else:
+        page = await anyio.to_thread.run_sync(query)
     url = request.url
     links = [{"href": str(url), "rel": "self", "type": "application/geo+json"},
              {"href": f"{_base(request)}/collections/{layer.name}", "rel": "collection", "type": "application/json"}]
