@@ -39,7 +39,8 @@ def fill_depressions(dem: xr.DataArray, *, epsilon: bool = False) -> xr.DataArra
     """Fill every depression so that each cell can drain to the grid edge or to no-data.
 
     Priority-flood (Barnes, Lehman & Mulla 2014, the improved variant: cells inside a depression go through a
-    plain FIFO "pit queue", only the rest through the priority queue, here a radix heap on the float bits).
+    plain FIFO "pit queue", only the rest through the priority queue, here a 4-ary heap on the float bits; a
+    radix heap with ``epsilon=True``).
     Each cell is raised to the lowest level at which it spills: the minimum
     over paths to the edge of the highest elevation on the path. Filled depressions are flat; give the result
     to :func:`flow_direction`, which routes flats towards lower and away from higher terrain. With
@@ -64,9 +65,10 @@ def fill_depressions(dem: xr.DataArray, *, epsilon: bool = False) -> xr.DataArra
         The filled surface, same dtype (float32 stays float32; integers become float64), coords and CRS.
         Memory, in bytes per cell: the output (4 for float32, 8 for float64; the input is not copied when it
         is already a north-up float array), 1 for visited flags, and in the parallel fill up to 2 for strip
-        labels (4 beyond 32,767 columns; written only where water leaves through a strip border); plus the queues: 16 bytes per
-        queued cell of the flooding front, 8 per cell of the largest depression front, and 24 per pair of
-        neighbouring cells with different labels. No recursion.
+        labels (4 beyond 32,767 columns; written only where water leaves through a strip border); plus the
+        queues: 8 bytes per queued cell of the flooding front for float32 (16 for float64 and with
+        ``epsilon=True``), 8 per cell of the largest depression front, and 24 per pair of neighbouring cells
+        with different labels. No recursion.
 
     Examples
     --------
@@ -79,15 +81,14 @@ def fill_depressions(dem: xr.DataArray, *, epsilon: bool = False) -> xr.DataArra
     """
     grid = check_grid(dem, "dem")
     z = float_values(dem, grid, "dem")
-    nstrips = min(numba.get_num_threads(), z.shape[0] // _MIN_STRIP_ROWS)
-    if epsilon or nstrips < 2:
+    if epsilon:
         out = np.empty_like(z)
         fbuf, ibuf = _fbuf(z.dtype)
         nbits = 8 * z.dtype.itemsize
         bits = out.reshape(-1).view(np.uint64 if nbits == 64 else np.uint32)
-        _k.fill_depressions(z, out, bits, nbits, bool(epsilon), fbuf, ibuf)
+        _k.fill_depressions(z, out, bits, nbits, True, fbuf, ibuf)
     else:
-        out = _fill_strips(z, nstrips)
+        out = _fill_strips(z, max(1, min(numba.get_num_threads(), z.shape[0] // _MIN_STRIP_ROWS)))
     return wrap(out, dem, grid, dem.name or "filled", attrs=dem.attrs)
 
 
@@ -100,7 +101,7 @@ def _fill_strips(z: np.ndarray, nstrips: int) -> np.ndarray:
     Each strip is flooded on its own thread with its inner borders as labelled outlets (the kernels release
     the GIL); the labels' spill levels come from a minimax search over where labels meet; then every cell is
     raised to its label's spill level where that is higher. Exact: a cell's fill level is the larger of its
-    strip-local level and its label's spill level.
+    strip-local level and its label's spill level. One strip is the plain fill (all labels 0, nothing to raise).
     """
     nr, nc = z.shape
     out = np.empty_like(z)
@@ -110,6 +111,9 @@ def _fill_strips(z: np.ndarray, nstrips: int) -> np.ndarray:
     # calloc: pages where no label is written are never touched; 2 bytes per cell while the labels fit
     labels = np.zeros(z.shape, dtype=np.uint16 if nlab <= 65536 else np.int32)
     bounds = [nr * s // nstrips for s in range(nstrips + 1)]
+    if nstrips == 1:  # labels stay 0: only read, so their pages are never touched
+        _k.fill_strip(z, out, bits, nbits, 0, nr, labels, 0, 0)
+        return out
 
     def strip(s: int) -> None:
         lab_top = 0 if s == 0 else 1 + (2 * s - 1) * nc  # label of the strip's top row, column 0

@@ -389,3 +389,34 @@ def test_parallel_accumulation_does_not_depend_on_threads(threads):
         threads(nthreads)
         np.testing.assert_allclose(hydrology.flow_accumulation(fd, weights=w).values, ref, rtol=1e-12, equal_nan=True)
         assert np.nansum(hydrology.flow_accumulation(fd).values[fd.values == 0]) > 0
+
+
+@numba.njit(cache=True)
+def _heap_sort(keys, vals, packed):
+    """Push every (key, value) into the fill's 4-ary heap (from 1 slot, so it grows), pop them all."""
+    hk = np.empty(1, dtype=np.uint64)
+    hv = np.empty(0 if packed else 1, dtype=np.int64)
+    out = np.empty(keys.size, dtype=np.int64)
+    n = 0
+    for i in range(keys.size):
+        key = (keys[i] << np.uint64(32)) | np.uint64(vals[i]) if packed else keys[i]
+        hk, hv = _k._hq_push(hk, hv, n, key, vals[i], packed)
+        n += 1
+    for i in range(keys.size):
+        out[i] = _k._hq_pop(hk, hv, n, packed)
+        n -= 1
+    return out
+
+
+@PROPS
+@given(st.lists(st.integers(0, 2**32 - 1), max_size=300), st.booleans(), st.integers(1, 40))
+def test_fill_heap_pops_in_key_order(raw, packed, spread):
+    """The 4-ary heap of the flat fill pops values in nondecreasing key order (many ties), packed or not."""
+    keys = np.array([k // spread for k in raw] if raw else [], dtype=np.uint64) % np.uint64(spread * 7 + 1)
+    vals = np.arange(keys.size, dtype=np.int64)
+    popped = _heap_sort(keys, vals, packed)
+    assert sorted(popped.tolist()) == vals.tolist()
+    got = keys[popped]
+    assert np.all(got[1:] >= got[:-1])
+    if packed:  # the value breaks ties: the order is exactly (key, value)
+        np.testing.assert_array_equal(popped, np.lexsort((vals, keys)))
