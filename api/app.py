@@ -136,10 +136,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     from api import features, processes, sensorthings, tiles3d
 
+    app.include_router(tiles3d.router, tags=["3D Tiles"])           # first: routes are matched in order
     app.include_router(features.router)
     app.include_router(sensorthings.router, prefix="/v1.1", tags=["SensorThings"])
     processes.install(app, scene, settings.max_concurrent_jobs)      # before /viewer/{path}: the viewer's config
-    app.include_router(tiles3d.router, tags=["3D Tiles"])
+    app.include_router(tiles3d.viewer, tags=["3D Tiles"])
     openapi.install(app, lambda: [layer.name for layer in features.F.vector_layers(scene)],
                     lambda: [features.F.CRS84, features.F.crs_uri(scene.crs)], lambda: list(processes.PROCESSES))
 

@@ -23,9 +23,10 @@ from api.deps import ReadCaller, SceneDep, SettingsDep
 from api.errors import NotFound
 from api.openapi import ERRORS
 
-__all__ = ["resolve", "router", "tiles_root"]
+__all__ = ["resolve", "router", "tiles_root", "viewer"]
 
-router = APIRouter()
+router = APIRouter()      # 3D Tiles and map tiles: the most requested routes, matched first
+viewer = APIRouter()      # /viewer/{path}: after the routes that serve files under /viewer themselves
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css",
           ".wasm": "application/wasm", ".json": "application/json", ".glb": "model/gltf-binary", ".gltf": "model/gltf+json",
           ".b3dm": "application/octet-stream", ".pnts": "application/octet-stream",
@@ -391,12 +392,12 @@ async def map_tile(request: Request, _: ReadCaller, collectionId: MapId, z: Z, y
 ViewerPath = Annotated[str, Path(max_length=1024, description="A file of the viewer page")]
 
 
-@router.get("/viewer", summary="The 3D viewer (CesiumJS)", include_in_schema=False)
+@viewer.get("/viewer", summary="The 3D viewer (CesiumJS)", include_in_schema=False)
 def viewer_root() -> Response:
     return Response(status_code=308, headers={"Location": "/viewer/"})
 
 
-@router.get("/viewer/{path:path}", summary="The 3D viewer page and its files", response_class=FileResponse,
+@viewer.get("/viewer/{path:path}", summary="The 3D viewer page and its files", response_class=FileResponse,
             responses={**ERRORS, **_FILE})
 def viewer_file(request: Request, scene: SceneDep, settings: SettingsDep, _: ReadCaller, path: ViewerPath) -> Response:
     root = tiles_root(scene, settings)
