@@ -43,6 +43,11 @@ def check_layer_name(name: str) -> str:
     return name
 
 
+# built once: constructing the statement and its cache key cost as much as running it (the HTTP service reads a
+# catalogue row on every Features request)
+_CATALOG_ROW = sa.select(schema.layers).where(schema.layers.c.name == sa.bindparam("name"))
+
+
 @dataclass
 class _Tx:
     conn: sa.Connection
@@ -196,7 +201,7 @@ class Store(ABC):
 
     def catalog_row(self, name: str) -> dict | None:
         with self.connection() as conn:
-            row = conn.execute(sa.select(schema.layers).where(schema.layers.c.name == name)).first()
+            row = conn.execute(_CATALOG_ROW, {"name": name}).first()
             return dict(row._mapping) if row else None
 
     def add_catalog_row(self, row: dict) -> None:
