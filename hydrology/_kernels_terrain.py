@@ -968,15 +968,56 @@ def _start_values(fdir, weights, use_weights, acc, indeg):
     return nvalid
 
 
-@njit(cache=True)
-def flow_accumulation(fdir, weights, use_weights, code_dr, code_dc, acc):
+@njit(cache=True, inline="always")
+def _walk(ff, af, indeg, nr, nc, code_dr, code_dc, i, r, c, r0, r1, out_j, out_v, nout):
+    """Walk downstream from the finished cell ``i`` = (r, c), adding each total to the receiver, until a
+    receiver still waits for other tributaries or the flow ends; flow leaving rows ``[r0, r1)`` is recorded
+    in ``out_j``/``out_v`` (receiver, amount) instead. Returns (cells finished, records)."""
+    done = 0
+    while True:
+        done += 1
+        d = ff[i]
+        if d == 0:
+            break
+        rr = r + code_dr[d]
+        cc = c + code_dc[d]
+        if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+            break
+        j = i + code_dr[d] * nc + code_dc[d]
+        if ff[j] == 255:
+            break
+        if rr < r0 or rr >= r1:
+            out_j[nout] = j
+            out_v[nout] = af[i]
+            nout += 1
+            break
+        af[j] += af[i]
+        indeg[j] -= 1
+        if indeg[j] != 0:
+            break
+        indeg[j] = 255  # finished by this walk: the scan must not start it again
+        i = j
+        r = rr
+        c = cc
+    return done, nout
+
+
+@njit(cache=True, parallel=True)
+def flow_accumulation(fdir, weights, use_weights, code_dr, code_dc, acc, nstrips):
     """Topological D8 accumulation in O(n) without recursion or a sort.
 
     Each cell's in-degree is counted, then chains are walked from every cell with in-degree 0, adding the
     running total downstream; a walk stops at a cell that still waits for other tributaries. acc receives
     float64 totals (weights, or 1 per cell); no-data cells get NaN. Returns the number of valid cells that were
-    never finished (they lie on or below a cycle); 0 for a valid tree. The first pass (values, in-degrees)
-    runs rows in parallel, the walk is sequential. Memory: 1 byte per cell plus ``acc``.
+    never finished (they lie on or below a cycle); 0 for a valid tree.
+
+    Parallel over ``nstrips`` strips of rows: each strip walks its own chains, and flow that leaves a strip is
+    recorded (receiver, amount) instead of entering the other strip's cells, whose in-degree still counts it;
+    then, in one sequential pass, the records are added in strip order and the walks continue from the
+    receivers they complete (across strips). Only cells downstream of a strip border are walked twice.
+    Counts are exact (integers in float64); weighted sums may differ from a one-strip walk in the last bit,
+    but for a given ``nstrips`` not with the number of threads. Memory: 1 byte per cell plus ``acc``, plus
+    16 bytes per column and strip border.
     """
     nr, nc = fdir.shape
     n = nr * nc
@@ -984,30 +1025,38 @@ def flow_accumulation(fdir, weights, use_weights, code_dr, code_dc, acc):
     af = acc.ravel()
     indeg = np.empty(n, dtype=np.uint8)
     nvalid = _start_values(fdir, weights, use_weights, acc, indeg)
-    done = 0
-    for s in range(n):
-        if indeg[s] != 0 or ff[s] == 255:
-            continue
-        indeg[s] = 255  # mark as started, so it is not restarted
-        i = s
-        while True:
-            done += 1
-            d = ff[i]
-            if d == 0:
-                break
-            r = i // nc
-            c = i - r * nc
-            rr = r + code_dr[d]
-            cc = c + code_dc[d]
-            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
-                break
-            j = rr * nc + cc
-            if ff[j] == 255:
-                break
-            af[j] += af[i]
+    nstrips = max(1, min(nstrips, nr))
+    out_j = np.empty((nstrips, 2 * nc), dtype=np.int64)  # a walk leaves its strip from a top or bottom cell
+    out_v = np.empty((nstrips, 2 * nc), dtype=np.float64)
+    nout = np.zeros(nstrips, dtype=np.int64)
+    done = np.zeros(nstrips, dtype=np.int64)
+    for t in prange(nstrips):
+        r0 = t * nr // nstrips
+        r1 = (t + 1) * nr // nstrips
+        oj = out_j[t]
+        ov = out_v[t]
+        k = 0
+        m = 0
+        for r in range(r0, r1):
+            for c in range(nc):
+                s = r * nc + c
+                if indeg[s] != 0 or ff[s] == 255:
+                    continue
+                indeg[s] = 255  # mark as started, so it is not restarted
+                dn, k = _walk(ff, af, indeg, nr, nc, code_dr, code_dc, s, r, c, r0, r1, oj, ov, k)
+                m += dn
+        nout[t] = k
+        done[t] = m
+    total = done.sum()
+    for t in range(nstrips):
+        for e in range(nout[t]):
+            j = out_j[t, e]
+            af[j] += out_v[t, e]
             indeg[j] -= 1
             if indeg[j] != 0:
-                break
-            indeg[j] = 255  # finished by this walk: the scan must not start it again
-            i = j
-    return nvalid - done
+                continue
+            indeg[j] = 255
+            r = j // nc
+            dn, _ = _walk(ff, af, indeg, nr, nc, code_dr, code_dc, j, r, j - r * nc, 0, nr, out_j[0], out_v[0], 0)
+            total += dn
+    return nvalid - total

@@ -48,7 +48,7 @@ def fill_depressions(dem: xr.DataArray, *, epsilon: bool = False) -> xr.DataArra
     strictly lower neighbour (Barnes et al. 2014, Priority-Flood+epsilon).
 
     With more than one numba thread (``numba.set_num_threads``) and at least 256 rows, the default (flat)
-    fill runs in parallel over strips of rows (Barnes 2016, parallel priority-flood: each strip is flooded
+    fill runs in parallel over strips of rows, two per thread (Barnes 2016, parallel priority-flood: each strip is flooded
     with its inner borders as labelled outlets, the labels' spill levels are solved on the small graph of
     where they meet, then cells are raised to them); the result is identical to the one-piece fill.
 
@@ -88,11 +88,17 @@ def fill_depressions(dem: xr.DataArray, *, epsilon: bool = False) -> xr.DataArra
         bits = out.reshape(-1).view(np.uint64 if nbits == 64 else np.uint32)
         _k.fill_depressions(z, out, bits, nbits, True, fbuf, ibuf)
     else:
-        out = _fill_strips(z, max(1, min(numba.get_num_threads(), z.shape[0] // _MIN_STRIP_ROWS)))
+        threads = numba.get_num_threads()
+        nstrips = 1 if threads < 2 else min(_STRIPS_PER_THREAD * threads, z.shape[0] // _MIN_STRIP_ROWS)
+        out = _fill_strips(z, max(1, nstrips))
     return wrap(out, dem, grid, dem.name or "filled", attrs=dem.attrs)
 
 
 _MIN_STRIP_ROWS = 128  # below 2 x this many rows the grid is filled in one piece
+# strips per numba thread in the parallel fill: a thread slowed by other work leaves strips to the others, and
+# shorter flooding fronts keep the queue and the cache footprint small (4000²: 1.75 -> 1.49 CPU s from 2 to 4
+# strips on 2 threads)
+_STRIPS_PER_THREAD = 2
 
 
 def _fill_strips(z: np.ndarray, nstrips: int) -> np.ndarray:
@@ -217,11 +223,20 @@ def _fdir_values(fdir: xr.DataArray, what: str = "fdir") -> tuple[np.ndarray, ob
     return a, grid
 
 
+def _acc_strips(nrows: int) -> int:
+    """Strips of the accumulation walk: fixed by the grid, not the thread count, so that weighted sums are
+    the same on any machine; two of at least 64 rows (more borders add sequential work: at 4000² the walk took
+    0.27 s in one strip, 0.15 s in two and 0.17 s in four or eight on 2 cores)."""
+    return max(1, min(2, nrows // 64))
+
+
 def flow_accumulation(fdir: xr.DataArray, weights: xr.DataArray | None = None) -> xr.DataArray:
     """Upstream area in cells (including the cell itself), or the weighted sum of everything upstream.
 
     O(n): in-degrees are counted, then flow chains are walked from the sources in topological order; no
     recursion, no sorting. Weighted accumulation of a runoff depth times cell area gives discharge volume.
+    Two strips of rows are walked in parallel, flow crossing between them added afterwards; the result does
+    not depend on the number of threads.
 
     Parameters
     ----------
@@ -235,7 +250,7 @@ def flow_accumulation(fdir: xr.DataArray, weights: xr.DataArray | None = None) -
     -------
     xarray.DataArray
         float64, NaN on no-data cells, same coords and CRS. Memory: 8 bytes per cell for the output plus 1 byte
-        per cell of in-degrees.
+        per cell of in-degrees (plus 32 bytes per column).
 
     Raises
     ------
@@ -265,7 +280,7 @@ def flow_accumulation(fdir: xr.DataArray, weights: xr.DataArray | None = None) -
     else:
         w = np.zeros((1, 1))
     acc = np.empty(a.shape, dtype=np.float64)
-    left = _k.flow_accumulation(a, w, weights is not None, _k.CODE_DR, _k.CODE_DC, acc)
+    left = _k.flow_accumulation(a, w, weights is not None, _k.CODE_DR, _k.CODE_DC, acc, _acc_strips(a.shape[0]))
     if left:
         raise FlowDirectionError(
             f"fdir routes water in a cycle: {left} cells never reach an outlet; "
