@@ -112,6 +112,7 @@ bench() {       # TARGET SERVER[-VARIANT] LIST SECONDS OUT
         wrk -t "$THREADS" -c "$CONNECTIONS" -d "${4}s" --timeout 10s -s "$ROOT/benchmarks/api_bench.lua" \
         "${URL[${2%%-*}]}" >"$WORK/wrk.out" 2>&1
     grep '^{' "$WORK/wrk.out" >>"$5"
+    "$PY" "$ROOT/benchmarks/api_bench.py" settle "${PIDS[@]}"   # queued requests worked off before the next run
 }
 
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'); load average $(cut -d' ' -f1-3 /proc/loadavg); workers $WORKERS," \

@@ -4,7 +4,9 @@
         writes, under WORK_DIR, the request lists the wrk Lua script cycles over (one path a line) and the
         nginx configuration that serves the same 3D Tiles files under the same paths;
     .venv/bin/python benchmarks/api_bench.py table RESULTS.jsonl
-        prints the medians (req/s, p50, p99) per target and server and the ratios the issue asks for.
+        prints the medians (req/s, p50, p99) per target and server and the ratios the issue asks for;
+    .venv/bin/python benchmarks/api_bench.py settle SESSION_ID...
+        waits until the servers started in those sessions (setsid) are idle, between runs.
 
 Lists written by ``setup`` (paths relative to each server's root URL):
 - ``static.txt``: every .glb content file of the demo's tilesets (buildings, terrain, BIM, 19 water frames),
@@ -171,6 +173,36 @@ def _table(results: Path) -> None:
         print(f"highest median p99: {worst[0][0]} on {worst[0][1]}, {worst[1]['p99']:.1f} ms")
 
 
+def _cpu_ticks(sessions: set[int]) -> int:
+    """CPU time (clock ticks) used so far by every process in the given sessions."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) in sessions:          # field 6 of proc(5), the session id
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def _settle(sessions: set[int], quiet_ticks: int = 2, timeout: float = 60.0) -> float:
+    """Wait until the servers in ``sessions`` are idle (under ``quiet_ticks`` CPU ticks in 0.5 s): a server still
+    working off the requests queued in the last run (TiTiler's take seconds each) would take CPU from the next
+    run. Returns the seconds waited."""
+    import time
+
+    t0 = time.monotonic()
+    before = _cpu_ticks(sessions)
+    while time.monotonic() - t0 < timeout:
+        time.sleep(0.5)
+        now = _cpu_ticks(sessions)
+        if now - before < quiet_ticks:
+            break
+        before = now
+    return time.monotonic() - t0
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -180,9 +212,15 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--workers", type=int, default=1)
     t = sub.add_parser("table")
     t.add_argument("results", type=Path)
+    w = sub.add_parser("settle")
+    w.add_argument("sessions", type=int, nargs="+")
     a = p.parse_args(argv)
     if a.cmd == "setup":
         _setup(a.work, a.demo, a.workers)
+    elif a.cmd == "settle":
+        waited = _settle(set(a.sessions))
+        if waited > 2:
+            print(f"waited {waited:.1f} s for the servers to finish queued work", file=sys.stderr)
     else:
         _table(a.results)
 
