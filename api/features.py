@@ -175,9 +175,13 @@ async def items(request: Request, scene: SceneDep, settings: SettingsDep, _: Rea
                 filter_crs: Annotated[Literal["http://www.opengis.net/def/crs/OGC/1.3/CRS84"] | None,
                                       Query(alias="filter-crs")] = None,
                 crs: CrsParam = None) -> Response:
-    """Async: a bbox query on a loaded layer version is answered on the event loop (its catalogue row is one
-    primary-key read); loading a layer and the filters that visit every feature run in a worker thread."""
-    layer = F.get_layer(scene, collectionId)
+    """Async: a bbox query on a loaded layer version is answered on the event loop from the spatial index;
+    loading a layer and the filters that visit every feature run in a worker thread, and so does the catalogue
+    lookup unless the store reads local files (a primary-key read, cheaper than the hop to a thread)."""
+    if scene.store.local_reads:
+        layer = F.get_layer(scene, collectionId)
+    else:
+        layer = await anyio.to_thread.run_sync(F.get_layer, scene, collectionId)
     props = {k: v for k, v in request.query_params.items() if k not in _ITEMS_PARAMS}
     for k in props:
         if k not in layer.dtypes:

@@ -63,6 +63,8 @@ class Store(ABC):
     url: str
     engine: sa.Engine
     files_root: Path
+    #: reads are local file reads, no network round trip: a catalogue lookup may run on an event loop
+    local_reads: bool = False
 
     def __init__(self) -> None:
         self._local = threading.local()      # the open transaction belongs to the thread that opened it

@@ -51,6 +51,8 @@ def _engine(db: Path) -> sa.Engine:
 class EmbeddedStore(Store):
     """A scene in a directory (the default for a filesystem path)."""
 
+    local_reads = True
+
     def __init__(self, root: Path) -> None:
         super().__init__()
         self.root = Path(root)
