@@ -12,9 +12,10 @@ smallest gradient instead (like whitebox-workflows' default ``fix_flats``), leav
 as a DataArray whose CRS is a CF grid-mapping coordinate built with pyproj (what ``xr.open_dataset`` of a CF
 NetCDF gives), so rioxarray is never imported; "cim-twin-rioxarray" is "cim-twin" with the CRS written by
 rioxarray's ``.rio.write_crs`` (rioxarray, rasterio and dask.array loaded: about 45 MB more). Ours uses numba's
-default thread count (all cores): the flat fill runs over strips in parallel, D8, flat resolution and the
-accumulation's first pass over rows; epsilon filling is sequential. Our JIT cost is measured separately: the
-first call in a fresh process, once with numba's on-disk cache warm and once with an empty cache directory.
+default thread count (all cores): the flat fill runs over strips in parallel (two per thread), D8 and flat
+resolution over rows, the accumulation over two strips; epsilon filling is sequential. Our JIT cost is measured
+separately: the first call (on the warm-up DEM) in a fresh process, once with numba's on-disk cache warm and
+once with an empty cache directory.
 The start time and load average are printed first.
 
     .venv/bin/python benchmarks/hydrology.py --sizes 2000 4000 --repeat 3
