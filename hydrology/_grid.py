@@ -190,7 +190,9 @@ def float_values(da: xr.DataArray, grid: Grid, what: str) -> np.ndarray:
         bad = v == nodata
         if bad.any():
             v = np.where(bad, np.nan, v).astype(dtype)
-    if np.isinf(v).any():
+    flat = v.reshape(-1)
+    # in blocks of 1 Mi cells: a whole-grid boolean temporary would be 1 byte per cell at the fill's peak
+    if any(np.isinf(flat[i : i + 2**20]).any() for i in range(0, flat.size, 2**20)):
         raise GridError(f"{what} holds infinite values; use NaN for no-data")
     return v
 

@@ -646,14 +646,16 @@ def d8_directions(z, dx, dy, out):
 
 
 @njit(cache=True)
-def _one_flat(s0, zf, ff, member, mask, nr, nc, rlo, rhi, cells, low, high, q):
+def _one_flat(s0, zf, ff, member, mask, base, nr, nc, rlo, rhi, cells, low, high, q):
     """Resolve the flat holding the NOFLOW cell ``s0`` if it lies within rows ``[rlo, rhi)``.
 
     The flat is the connected set of valid cells at ``s0``'s height (NOFLOW cells and their same-height
     neighbours that have a direction). Returns the number of its cells left as pits (>= 0), or -1 if the
     flat reaches a row outside ``[rlo, rhi)`` or has more cells than the buffers hold; nothing is changed then.
-    Only the flat's own cells are written (``ff``, ``mask``, ``member``), and cells outside the rows are read
-    only where static (heights), so threads working on disjoint row ranges never touch the same memory.
+    ``member`` and ``mask`` hold cells ``base`` onwards (cell ``i`` at ``i - base``): a strip's own rows, or the
+    whole grid with ``base = 0``; only the flat's cells, all within the rows, are looked up in them. Only the
+    flat's own cells are written (``ff``, ``mask``, ``member``), and cells outside the rows are read only where
+    static (heights), so threads working on disjoint row ranges never touch the same memory.
     """
     cap = cells.size
     zs = zf[s0]
@@ -680,15 +682,15 @@ def _one_flat(s0, zf, ff, member, mask, nr, nc, rlo, rhi, cells, low, high, q):
         if pick < 0 or (DR[k] * DC[k] == 0 and DR[pick] * DC[pick] != 0):
             pick = k
     if lone:
-        member[s0] = 1
+        member[s0 - base] = 1
         if pick < 0:
             ff[s0] = OUTLET
             return 1
         ff[s0] = CODES[pick]
         return 0
     # 1. the connected set of cells at this height; every same-height neighbour of a flat cell is in it
-    member[s0] = 1
-    mask[s0] = 0
+    member[s0 - base] = 1
+    mask[s0 - base] = 0
     cells[0] = s0
     ncell = 1
     h = 0
@@ -705,13 +707,13 @@ def _one_flat(s0, zf, ff, member, mask, nr, nc, rlo, rhi, cells, low, high, q):
             j = rr * nc + cc
             if zf[j] != zs:
                 continue
-            if rr < rlo or rr >= rhi or (member[j] == 0 and ncell == cap):
+            if rr < rlo or rr >= rhi or (member[j - base] == 0 and ncell == cap):
                 for a in range(ncell):  # undo: another pass handles this flat
-                    member[cells[a]] = 0
+                    member[cells[a] - base] = 0
                 return -1
-            if member[j] == 0:
-                member[j] = 1
-                mask[j] = 0
+            if member[j - base] == 0:
+                member[j - base] = 1
+                mask[j - base] = 0
                 cells[ncell] = j
                 ncell += 1
     # 2. its low and high edges
@@ -748,14 +750,14 @@ def _one_flat(s0, zf, ff, member, mask, nr, nc, rlo, rhi, cells, low, high, q):
     height = 0
     qt = 0
     for a in range(nhigh):
-        mask[high[a]] = 1
+        mask[high[a] - base] = 1
         q[qt] = high[a]
         qt += 1
     qh = 0
     while qh < qt:
         i = q[qh]
         qh += 1
-        lev = mask[i]
+        lev = mask[i - base]
         if lev > height:
             height = lev
         r = i // nc
@@ -766,14 +768,14 @@ def _one_flat(s0, zf, ff, member, mask, nr, nc, rlo, rhi, cells, low, high, q):
             if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
                 continue
             j = rr * nc + cc
-            if zf[j] == zs and mask[j] == 0 and ff[j] == NOFLOW:
-                mask[j] = lev + 1
+            if zf[j] == zs and mask[j - base] == 0 and ff[j] == NOFLOW:
+                mask[j - base] = lev + 1
                 q[qt] = j
                 qt += 1
     # 4. towards lower, combined with 3; stored negated, which also marks the cell as visited
     qt = 0
     for a in range(nlow):
-        mask[low[a]] = -2
+        mask[low[a] - base] = -2
         q[qt] = low[a]
         qt += 1
     qh = 0
@@ -793,11 +795,11 @@ def _one_flat(s0, zf, ff, member, mask, nr, nc, rlo, rhi, cells, low, high, q):
             if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
                 continue
             j = rr * nc + cc
-            if zf[j] == zs and mask[j] >= 0 and ff[j] == NOFLOW:
-                if mask[j] > 0:
-                    mask[j] = -(height - mask[j] + 2 * (loops + 1))
+            if zf[j] == zs and mask[j - base] >= 0 and ff[j] == NOFLOW:
+                if mask[j - base] > 0:
+                    mask[j - base] = -(height - mask[j - base] + 2 * (loops + 1))
                 else:
-                    mask[j] = -2 * (loops + 1)
+                    mask[j - base] = -2 * (loops + 1)
                 q[qt] = j
                 qt += 1
     # 5. each flat cell points to its same-flat neighbour with the smallest mask
@@ -808,7 +810,7 @@ def _one_flat(s0, zf, ff, member, mask, nr, nc, rlo, rhi, cells, low, high, q):
             continue
         r = i // nc
         c = i - r * nc
-        best = -mask[i]
+        best = -mask[i - base]
         bestk = -1
         for k in range(8):
             rr = r + DR[k]
@@ -818,7 +820,7 @@ def _one_flat(s0, zf, ff, member, mask, nr, nc, rlo, rhi, cells, low, high, q):
             j = rr * nc + cc
             if zf[j] != zs:
                 continue
-            mj = -mask[j]
+            mj = -mask[j - base]
             if mj < best or (mj == best and bestk >= 0 and DR[k] * DC[k] == 0 and DR[bestk] * DC[bestk] != 0):
                 best = mj
                 bestk = k
@@ -845,18 +847,16 @@ def resolve_flats(z, fdir, nstrips=0):
     Parallel: the rows are cut into strips and each thread resolves the flats that lie within one strip (with
     fixed buffers); flats that cross a strip border or are large are resolved afterwards in one sequential
     pass. Each flat's directions depend only on its own cells, so the result is the same for any number of
-    threads and strips (``nstrips``, 0 = up to 64 strips of at least 16 rows). Memory: 1 byte per cell
-    (visited flags) plus 4 bytes per cell of gradient masks that are only written on flats (the array is never
-    initialised elsewhere, so its pages away from flats stay unallocated), plus 32 KiB of queues per strip
-    and, for large flats, 32 bytes per cell of the largest flat.
+    threads and strips (``nstrips``, 0 = up to 64 strips of at least 16 rows). Memory: 5 bytes per cell of
+    the strip each thread works on (visited flags and gradient masks) plus 32 KiB of queues per strip; for the
+    flats left to the sequential pass, grid-sized flags and masks whose pages are touched only on those flats
+    (calloc'd / never initialised), and for large flats 32 bytes per cell of the largest flat.
     Returns the number of pit cells left.
     """
     nr, nc = z.shape
     n = nr * nc
     zf = z.ravel()
     ff = fdir.ravel()
-    member = np.zeros(n, dtype=np.uint8)  # visited while labelling a flat
-    mask = np.empty(n, dtype=np.int32)  # valid only for cells of the flat being resolved (set to 0 when labelled)
     if nstrips <= 0:
         nstrips = max(1, min(nr // 16, 64))
     nstrips = min(nstrips, max(nr, 1))
@@ -869,14 +869,20 @@ def resolve_flats(z, fdir, nstrips=0):
         low = np.empty(cap, dtype=np.int64)
         high = np.empty(cap, dtype=np.int64)
         q = np.empty(cap, dtype=np.int64)
+        # the strip's own flags and masks: 5 bytes per cell of one strip per thread, not of the grid
+        member = np.zeros((rhi - rlo) * nc, dtype=np.uint8)  # visited while labelling a flat
+        mask = np.empty((rhi - rlo) * nc, dtype=np.int32)  # valid only for the flat being resolved
         p = 0
         for s0 in range(rlo * nc, rhi * nc):
             if ff[s0] == NOFLOW:
-                got = _one_flat(s0, zf, ff, member, mask, nr, nc, rlo, rhi, cells, low, high, q)
+                got = _one_flat(s0, zf, ff, member, mask, rlo * nc, nr, nc, rlo, rhi, cells, low, high, q)
                 if got > 0:
                     p += got
         pits += p
-    # what the strips left: flats across strip borders or larger than the strips' buffers
+    # what the strips left: flats across strip borders or larger than the strips' buffers, with grid-sized
+    # flags and masks of which only those flats' pages are ever touched (calloc / never initialised)
+    member = np.zeros(n, dtype=np.uint8)
+    mask = np.empty(n, dtype=np.int32)
     cap = 1024
     cells = np.empty(cap, dtype=np.int64)
     low = np.empty(cap, dtype=np.int64)
@@ -886,7 +892,7 @@ def resolve_flats(z, fdir, nstrips=0):
         if ff[s0] != NOFLOW:
             continue
         while True:
-            got = _one_flat(s0, zf, ff, member, mask, nr, nc, 0, nr, cells, low, high, q)
+            got = _one_flat(s0, zf, ff, member, mask, 0, nr, nc, 0, nr, cells, low, high, q)
             if got >= 0:
                 break
             cap *= 4
