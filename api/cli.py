@@ -26,7 +26,8 @@ def register(app: typer.Typer) -> None:
                                             help="Allow reads without a key (default: CIM_ANONYMOUS_READ or off)"),
         tiles_root: str = typer.Option(None, "--tiles-root", help="Directory of 3D Tiles tilesets"),
         workers: int = typer.Option(1, "--workers", min=1, max=64,
-                                    help="Worker processes (each opens the scene and keeps its own tile caches)"),
+                                    help="Worker processes (each opens the scene, keeps its own tile caches and runs up to "
+                                         "CIM_MAX_CONCURRENT_JOBS jobs)"),
         access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log every request"),
     ) -> None:
         """Serve the scene over HTTP: OGC API Features and Tiles, SensorThings v1.1, 3D Tiles and the viewer (see

@@ -31,5 +31,6 @@ class Settings(BaseSettings):
     mqtt_host: str | None = Field(None, description="MQTT broker for the SensorThings MQTT extension")
     mqtt_port: int = Field(1883, ge=1, le=65535)
     mqtt_client_id: str = Field("cim-twin-api", description="Client id of the service's MQTT subscriber")
-    max_concurrent_jobs: int = Field(1, ge=1, le=64, description="Processing jobs run at once; the rest wait")
+    max_concurrent_jobs: int = Field(1, ge=1, le=64, description="Processing jobs run at once by each server process "
+                                     "(cim serve --workers N runs up to N times this); the rest wait")
     title: str = Field("CIM Twin", description="Title on the landing page")
