@@ -528,7 +528,7 @@ def spill_levels(nlab, ea, eb, ew):
     for v in range(nlab):
         deg[v + 1] += deg[v]
     nbr = np.empty(deg[nlab], dtype=np.int32)
-    wt = np.empty(deg[nlab], dtype=np.float64)
+    wt = np.empty(deg[nlab], dtype=ew.dtype)  # the levels' own precision: float32 halves the largest array here
     fill = deg[:nlab].copy()
     for e in range(ea.size):
         a = ea[e]
