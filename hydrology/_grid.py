@@ -203,9 +203,12 @@ def wrap(values: np.ndarray, like: xr.DataArray, grid: Grid, name: str, *, nodat
         values = values[::-1]
     coords = {k: v for k, v in like.coords.items() if set(v.dims) <= set(like.dims)}
     out = xr.DataArray(values, dims=like.dims, coords=coords, name=name, attrs=dict(attrs or {}))
-    crs = grid.crs if grid.crs is not None else crs_of(like)
-    if crs is not None and _grid_mapping(like) not in out.coords:
-        with_crs(out, crs)
+    gm = _grid_mapping(like)
+    if gm in out.coords:  # copied with the coordinates; a name other than the default must be pointed to
+        if gm != "spatial_ref":
+            out.encoding["grid_mapping"] = gm
+    else:
+        with_crs(out, grid.crs if grid.crs is not None else crs_of(like))
     if nodata is not None:
         if _rio_loaded():
             out.rio.write_nodata(nodata, encoded=False, inplace=True)

@@ -44,13 +44,17 @@ def test_cf_crs_matches_rioxarray(no_rio, crs):
     assert _grid.crs_of(grid(np.ones((2, 2)), crs=None)) is None
 
 
-def test_custom_grid_mapping_name_is_followed_and_kept(no_rio):
+@pytest.mark.parametrize("rio", [True, False])
+def test_custom_grid_mapping_name_is_followed_and_kept(monkeypatch, rio):
+    monkeypatch.setattr(_grid, "_rio_loaded", lambda: rio)
     da = grid(np.array([[3.0, 2.0], [2.0, 1.0]]), crs=None)
     da = da.assign_coords(crs_var=xr.Variable((), 0, CRS("EPSG:28992").to_cf()))
     da.encoding["grid_mapping"] = "crs_var"
-    out = hydrology.flow_direction(da)
-    assert "crs_var" in out.coords and "spatial_ref" not in out.coords
-    assert _grid.crs_of(da).to_epsg() == 28992
+    assert CRS.from_user_input(_grid.crs_of(da)).to_epsg() == 28992
+    for out in (hydrology.flow_direction(da), hydrology.fill_depressions(da)):
+        assert "crs_var" in out.coords and "spatial_ref" not in out.coords
+        assert CRS.from_user_input(_grid.crs_of(out)).to_epsg() == 28992
+        assert CRS.from_user_input(out.rio.crs).to_epsg() == 28992
 
 
 def test_nodata_matches_rioxarray(no_rio):
