@@ -32,7 +32,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve the scene over HTTP: OGC API Features and Tiles, SensorThings v1.1, 3D Tiles and the viewer (see
         /docs). Other settings come from CIM_* environment variables (e.g. CIM_CORS_ORIGINS, CIM_MQTT_HOST)."""
+        import logging
         import os
+        import socket
 
         import uvicorn
 
@@ -54,11 +56,22 @@ def register(app: typer.Typer) -> None:
         if workers == 1:
             uvicorn.run(create_app(settings), **options)
             return
-        # several processes: uvicorn imports the factory in each; they read the same settings from CIM_* variables
+        # several processes: each imports the factory and reads the same settings from CIM_* variables
         os.environ.update({"CIM_SCENE": scene, "CIM_ANONYMOUS_READ": str(settings.anonymous_read).lower()})
         if settings.tiles_root is not None:
             os.environ["CIM_TILES_ROOT"] = str(settings.tiles_root)
-        uvicorn.run("api.app:create_app", factory=True, workers=workers, **options)
+        if not hasattr(socket, "SO_REUSEPORT"):         # not on Windows: uvicorn's workers share one socket
+            uvicorn.run("api.app:create_app", factory=True, workers=workers, **options)
+            return
+        from api.workers import serve_workers
+
+        logging.getLogger("api.workers").setLevel(logging.INFO)       # the workers' pids, restarts
+        try:
+            code = serve_workers(workers, host, port, {k: v for k, v in options.items() if k not in ("host", "port")})
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                                     param_hint="--host/--port") from None
+        raise typer.Exit(code)
 
     keys = typer.Typer(help="Manage API keys (stored hashed in the scene).", no_args_is_help=True)
     app.add_typer(keys, name="keys")
