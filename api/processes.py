@@ -52,6 +52,7 @@ router = APIRouter(tags=["Processes"])
 MAX_DURATION = 86400.0     #: longest simulated time of a job, seconds
 MAX_RAIN = 500.0           #: highest uniform rain rate, mm/h (above the 305 mm/h world record)
 MAX_FRAMES = 120           #: most output times of a job's depth series
+MAX_GAUGES = 1000          #: most rain gauges named in one job
 UPLOAD_DAYS = 7            #: uploaded files are kept this long (swept at each new upload)
 RunCaller = Annotated[Caller, Depends(require("run"))]
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="A job id")]
@@ -81,7 +82,12 @@ class Inputs(BaseModel):
     rainfall: float | None = Field(None, ge=0, le=MAX_RAIN, description="Uniform rain rate, mm/h")
     storm: str | None = Field(None, max_length=64, description="Design storm CITY:RETURN_PERIOD:MINUTES[:PEAK]")
     rainfallFile: FileInput | None = Field(None, description="A rainfall grid (NetCDF or GeoTIFF, mm/h)")
-    gauges: str | None = Field(None, max_length=80, description="The scene's rain gauge over START/END (UTC)")
+    gauges: str | None = Field(None, max_length=80, description="The scene's rain gauges over START/END (UTC)")
+    datastreams: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] | None = Field(
+        None, min_length=1, max_length=MAX_GAUGES, description="With gauges: the rain-gauge Datastream ids to use "
+        "(default: all the scene's rain gauges)")
+    gaugeMethod: Literal["idw", "nearest"] | None = Field(
+        None, description="With several gauges: inverse distance weighting (default) or nearest gauge")
     duration: float = Field(gt=0, le=MAX_DURATION, description="Simulated time, seconds (at most one day)")
     resolution: float | None = Field(None, gt=0, le=1000, description="Model cell size (m), coarser than the DEM")
     drainage: float | None = Field(None, ge=0, le=2000, description="Sewer capacity as a loss rate (mm/h)")
@@ -99,6 +105,8 @@ class Execute(BaseModel):
         {"inputs": {"rainfall": 60.0, "duration": 600.0}},
         {"inputs": {"storm": "beijing:100:60", "duration": 3600.0, "drainage": 20.0}},
         {"inputs": {"gauges": "2020-06-17T10:00/2020-06-17T14:00", "duration": 1800.0}},
+        {"inputs": {"gauges": "2020-06-17T10:00/2020-06-17T14:00", "datastreams": [1, 3], "gaugeMethod": "nearest",
+                    "duration": 1800.0}},
     ]})
     inputs: Inputs
     outputs: dict[str, Any] | None = None
@@ -119,8 +127,16 @@ def _input_descriptions(what_if: bool) -> dict:
                                  "type": "string", "format": "uri-reference"}}},
                              {"type": "string", "contentEncoding": "base64",
                               "contentMediaType": "application/x-netcdf"}]}, "minOccurs": 0},
-        "gauges": {"title": "Rain gauge window", "description": "The scene's rain gauge over START/END (UTC), e.g. "
-                   "2020-06-17T14:00/2020-06-17T17:00", "schema": {"type": "string"}, "minOccurs": 0},
+        "gauges": {"title": "Rain gauge window", "description": "The scene's rain gauges over START/END (UTC), e.g. "
+                   "2020-06-17T14:00/2020-06-17T17:00: one gauge rains uniformly, several are gridded over the "
+                   "model domain", "schema": {"type": "string"}, "minOccurs": 0},
+        "datastreams": {"title": "Rain gauges", "description": "With gauges: the ids of the rain-gauge Datastreams "
+                        "to use (default: all the scene's rain gauges)",
+                        "schema": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1,
+                                   "maxItems": MAX_GAUGES}, "minOccurs": 0},
+        "gaugeMethod": {"title": "Gauge interpolation", "description": "With several gauges: idw (inverse distance "
+                        "weighting, the default) or nearest (Thiessen polygons)",
+                        "schema": {"type": "string", "enum": ["idw", "nearest"]}, "minOccurs": 0},
         "duration": {"title": "Duration", "description": "Simulated time in seconds",
                      "schema": {"type": "number", "exclusiveMinimum": 0}},
         "resolution": {"title": "Cell size", "description": "Model cells in metres (a multiple of the DEM's)",
@@ -382,16 +398,12 @@ def _resolve(scene: cim.Scene, process: str, x: Inputs) -> dict[str, Any]:
     elif x.rainfallFile is not None:
         kw["rainfall"] = _rainfall_file(scene, x.rainfallFile)
     else:
-        import pandas as pd
+        from flood.gauges import parse_window
 
-        try:
-            start, end = (pd.Timestamp(t, tz="UTC") for t in x.gauges.split("/"))
-        except ValueError:
-            raise BadRequest(f"gauges {x.gauges!r}: give START/END, e.g. 2020-06-17T14:00/2020-06-17T17:00") \
-                from None
-        if not start < end:
-            raise BadRequest("gauges: START must be before END")
-        kw["rainfall"], kw["window"] = "gauges", (start, end)
+        kw["rainfall"], kw["window"] = "gauges", parse_window(x.gauges)
+        kw["gauges"], kw["gauge_method"] = x.datastreams, x.gaugeMethod or "idw"
+    if x.gauges is None and (x.datastreams is not None or x.gaugeMethod is not None):
+        raise BadRequest("datastreams and gaugeMethod go with gauges (a START/END window)")
     what_if = process == "what-if" or x.compare
     if x.compare and x.planned is None and x.surfaces is None:
         raise BadRequest("compare needs planned buildings or surface changes")

@@ -19,7 +19,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 # The scene-aware layer imports cim: load it only when asked for, so the solver stays independent of it.
 _LAZY = {"forecast": "flood.forecasting", "Forecast": "flood.forecasting", "terrain": "flood.forecasting",
-         "gauge_rainfall": "flood.forecasting", "WarningLevels": "flood.levels", "ensemble": "flood.ensembles",
+         "gauge_rainfall": "flood.gauges", "WarningLevels": "flood.levels", "ensemble": "flood.ensembles",
          "find_hotspots": "flood.hotspots", "what_if": "flood.whatif"}
 
 

@@ -32,8 +32,12 @@ def register(app: typer.Typer) -> None:
         rain: float = typer.Option(None, "--rain", help="Uniform rain rate (mm/h) for the whole run"),
         storm: str = typer.Option(None, "--storm", help="Design storm CITY:RETURN_PERIOD:MINUTES, e.g. beijing:100:60"),
         layer: str = typer.Option(None, "--layer", help="A rainfall layer of the scene (radar, nowcast)"),
-        gauges: str = typer.Option(None, "--gauges", help="The scene's rain gauge over START/END (UTC), "
-                                   "e.g. 2020-06-17T14:00/2020-06-17T17:00"),
+        gauges: str = typer.Option(None, "--gauges", help="The scene's rain gauges over START/END (UTC), "
+                                   "e.g. 2020-06-17T14:00/2020-06-17T17:00; several are gridded over the domain"),
+        datastream: list[int] = typer.Option(None, "--datastream", help="With --gauges: a rain-gauge Datastream "
+                                             "id to use (repeat the option; default: all rain gauges)"),
+        gauge_method: str = typer.Option("idw", "--gauge-method", help="With several gauges: 'idw' (inverse "
+                                         "distance weighting) or 'nearest' (Thiessen polygons)"),
         name: str = typer.Option("forecast", "--name", help="Results are stored as layers flood_NAME_*"),
         resolution: float = typer.Option(None, "--resolution", help="Model cell size (m), coarser than the DEM"),
         drainage: float = typer.Option(None, "--drainage", help="Sewer capacity as a loss rate (mm/h)"),
@@ -53,6 +57,7 @@ def register(app: typer.Typer) -> None:
         import cim
         from cim.cli import console
         from flood.forecasting import forecast
+        from flood.gauges import parse_window
         from flood.model import Scheme
 
         schemes = typing.get_args(Scheme)
@@ -65,18 +70,21 @@ def register(app: typer.Typer) -> None:
                                      f"(got {', '.join(given) or 'none'})")
         window = None
         rainfall = rain if rain is not None else _storm(storm) if storm else layer
+        if gauge_method not in ("idw", "nearest"):
+            raise typer.BadParameter(f"--gauge-method {gauge_method!r}: choose idw or nearest")
         if gauges is not None:
             try:
-                start, end = (pd.Timestamp(t, tz="UTC") for t in gauges.split("/"))
-            except ValueError:
-                raise typer.BadParameter(f"--gauges {gauges!r}: give START/END, e.g. "
-                                         "2020-06-17T14:00/2020-06-17T17:00") from None
-            rainfall, window = "gauges", (start, end)
+                rainfall, window = "gauges", parse_window(gauges)
+            except cim.ValidationError as exc:
+                raise typer.BadParameter(f"--gauges: {exc}") from None
+        elif datastream:
+            raise typer.BadParameter("--datastream goes with --gauges START/END")
         scene = cim.open_scene(scene_url)
         with Progress(TextColumn("[bold]simulating"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
                       TimeElapsedColumn(), console=console) as bar:
             task = bar.add_task("sim", total=duration)
             fc = forecast(scene, rainfall=rainfall, duration=duration, name=name, window=window,
+                          gauges=datastream or None, gauge_method=gauge_method,
                           resolution=resolution, drainage=drainage, scheme=scheme,
                           progress=lambda t, total: bar.update(task, completed=t))
         console.print(fc.summary())

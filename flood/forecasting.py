@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
@@ -28,12 +28,12 @@ import xarray as xr
 from rasterio import features as rio_features
 
 import cim
+from flood.gauges import gauge_rainfall
 from flood.impacts import bim_impacts, empty_warnings, feature_warnings, region_summary
 from flood.levels import WarningLevels
 from flood.model import Scheme, simulate
 
-__all__ = ["MANNING_BY_KIND", "SURFACE_COLUMNS", "Forecast", "check_surfaces", "forecast", "gauge_rainfall",
-           "water_level_skill"]
+__all__ = ["MANNING_BY_KIND", "SURFACE_COLUMNS", "Forecast", "check_surfaces", "forecast", "water_level_skill"]
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +112,15 @@ def forecast(scene: cim.Scene, *, rainfall: Any, duration: float, name: str = "f
              drainage: Any = None, infiltration: Any = None, boundary: Any = "closed",
              levels: WarningLevels | dict[str, float] | None = None, output_interval: float = 60.0,
              planned: gpd.GeoDataFrame | None = None, surfaces: gpd.GeoDataFrame | None = None,
-             scheme: Scheme = "inertial", write: bool = True,
+             scheme: Scheme = "inertial", gauges: Sequence[int | str] | None = None,
+             gauge_method: Literal["idw", "nearest"] = "idw", write: bool = True,
              progress: Callable[[float, float], None] | None = None) -> Forecast:
     """Run a flood forecast on a scene and (with ``write``) store its results as layers ``flood_<name>_*``.
 
     ``rainfall``: mm/h as a number, a 1-D DataArray over time, a (time, y, x) grid with a CRS, the name of a
-    rainfall layer of the scene, or ``"gauges"`` for the scene's rain-gauge Datastreams within ``window``.
+    rainfall layer of the scene, or ``"gauges"`` for the scene's rain-gauge Datastreams within ``window``
+    (all of them, or those named by id or name in ``gauges``; several are gridded over the model domain by
+    ``gauge_method``, ``"idw"`` or ``"nearest"``: see :func:`flood.gauge_rainfall`).
     ``resolution`` coarsens the terrain (block mean) to cells of that size in metres; ``drainage`` and
     ``infiltration`` are loss rates in mm/h (sewer capacity, soil), numbers or grids aligned with the terrain
     (``flood.terrain(scene, dem, resolution)`` gives that grid); ``infiltration`` may also be a soil model with
@@ -158,7 +161,7 @@ def forecast(scene: cim.Scene, *, rainfall: Any, duration: float, name: str = "f
         extra = extra.set_geometry(shapely.force_2d(extra.geometry.to_numpy()), crs=scene.crs)
         extra.index = [f"planned {i}" for i in extra.index]
         buildings = gpd.GeoDataFrame(pd.concat([buildings, extra]), crs=scene.crs)
-    rain = _rainfall(scene, rainfall, window)
+    rain = _rainfall(scene, rainfall, window, grid, gauges, gauge_method)
     start = None
     if isinstance(rain, xr.DataArray) and "time" in rain.dims and np.issubdtype(rain["time"].dtype, np.datetime64):
         start = pd.Timestamp(rain["time"].to_numpy()[0], tz="UTC")
@@ -322,45 +325,6 @@ def _burn(gdf: gpd.GeoDataFrame, grid: xr.DataArray) -> np.ndarray:
                                   fill=0, dtype="uint8").astype(bool)
 
 
-def gauge_rainfall(scene: cim.Scene, window: tuple[Any, Any] | None = None, *, time_label: str = "end") -> xr.DataArray:
-    """Rain rate (mm/h, 1-D over interval starts) from the scene's rain gauge within ``window``.
-
-    Gauge values are depths (mm) per interval; ``time_label="end"`` (KNMI's convention) means a value stamped
-    15:00 fell from 14:00 to 15:00. With several gauges the scene needs a gridded product instead.
-    """
-    from cim import iot
-
-    start, end = window if window is not None else (None, None)
-    with scene.transaction() as conn:
-        streams = iot.datastreams(conn)
-        rain = streams[streams["observed_property"].str.contains("precipitation|rain", case=False, na=False)]
-        if rain.empty:
-            raise cim.ValidationError(f"scene {scene.name!r} has no rain-gauge Datastream (observed property "
-                                      "with 'precipitation' or 'rain'); ingest one, or give rainfall= directly")
-        if len(rain) > 1:
-            raise cim.ValidationError(f"scene {scene.name!r} has {len(rain)} rain gauges; grid them first (e.g. "
-                                      "hydrology's gauge interpolation) and pass the grid as rainfall=")
-        row = rain.iloc[0]
-        obs = iot.observations(conn, int(row["id"]), start, end)
-    if obs.empty:
-        raise cim.ValidationError(f"rain gauge {row['name']!r} has no observations in {window}")
-    t = pd.DatetimeIndex(obs["phenomenon_time"])
-    t_end = pd.DatetimeIndex(obs["phenomenon_time_end"])
-    if t_end.isna().all():
-        step = pd.Series(t).diff().median()
-        t0, t1 = (t - step, t) if time_label == "end" else (t, t + step)
-    else:
-        t0, t1 = t, t_end
-    hours = (t1 - t0).total_seconds().to_numpy() / 3600.0
-    unit = str(row["unit_symbol"])
-    scale = {"mm": 1.0, "m": 1000.0}.get(unit)
-    if scale is None:
-        raise cim.ValidationError(f"rain gauge {row['name']!r} reports in {unit!r}; expected depths in mm or m")
-    rate = obs["result"].to_numpy(dtype=np.float64) * scale / hours
-    return xr.DataArray(rate, coords={"time": t0.tz_localize(None).to_numpy()}, dims="time", name="rainfall",
-                        attrs={"units": "mm/h", "source": f"rain gauge {row['name']}"})
-
-
 #: metres per unit of water-depth observations
 _DEPTH_UNITS = {"m": 1.0, "cm": 0.01, "mm": 0.001}
 
@@ -409,10 +373,10 @@ def water_level_skill(scene: cim.Scene, fc: Forecast, hotspots: gpd.GeoDataFrame
     return pd.DataFrame(rows) if rows else None
 
 
-def _rainfall(scene: cim.Scene, rainfall: Any, window) -> Any:
+def _rainfall(scene: cim.Scene, rainfall: Any, window, grid: xr.DataArray, gauges, gauge_method) -> Any:
     if isinstance(rainfall, str):
         if rainfall == "gauges":
-            return gauge_rainfall(scene, window)
+            return gauge_rainfall(scene, window, datastreams=gauges, domain=grid, method=gauge_method)
         da = scene.layer(rainfall)
         if window is not None:
             da = da.sel(time=slice(*window))

@@ -21,6 +21,7 @@ import flood.forecasting
 import flood.whatif
 import ingest
 from api import Settings, create_app
+from cim import iot
 from cim import jobs as J
 from tests.flood.test_forecast import X0, Y0, bowl_scene
 
@@ -271,6 +272,14 @@ def test_scopes_and_bad_inputs(bowl):
             "bad storm": (ex, {"inputs": {"storm": "beijing:lots:60", "duration": 60}}, 400),
             "unknown city": (ex, {"inputs": {"storm": "atlantis:100:60", "duration": 60}}, 400),
             "bad gauges": (ex, {"inputs": {"gauges": "yesterday", "duration": 60}}, 400),
+            "gauges backwards": (ex, {"inputs": {"gauges": "2020-06-17T17:00/2020-06-17T14:00", "duration": 60}},
+                                 400),
+            "datastreams without gauges": (ex, {"inputs": {**ok["inputs"], "datastreams": [1]}}, 400),
+            "method without gauges": (ex, {"inputs": {**ok["inputs"], "gaugeMethod": "idw"}}, 400),
+            "unknown method": (ex, {"inputs": {"gauges": "2020-06-17T14:00/2020-06-17T17:00", "duration": 60,
+                                               "gaugeMethod": "kriging"}}, 400),
+            "no datastreams": (ex, {"inputs": {"gauges": "2020-06-17T14:00/2020-06-17T17:00", "duration": 60,
+                                               "datastreams": []}}, 400),
             "bad file": (ex, {"inputs": {"rainfallFile": {"value": "not base64!", "mediaType": "image/tiff"},
                                          "duration": 60}}, 400),
             "what-if without plan": ("/processes/what-if/execution", ok, 400),
@@ -419,6 +428,37 @@ def test_gauge_rainfall_over_a_window(bowl):
     assert got == pytest.approx(dict(zip(direct.warnings["name"], direct.warnings["max_depth"], strict=True)),
                                 abs=1e-9)
     assert set(got) == {"bowl road", "ridge road", "rim house"} and direct.dataset.attrs["rain_volume"] > 0
+
+
+def test_several_gauges_picked_by_datastream(bowl):
+    from tests.flood.test_gauges import CELLS, WINDOW, _at, _gauge, _ids
+
+    scene, url, tokens = bowl
+    with scene.store.engine.begin() as conn:
+        for k, depths in (("west", [40.0, 10.0]), ("east", [80.0, 0.0]), ("south", [5.0, 5.0])):
+            iot.add_thing(conn, _gauge(k, *_at(*CELLS[k]), depths))
+    ids = _ids(scene)
+    window = "/".join(t.isoformat() for t in WINDOW)
+    with _client(url) as c:
+        r = c.post("/processes/flood-forecast/execution", headers=_h(tokens, "run"), json={"inputs": {
+            "gauges": window, "datastreams": [ids["west"], ids["east"]], "gaugeMethod": "nearest",
+            "duration": DURATION}})
+        assert r.status_code == 200, r.text
+        bad = c.post("/processes/flood-forecast/execution", headers=_h(tokens, "run"),
+                     json={"inputs": {"gauges": window, "datastreams": [99999], "duration": DURATION}})
+        assert bad.status_code == 400 and "no Datastream 99999" in bad.json()["detail"]
+    direct = flood.forecasting.forecast(scene, rainfall="gauges", window=WINDOW, gauges=[ids["west"], ids["east"]],
+                                        gauge_method="nearest", duration=DURATION, write=False)
+    everything = flood.forecasting.forecast(scene, rainfall="gauges", window=WINDOW, duration=DURATION, write=False)
+    got = {f["properties"]["name"]: f["properties"]["max_depth"] for f in r.json()["warnings"]["features"]}
+    want = dict(zip(direct.warnings["name"], direct.warnings["max_depth"], strict=True))
+    assert got == pytest.approx(want, abs=1e-9) and set(got) == {"bowl road", "ridge road", "rim house"}
+    # the two gauges rained 40 (west half) and 80 mm/h (east half) in the first hour: between the two uniform
+    # cases; adding the light south gauge (every gauge by default) gives less rain
+    open_area = 60.0 * 60.0 - 8.0 * 12.0
+    vol = direct.dataset.attrs["rain_volume"]
+    assert 0.040 / 4 * open_area < vol < 0.080 / 4 * open_area
+    assert everything.dataset.attrs["rain_volume"] < vol
 
 
 def test_dismiss_a_running_job(bowl, monkeypatch):
