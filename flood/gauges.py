@@ -75,8 +75,8 @@ def _intervals(row: Any, obs: pd.DataFrame, time_label: str) -> tuple[pd.Datetim
     if scale is None:
         raise cim.ValidationError(f"rain gauge {row['name']!r} reports in {row['unit_symbol']!r}; expected depths "
                                   "in mm or m")
-    t = pd.DatetimeIndex(obs["phenomenon_time"])
-    t_end = pd.DatetimeIndex(obs["phenomenon_time_end"])
+    t = pd.DatetimeIndex(pd.to_datetime(obs["phenomenon_time"], utc=True))
+    t_end = pd.DatetimeIndex(pd.to_datetime(obs["phenomenon_time_end"], utc=True))
     if t_end.isna().all():
         if len(t) < 2:
             raise cim.ValidationError(f"rain gauge {row['name']!r}: one observation without a phenomenon time "
@@ -127,7 +127,8 @@ def gauge_rainfall(scene: cim.Scene, window: tuple[Any, Any] | None = None, *,
                    datastreams: Sequence[int | str] | None = None, domain: xr.DataArray | None = None,
                    method: Literal["idw", "nearest"] = "idw", cell: float = 100.0,
                    time_label: str = "end") -> xr.DataArray:
-    """Rain rate (mm/h) from the scene's rain gauges within ``window`` (start inclusive, end exclusive).
+    """Rain rate (mm/h) from the scene's rain gauges over the intervals that start within ``window`` (start
+    inclusive, end exclusive; aware datetimes or ISO 8601 strings).
 
     ``datastreams`` picks gauges by Datastream id or name (default: every Datastream whose observed property
     names precipitation or rain). One gauge gives a 1-D series over its interval starts (uniform rain); several
@@ -148,22 +149,35 @@ def gauge_rainfall(scene: cim.Scene, window: tuple[Any, Any] | None = None, *,
 
     if method not in ("idw", "nearest"):
         raise cim.ValidationError(f"gauge method {method!r}: choose 'idw' or 'nearest'")
-    start, end = window if window is not None else (None, None)
+    lo, hi = window if window is not None else (None, None)
+    start = None if lo is None else iot.parse_time(lo, "window start")
+    end = None if hi is None else iot.parse_time(hi, "window end")
+    # a stamp may mark an interval's end: read a day either side (for the reporting step too) and keep the
+    # intervals that start inside the window
+    day = pd.Timedelta(days=1)
+    read_start, read_end = (None if start is None else start - day), (None if end is None else end + day)
     with scene.transaction() as conn:
         rain = rain_gauges(conn, datastreams)
         if rain.empty:
             raise cim.ValidationError(f"scene {scene.name!r} has no rain-gauge Datastream (observed property "
                                       "with 'precipitation' or 'rain'); ingest one, or give rainfall= directly")
-        obs = {int(r["id"]): iot.observations(conn, int(r["id"]), start, end) for _, r in rain.iterrows()}
+        obs = {int(r["id"]): iot.observations(conn, int(r["id"]), read_start, read_end) for _, r in rain.iterrows()}
         places = iot.sensor_locations(conn) if len(rain) > 1 else None
     series, names, things = [], [], []
     for _, row in rain.iterrows():
         o = obs[int(row["id"])]
-        if o.empty:
+        none = pd.DatetimeIndex([], tz="UTC")
+        t0, t1, depth = _intervals(row, o, time_label) if len(o) else (none, none, None)
+        keep = np.ones(len(t0), bool)
+        if start is not None:
+            keep &= np.asarray(t0 >= start)
+        if end is not None:
+            keep &= np.asarray(t0 < end)
+        if not keep.any():
             if len(rain) == 1:
                 raise cim.ValidationError(f"rain gauge {row['name']!r} has no observations in {window}")
             continue
-        series.append(_intervals(row, o, time_label))
+        series.append((t0[keep], t1[keep], depth[keep]))
         names.append(f"{row['thing']}: {row['name']}")
         things.append(row["thing"])
     if not series:

@@ -15,7 +15,7 @@ from flood.gauges import _common_steps, gauge_rainfall, parse_window
 from tests.flood.test_forecast import CRS, X0, Y0, bowl_scene
 
 T0 = pd.Timestamp("2020-06-17T10:00", tz="UTC")
-WINDOW = (T0, T0 + pd.Timedelta(hours=3))  # stamps are interval ends: the last is at T0 + 2 h
+WINDOW = (T0, T0 + pd.Timedelta(hours=2))
 TO_WGS84 = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
 
 
@@ -137,6 +137,19 @@ def test_a_gauge_of_hourly_and_one_of_ten_minute_depths_grid_on_ten_minutes(stor
     west = rain.isel(y=CELLS["west"][0], x=CELLS["west"][1]).values
     east = rain.isel(y=CELLS["east"][0], x=CELLS["east"][1]).values
     assert west.sum() / 6 == pytest.approx(18.0, rel=1e-6) and east.sum() / 6 == pytest.approx(12.0, rel=1e-6)
+    scene.close()
+
+
+def test_the_window_takes_the_intervals_starting_in_it(store_url):
+    # stamped at interval ends (10-11 at 11:00, ...): 11:00-12:00 is the interval stamped 12:00
+    scene = _scene(store_url, _gauge("west", *_at(*CELLS["west"]), [6.0, 12.0, 18.0]))
+    rain = gauge_rainfall(scene, (T0 + pd.Timedelta(hours=1), T0 + pd.Timedelta(hours=2)))
+    assert rain.values.tolist() == [12.0] and rain["time"].values[0] == np.datetime64("2020-06-17T11:00")
+    whole = gauge_rainfall(scene, ("2020-06-17T10:00Z", "2020-06-17T13:00Z"))
+    assert whole.values.tolist() == [6.0, 12.0, 18.0]
+    assert gauge_rainfall(scene).values.tolist() == [6.0, 12.0, 18.0]
+    with pytest.raises(cim.ValidationError, match="no observations"):
+        gauge_rainfall(scene, (T0 + pd.Timedelta(hours=3), T0 + pd.Timedelta(hours=4)))
     scene.close()
 
 
