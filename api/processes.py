@@ -92,6 +92,8 @@ class Inputs(BaseModel):
     resolution: float | None = Field(None, gt=0, le=1000, description="Model cell size (m), coarser than the DEM")
     drainage: float | None = Field(None, ge=0, le=2000, description="Sewer capacity as a loss rate (mm/h)")
     infiltration: float | None = Field(None, ge=0, le=2000, description="Soil infiltration as a loss rate (mm/h)")
+    buildings: Literal["blocked", "raised"] | None = Field(
+        None, description="Buildings as walls (blocked, the default) or raised by their height (roofs shed rain)")
     planned: dict[str, Any] | None = Field(None, description="Planned buildings: a GeoJSON FeatureCollection "
                                            "(CRS84 unless it names another CRS)")
     surfaces: dict[str, Any] | None = Field(None, description="Surface changes: a GeoJSON FeatureCollection of "
@@ -143,6 +145,9 @@ def _input_descriptions(what_if: bool) -> dict:
                        "schema": {"type": "number", "exclusiveMinimum": 0}, "minOccurs": 0},
         "drainage": {"title": "Drainage", "description": "Sewer capacity as a loss rate, mm/h",
                      "schema": {"type": "number", "minimum": 0}, "minOccurs": 0},
+        "buildings": {"title": "Buildings", "description": "blocked: walls (the default); raised: their cells raised "
+                      "by the building's height, so roofs shed their rain", "schema": {"type": "string", "enum": [
+                          "blocked", "raised"]}, "minOccurs": 0},
         "infiltration": {"title": "Infiltration", "description": "Soil infiltration as a loss rate, mm/h",
                          "schema": {"type": "number", "minimum": 0}, "minOccurs": 0},
         "planned": {"title": "Planned buildings", "description": "GeoJSON FeatureCollection of footprints"
@@ -414,6 +419,8 @@ def _resolve(scene: cim.Scene, process: str, x: Inputs) -> dict[str, Any]:
         raise BadRequest("surfaces: surface changes are a what-if: use the what-if process (or compare)")
     if x.infiltration is not None:
         kw["infiltration"] = x.infiltration
+    if x.buildings is not None:
+        kw["buildings"] = x.buildings
     if x.planned is not None:
         kw["planned"] = _polygons(x.planned, "planned")
     if x.surfaces is not None:

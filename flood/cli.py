@@ -41,6 +41,8 @@ def register(app: typer.Typer) -> None:
         name: str = typer.Option("forecast", "--name", help="Results are stored as layers flood_NAME_*"),
         resolution: float = typer.Option(None, "--resolution", help="Model cell size (m), coarser than the DEM"),
         drainage: float = typer.Option(None, "--drainage", help="Sewer capacity as a loss rate (mm/h)"),
+        buildings: str = typer.Option("blocked", "--buildings", help="'blocked' (walls, the default) or 'raised' "
+                                      "(by their height: roofs shed their rain around them)"),
         out: Path = typer.Option(None, "--out", help="Also write GeoTIFF and GeoJSON results here"),
         scheme: str = typer.Option("inertial", "--scheme", help="Solver: 'inertial' (local inertial, the default: "
                                    "right for pluvial flooding, slow shallow subcritical flow) or 'fv1' (finite "
@@ -70,6 +72,8 @@ def register(app: typer.Typer) -> None:
                                      f"(got {', '.join(given) or 'none'})")
         window = None
         rainfall = rain if rain is not None else _storm(storm) if storm else layer
+        if buildings not in ("blocked", "raised"):
+            raise typer.BadParameter(f"--buildings {buildings!r}: choose blocked or raised")
         if gauge_method not in ("idw", "nearest"):
             raise typer.BadParameter(f"--gauge-method {gauge_method!r}: choose idw or nearest")
         if gauges is not None:
@@ -84,7 +88,7 @@ def register(app: typer.Typer) -> None:
                       TimeElapsedColumn(), console=console) as bar:
             task = bar.add_task("sim", total=duration)
             fc = forecast(scene, rainfall=rainfall, duration=duration, name=name, window=window,
-                          gauges=datastream or None, gauge_method=gauge_method,
+                          gauges=datastream or None, gauge_method=gauge_method, buildings=buildings,
                           resolution=resolution, drainage=drainage, scheme=scheme,
                           progress=lambda t, total: bar.update(task, completed=t))
         console.print(fc.summary())

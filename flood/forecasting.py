@@ -1,9 +1,10 @@
 """Flood forecasts for a scene: the model fed from the city model, with warnings and impacts written back.
 
-This is the scene-aware layer of `flood` (the only module here that imports `cim`). From the scene it takes the
-terrain (a raster layer of kind ``terrain``), buildings (kind ``buildings``: blocked cells), land-surface roughness
-by layer kind (roads, water, vegetation), roads and hotspots to warn about, the administrative regions, BIM models
-(doors and storeys) and rain gauges (SensorThings Datastreams); it runs `flood.simulate` and returns a `Forecast`.
+This is the scene-aware layer of `flood` (with `flood.gauges`, the modules here that import `cim`). From the
+scene it takes the terrain (a raster layer of kind ``terrain``), buildings (kind ``buildings``: blocked or raised
+cells), land-surface roughness by layer kind (roads, water, vegetation), roads and hotspots to warn about, the
+administrative regions, BIM models (doors and storeys) and rain gauges (`flood.gauges`); it runs
+`flood.simulate` and returns a `Forecast`.
 
 >>> import flood
 >>> sorted(MANNING_BY_KIND)
@@ -33,13 +34,16 @@ from flood.impacts import bim_impacts, empty_warnings, feature_warnings, region_
 from flood.levels import WarningLevels
 from flood.model import Scheme, simulate
 
-__all__ = ["MANNING_BY_KIND", "SURFACE_COLUMNS", "Forecast", "check_surfaces", "forecast", "water_level_skill"]
+__all__ = ["DEFAULT_BUILDING_HEIGHT", "MANNING_BY_KIND", "SURFACE_COLUMNS", "Forecast", "building_heights",
+           "check_surfaces", "forecast", "water_level_skill"]
 
 log = logging.getLogger(__name__)
 
 #: Manning's n (s m^-1/3) by layer kind, painted in this order over the default (Chow 1959; urban 2D practice).
 MANNING_BY_KIND: dict[str, float] = {"land_use": 0.035, "vegetation": 0.06, "water": 0.025, "roads": 0.016}
 MANNING_DEFAULT = 0.035
+#: metres a building without a known height is raised by, with ``buildings="raised"`` (about three storeys)
+DEFAULT_BUILDING_HEIGHT = 10.0
 
 #: what a surface change (a polygon of ``surfaces=``) may set; each feature sets one or more, the rest stay
 SURFACE_COLUMNS: dict[str, str] = {
@@ -112,7 +116,8 @@ def forecast(scene: cim.Scene, *, rainfall: Any, duration: float, name: str = "f
              drainage: Any = None, infiltration: Any = None, boundary: Any = "closed",
              levels: WarningLevels | dict[str, float] | None = None, output_interval: float = 60.0,
              planned: gpd.GeoDataFrame | None = None, surfaces: gpd.GeoDataFrame | None = None,
-             scheme: Scheme = "inertial", gauges: Sequence[int | str] | None = None,
+             scheme: Scheme = "inertial", buildings: Literal["blocked", "raised"] = "blocked",
+             gauges: Sequence[int | str] | None = None,
              gauge_method: Literal["idw", "nearest"] = "idw", write: bool = True,
              progress: Callable[[float, float], None] | None = None) -> Forecast:
     """Run a flood forecast on a scene and (with ``write``) store its results as layers ``flood_<name>_*``.
@@ -126,6 +131,9 @@ def forecast(scene: cim.Scene, *, rainfall: Any, duration: float, name: str = "f
     (``flood.terrain(scene, dem, resolution)`` gives that grid); ``infiltration`` may also be a soil model with
     state, :class:`flood.GreenAmpt`, :class:`flood.Horton` or :class:`flood.SCSCurveNumber`, with numbers or such
     grids.
+    ``buildings``: ``"blocked"`` (the default: their cells are walls, rain on them is not modelled) or
+    ``"raised"`` (their cells are raised by the building's height, so roofs shed their rain around them; heights
+    from the ``height`` column, else ``roof_z - ground_z``, else :data:`DEFAULT_BUILDING_HEIGHT`, noted).
     ``planned`` adds buildings that are not in the scene (a planning scenario: footprints in any CRS).
     ``surfaces`` changes the ground under polygons (any CRS; later polygons over earlier ones), each with one or
     more of the columns of :data:`SURFACE_COLUMNS`: ``manning`` (a new roughness), ``ground_delta`` (metres
@@ -155,12 +163,18 @@ def forecast(scene: cim.Scene, *, rainfall: Any, duration: float, name: str = "f
         surfaces = check_surfaces(surfaces, infiltration=infiltration).to_crs(scene.crs)
         grid, manning, infiltration = _apply_surfaces(surfaces, grid, manning, infiltration)
     dx = float(abs(grid.x[1] - grid.x[0]))
-    buildings = _layers_of(scene, "buildings", grid)
+    if buildings not in ("blocked", "raised"):
+        raise cim.ValidationError(f"buildings={buildings!r}: choose 'blocked' (walls) or 'raised' (by height)")
+    mode, buildings = buildings, _layers_of(scene, "buildings", grid)
     if planned is not None and len(planned):
         extra = gpd.GeoDataFrame(planned, crs=planned.crs).to_crs(scene.crs)
         extra = extra.set_geometry(shapely.force_2d(extra.geometry.to_numpy()), crs=scene.crs)
         extra.index = [f"planned {i}" for i in extra.index]
         buildings = gpd.GeoDataFrame(pd.concat([buildings, extra]), crs=scene.crs)
+    notes = []
+    blocked = _burn(buildings, grid) if len(buildings) and mode == "blocked" else None
+    if len(buildings) and mode == "raised":
+        grid, notes = _raise(grid, buildings)
     rain = _rainfall(scene, rainfall, window, grid, gauges, gauge_method)
     start = None
     if isinstance(rain, xr.DataArray) and "time" in rain.dims and np.issubdtype(rain["time"].dtype, np.datetime64):
@@ -170,7 +184,7 @@ def forecast(scene: cim.Scene, *, rainfall: Any, duration: float, name: str = "f
     points = {label: (g.x, g.y) for label, g in zip(labels, hotspots.geometry.representative_point(), strict=True)} \
         if len(hotspots) else None
     ds = simulate(grid, rainfall=rain, duration=duration, manning=manning, scheme=scheme,
-                  blocked=_burn(buildings, grid) if len(buildings) else None, drainage=drainage,
+                  blocked=blocked, drainage=drainage,
                   infiltration=infiltration, boundary=boundary, output_interval=output_interval, points=points,
                   progress=progress)
     ds.attrs["duration"] = float(duration)
@@ -184,7 +198,7 @@ def forecast(scene: cim.Scene, *, rainfall: Any, duration: float, name: str = "f
         empty_warnings(grid.rio.crs)
     # a scene without regions gets an empty summary with the same columns (written as an empty file)
     summary = region_summary(scene.regions, warnings, ds, lv)
-    fc = Forecast(name, ds, warnings, summary, grid, lv, start)
+    fc = Forecast(name, ds, warnings, summary, grid, lv, start, notes=notes)
     _bim(scene, fc, ring=1.5 * dx)
     fc.skill = water_level_skill(scene, fc, hotspots) if len(hotspots) else None
     if start is not None:
@@ -314,6 +328,37 @@ def _layers_of(scene: cim.Scene, kind: str, grid: xr.DataArray) -> gpd.GeoDataFr
     gdf = gpd.GeoDataFrame(pd.concat(frames), crs=scene.crs)
     gdf = gdf[~(gdf.geometry.is_empty | gdf.geometry.isna())]
     return gdf.set_geometry(shapely.force_2d(gdf.geometry.to_numpy()), crs=scene.crs)
+
+
+def building_heights(gdf: gpd.GeoDataFrame, default: float | None = None) -> tuple[np.ndarray, int]:
+    """Heights above ground (m) of buildings: ``height``, else ``roof_z - ground_z``, else ``default``
+    (:data:`DEFAULT_BUILDING_HEIGHT` unless given); also how many took the default.
+
+    >>> import geopandas as gpd
+    >>> building_heights(gpd.GeoDataFrame({"height": [6.1, None, None], "roof_z": [None, 9.0, None],
+    ...                                    "ground_z": [None, 1.0, None]}))
+    (array([ 6.1,  8. , 10. ]), 1)
+    """
+    h = np.full(len(gdf), np.nan)
+    if "height" in gdf:
+        h = pd.to_numeric(gdf["height"], errors="coerce").to_numpy(dtype=float)
+    if {"roof_z", "ground_z"} <= set(gdf.columns):
+        diff = (pd.to_numeric(gdf["roof_z"], errors="coerce") - pd.to_numeric(gdf["ground_z"], errors="coerce"))
+        h = np.where(np.isfinite(h) & (h > 0), h, diff.to_numpy(dtype=float))
+    missing = ~(np.isfinite(h) & (h > 0))
+    return np.where(missing, DEFAULT_BUILDING_HEIGHT if default is None else default, h), int(missing.sum())
+
+
+def _raise(grid: xr.DataArray, gdf: gpd.GeoDataFrame) -> tuple[xr.DataArray, list[str]]:
+    """The terrain with the cells of the buildings (later over earlier) raised by their heights."""
+    heights, n_default = building_heights(gdf)
+    shapes = [(g, v) for g, v in zip(gdf.geometry, heights, strict=True)
+              if g is not None and g.geom_type in ("Polygon", "MultiPolygon")]
+    lift = rio_features.rasterize(shapes, out_shape=grid.shape, transform=grid.rio.transform(), fill=0.0,
+                                  dtype="float32") if shapes else 0.0
+    notes = [f"buildings raised by their heights; {n_default} without one raised by "
+             f"{DEFAULT_BUILDING_HEIGHT:g} m"] if n_default else []
+    return grid.copy(data=grid.values + lift), notes
 
 
 def _burn(gdf: gpd.GeoDataFrame, grid: xr.DataArray) -> np.ndarray:

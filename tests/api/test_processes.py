@@ -278,6 +278,7 @@ def test_scopes_and_bad_inputs(bowl):
             "method without gauges": (ex, {"inputs": {**ok["inputs"], "gaugeMethod": "idw"}}, 400),
             "unknown method": (ex, {"inputs": {"gauges": "2020-06-17T14:00/2020-06-17T17:00", "duration": 60,
                                                "gaugeMethod": "kriging"}}, 400),
+            "unknown buildings": (ex, {"inputs": {**ok["inputs"], "buildings": "lifted"}}, 400),
             "no datastreams": (ex, {"inputs": {"gauges": "2020-06-17T14:00/2020-06-17T17:00", "duration": 60,
                                                "datastreams": []}}, 400),
             "bad file": (ex, {"inputs": {"rainfallFile": {"value": "not base64!", "mediaType": "image/tiff"},
@@ -459,6 +460,21 @@ def test_several_gauges_picked_by_datastream(bowl):
     vol = direct.dataset.attrs["rain_volume"]
     assert 0.040 / 4 * open_area < vol < 0.080 / 4 * open_area
     assert everything.dataset.attrs["rain_volume"] < vol
+
+
+def test_raised_buildings_as_the_library(bowl):
+    scene, url, tokens = bowl
+    raised = flood.forecasting.forecast(scene, rainfall=RAIN, duration=DURATION, buildings="raised", write=False)
+    blocked = flood.forecasting.forecast(scene, rainfall=RAIN, duration=DURATION, write=False)
+    with _client(url) as c:
+        r = c.post("/processes/flood-forecast/execution", headers=_h(tokens, "run"),
+                   json={"inputs": {"rainfall": RAIN, "duration": DURATION, "buildings": "raised"}})
+        assert r.status_code == 200, r.text
+    got = {f["properties"]["name"]: f["properties"]["max_depth"] for f in r.json()["warnings"]["features"]}
+    assert got == pytest.approx(dict(zip(raised.warnings["name"], raised.warnings["max_depth"], strict=True)),
+                                abs=1e-9)
+    # the roof's rain runs down its walls
+    assert got["rim house"] > float(blocked.warnings.set_index("name").loc["rim house", "max_depth"])
 
 
 def test_dismiss_a_running_job(bowl, monkeypatch):

@@ -28,6 +28,7 @@ def test_forecast_command(tmp_path, capsys):
     (["--gauges", "yesterday"], "START/END"),
     (["--rain", "5", "--scheme", "fv2"], "choose one of inertial, fv1"),
     (["--rain", "5", "--datastream", "3"], "--datastream goes with --gauges"),
+    (["--rain", "5", "--buildings", "lifted"], "choose blocked or raised"),
     (["--gauges", "2020-06-17T10:00/2020-06-17T12:00", "--gauge-method", "kriging"], "choose idw or nearest"),
     (["--gauges", "2020-06-17T10:00/2020-06-17T12:00", "--datastream", "7"], "no Datastream 7"),
 ])

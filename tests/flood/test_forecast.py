@@ -221,3 +221,25 @@ def test_surface_changes_are_checked(props, message):
     surfaces = gpd.GeoDataFrame(props, geometry=[box(X0, Y0, X0 + 10, Y0 + 10)], crs=CRS)
     with pytest.raises(cim.ValidationError, match=message):
         F.check_surfaces(surfaces)
+
+
+def test_buildings_raised_by_their_height_shed_roof_rain(store_url):
+    scene = bowl_scene(store_url)
+    blocked = F.forecast(scene, rainfall=200.0, duration=900.0, write=False)
+    raised = F.forecast(scene, rainfall=200.0, duration=900.0, write=False, buildings="raised")
+    house = F._burn(F._layers_of(scene, "buildings", blocked.dem), blocked.dem)
+    # the rim house has no height: raised by the default 10 m, and the forecast says so
+    np.testing.assert_allclose(raised.dem.values[house], blocked.dem.values[house] + F.DEFAULT_BUILDING_HEIGHT)
+    np.testing.assert_array_equal(raised.dem.values[~house], blocked.dem.values[~house])
+    assert any("1 without one raised by 10 m" in n for n in raised.notes) and not blocked.notes
+    # no walls: rain falls on all 900 cells, roof included (blocked: only on the open ones)
+    assert raised.dataset.attrs["rain_volume"] == pytest.approx(0.2 / 4 * 900 * 4.0, rel=1e-9)
+    assert blocked.dataset.attrs["rain_volume"] == pytest.approx(0.2 / 4 * (900 - house.sum()) * 4.0, rel=1e-9)
+    assert abs(raised.dataset.attrs["mass_error"]) < 1e-6
+    # the roof sheds its 50 mm: a film stays on it, and the water against the walls is deeper than without it
+    assert float(raised.dataset["max_depth"].values[house].max()) < 0.02
+    wb, wr = (fc.warnings.set_index("name") for fc in (blocked, raised))
+    assert wr.loc["rim house", "max_depth"] > wb.loc["rim house", "max_depth"]
+    with pytest.raises(cim.ValidationError, match="choose 'blocked'"):
+        F.forecast(scene, rainfall=200.0, duration=60.0, write=False, buildings="lifted")
+    scene.close()
