@@ -127,7 +127,8 @@ def forecast(scene: cim.Scene, *, rainfall: Any, duration: float, name: str = "f
     (all of them, or those named by id or name in ``gauges``; several are gridded over the model domain by
     ``gauge_method``, ``"idw"`` or ``"nearest"``: see :func:`flood.gauge_rainfall`).
     ``resolution`` coarsens the terrain (block mean) to cells of that size in metres; ``drainage`` and
-    ``infiltration`` are loss rates in mm/h (sewer capacity, soil), numbers or grids aligned with the terrain
+    ``infiltration`` are loss rates in mm/h (sewer capacity: `hydrology.sewer_capacity` gives a network's from
+    its design return period; soil), numbers or grids aligned with the terrain
     (``flood.terrain(scene, dem, resolution)`` gives that grid); ``infiltration`` may also be a soil model with
     state, :class:`flood.GreenAmpt`, :class:`flood.Horton` or :class:`flood.SCSCurveNumber`, with numbers or such
     grids.

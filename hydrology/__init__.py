@@ -41,6 +41,7 @@ from hydrology.storms import (
     chicago_hyetograph,
     chinese_storm_formula,
     hyetograph,
+    sewer_capacity,
 )
 from hydrology.terrain import D8_CODES, fill_depressions, flow_accumulation, flow_direction
 
@@ -81,6 +82,7 @@ __all__ = [
     "nrcs_unit_hydrograph",
     "rational_peak",
     "scs_runoff",
+    "sewer_capacity",
     "slope",
     "snap_outlets",
     "stream_lines",

@@ -27,6 +27,7 @@ __all__ = [
     "chicago_hyetograph",
     "chinese_storm_formula",
     "hyetograph",
+    "sewer_capacity",
 ]
 
 #: 1 L/(s·ha) in mm/h: 1e-3 m3/s over 1e4 m2 is 1e-7 m/s = 0.36 mm/h.
@@ -99,6 +100,38 @@ class ChineseStormFormula:
         """The IDF curve ``i = a / (t + b)^n`` (mm/h) of one return period."""
         a = 167.0 * self.a1 * (1.0 + self.c * math.log10(return_period)) * LPS_HA_TO_MM_H
         return IDF(a=a, b=self.b, n=self.n)
+
+
+def sewer_capacity(storm: ChineseStormFormula | IDF, return_period: float | None = None, *,
+                   concentration_time: float = 15.0, runoff_coefficient: float = 1.0) -> float:
+    """What a sewer network designed for a return period drains, as a loss rate in mm/h over its area.
+
+    The rational design flow of GB 50014, ``Q = psi q F``, spread over the area ``F``: ``psi * i(t, P)`` with
+    ``t`` the concentration time (minutes: surface inflow plus flow in the pipes) and ``P`` the design return
+    period (years; with an :class:`IDF` of one return period leave it out). Ready for
+    ``flood.simulate(drainage=...)`` or ``flood.forecast(drainage=...)``.
+
+    Examples
+    --------
+    >>> beijing = chinese_storm_formula("beijing")
+    >>> round(sewer_capacity(beijing, 3, concentration_time=15.0, runoff_coefficient=0.9), 1)
+    96.8
+    """
+    if not 0 < runoff_coefficient <= 1:
+        raise ParameterError(f"runoff_coefficient must lie in (0, 1], got {runoff_coefficient}")
+    if not concentration_time > 0:
+        raise ParameterError(f"concentration_time must be positive (minutes), got {concentration_time}")
+    if isinstance(storm, IDF):
+        if return_period is not None:
+            raise ParameterError("an IDF curve is for one return period already: leave return_period out")
+        i = storm.intensity(concentration_time)
+    elif isinstance(storm, ChineseStormFormula):
+        if return_period is None:
+            raise ParameterError("give the network's design return period (years), e.g. 3")
+        i = storm.intensity(concentration_time, return_period)
+    else:
+        raise ParameterError(f"storm must be a ChineseStormFormula or an IDF, not {type(storm).__name__}")
+    return float(runoff_coefficient * i)
 
 
 def _city_table() -> dict:

@@ -208,6 +208,26 @@ def test_chinese_storm_formula_beijing():
         hydrology.chinese_storm_formula("atlantis")
 
 
+def test_sewer_capacity_of_a_design_return_period():
+    bj = hydrology.chinese_storm_formula("beijing")
+    # a network designed for P = 3 years with 15 minutes to concentrate and psi = 0.9:
+    # 0.9 x 0.36 x 2001 (1 + 0.811 lg 3) / (15 + 8)^0.711 = 96.75 mm/h
+    expected = 0.9 * 0.36 * 2001 * (1 + 0.811 * math.log10(3)) / 23**0.711
+    assert hydrology.sewer_capacity(bj, 3, concentration_time=15, runoff_coefficient=0.9) == \
+        pytest.approx(expected, rel=1e-12) == pytest.approx(96.75, abs=0.01)
+    # the same from the IDF of that return period; longer concentration and rarer design change it as they should
+    assert hydrology.sewer_capacity(bj.idf(3), concentration_time=15, runoff_coefficient=0.9) == \
+        pytest.approx(expected, rel=1e-12)
+    assert hydrology.sewer_capacity(bj, 3, concentration_time=30) < hydrology.sewer_capacity(bj, 3) < \
+        hydrology.sewer_capacity(bj, 5)
+    for kw, msg in (({"return_period": None}, "design return period"), ({"runoff_coefficient": 1.5}, r"\(0, 1\]"),
+                    ({"concentration_time": 0}, "positive")):
+        with pytest.raises(ParameterError, match=msg):
+            hydrology.sewer_capacity(bj, **{"return_period": 3, **kw})
+    with pytest.raises(ParameterError, match="leave return_period out"):
+        hydrology.sewer_capacity(bj.idf(3), 3)
+
+
 def test_docstring_examples():
     for mod in (runoff, storms):
         res = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
