@@ -132,6 +132,8 @@ def write_report(path: Path, *, scene, forecasts: list, rains: dict, timings: di
         for building, frames in fc.bim.items():
             parts += [f"<h3>BIM building {html.escape(building)}</h3>", _table(frames["storeys"]),
                       _table(frames["doors"])]
+            if len(frames["spaces"]):
+                parts += [_table(frames["spaces"].head(60))]
         parts += [f"<p class='note'>{html.escape(n)}</p>" for n in fc.notes]
     parts += ["<h2>Run</h2>", _table(pd.DataFrame({"step": list(timings), "seconds": list(timings.values())}))]
     parts += [f"<p>{html.escape(e)}</p>" for e in extra or []]

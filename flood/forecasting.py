@@ -431,7 +431,7 @@ def _rainfall(scene: cim.Scene, rainfall: Any, window, grid: xr.DataArray, gauge
 
 
 def _bim(scene: cim.Scene, fc: Forecast, ring: float) -> None:
-    """Doors and storeys below the water for every BIM building inside the modelled area."""
+    """Doors, storeys and spaces below the water for every BIM building inside the modelled area."""
     x0, y0, x1, y1 = fc.dem.rio.bounds()
     for info in scene.layers:
         if info.kind != "bim":
@@ -441,13 +441,21 @@ def _bim(scene: cim.Scene, fc: Forecast, ring: float) -> None:
         if not shapely.box(x0, y0, x1, y1).contains(footprint):
             fc.notes.append(f"BIM model {info.name}: outside the modelled area, no impacts computed")
             continue
-        for b in info.attrs.get("buildings", []):
+        rooms = elements[elements["ifc_class"] == "IfcSpace"] if "ifc_class" in elements else elements.iloc[:0]
+        floors = [float(shapely.get_coordinates(g, include_z=True)[:, 2].min()) for g in rooms.geometry]
+        rooms = pd.DataFrame({"guid": rooms["guid"], "name": rooms["name"], "storey": rooms["storey"],
+                              "floor_elevation": floors})
+        buildings = info.attrs.get("buildings", [])
+        for b in buildings:
             doors = pd.DataFrame([{**e, "storey": e.get("storey")} for e in b.get("entrances", [])],
                                  columns=["guid", "name", "storey", "sill_elevation", "x", "y"])
             storeys = pd.DataFrame([s for s in info.attrs.get("storeys", []) if s.get("building") == b["guid"]],
                                    columns=["name", "elevation"])
-            d, s = bim_impacts(doors, storeys, fc.dataset, fc.dem, building_geometry=footprint, ring=ring)
-            fc.bim[b.get("name") or b["guid"]] = {"doors": d, "storeys": s}
+            # a model's rooms belong to its one building, or to the building whose storeys hold them
+            spaces = rooms if len(buildings) == 1 else rooms[rooms["storey"].isin(storeys["name"])]
+            d, s, r = bim_impacts(doors, storeys, fc.dataset, fc.dem, building_geometry=footprint, ring=ring,
+                                  spaces=spaces)
+            fc.bim[b.get("name") or b["guid"]] = {"doors": d, "storeys": s, "spaces": r}
 
 
 def _write_back(scene: cim.Scene, fc: Forecast) -> None:

@@ -213,12 +213,14 @@ def region_summary(regions: gpd.GeoDataFrame, warnings: gpd.GeoDataFrame, ds: xr
 
 
 def bim_impacts(entrances: pd.DataFrame, storeys: pd.DataFrame, ds: xr.Dataset, dem: xr.DataArray, *,
-                building_geometry: shapely.Geometry, ring: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Which doors and storeys of a BIM building lie below the water next to it, and from when.
+                building_geometry: shapely.Geometry, ring: float,
+                spaces: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Which doors, storeys and spaces (rooms) of a BIM building lie below the water next to it, and from when.
 
-    ``entrances`` needs ``guid, name, storey, sill_elevation, x, y``; ``storeys`` needs ``name, elevation``.
-    The water level at a door is the highest water surface (bed + depth) in the cells outside the building within
-    ``ring`` of it; a storey is reached when the highest water level around the building passes its floor.
+    ``entrances`` needs ``guid, name, storey, sill_elevation, x, y``; ``storeys`` needs ``name, elevation``;
+    ``spaces`` needs ``guid, name, storey, floor_elevation``. The water level at a door is the highest water
+    surface (bed + depth) in the cells outside the building within ``ring`` of it; a storey or a space is reached
+    when the highest water level around the building passes its floor. Returns doors, storeys and spaces.
     """
     if "depth" not in ds or ds["depth"].sizes.get("time", 0) < 2:
         raise FloodValueError("bim_impacts needs the depth time series: run simulate with an output_interval")
@@ -250,8 +252,18 @@ def bim_impacts(entrances: pd.DataFrame, storeys: pd.DataFrame, ds: xr.Dataset, 
                           "depth_over_sill": max(0.0, peak - e.sill_elevation) if np.isfinite(peak) else 0.0,
                           "from_time": first_above(series, e.sill_elevation)})
     peak = float(ring_series.max())
-    storey_rows = [{"storey": s.name, "elevation": s.elevation,
-                    "max_water_level": peak if np.isfinite(peak) else np.nan,
-                    "below_water": bool(peak > s.elevation), "from_time": first_above(ring_series, s.elevation)}
-                   for s in storeys.itertuples()]
-    return pd.DataFrame(door_rows), pd.DataFrame(storey_rows)
+    level = peak if np.isfinite(peak) else np.nan
+
+    def reached(floor: float) -> dict:
+        return {"max_water_level": level, "below_water": bool(peak > floor),
+                "depth_over_floor": max(0.0, peak - floor) if np.isfinite(peak) else 0.0,
+                "from_time": first_above(ring_series, floor)}
+
+    storey_rows = [{"storey": s.name, "elevation": s.elevation, **reached(s.elevation)} for s in storeys.itertuples()]
+    space_rows = [{"guid": r.guid, "name": r.name, "storey": r.storey, "floor_elevation": r.floor_elevation,
+                   **reached(r.floor_elevation)} for r in (spaces if spaces is not None else _NO_SPACES).itertuples()]
+    return pd.DataFrame(door_rows), pd.DataFrame(storey_rows), pd.DataFrame(
+        space_rows, columns=[*_NO_SPACES.columns, "max_water_level", "below_water", "depth_over_floor", "from_time"])
+
+
+_NO_SPACES = pd.DataFrame(columns=["guid", "name", "storey", "floor_elevation"])

@@ -243,3 +243,28 @@ def test_buildings_raised_by_their_height_shed_roof_rain(store_url):
     with pytest.raises(cim.ValidationError, match="choose 'blocked'"):
         F.forecast(scene, rainfall=200.0, duration=60.0, write=False, buildings="lifted")
     scene.close()
+
+
+def test_bim_rooms_below_the_water_at_their_building(tmp_path):
+    from tests.ingest.test_ifc import ifc_with_rooms
+
+    scene = bowl_scene(tmp_path / "s.cim", features=False)
+    rooms = {"Cellar": ("Ground Floor", -2.0), "Hall": ("Ground Floor", 0.0), "Attic": ("Level 1", 3.0)}
+    ifc_with_rooms(tmp_path / "rooms.ifc", rooms)
+    # in the bottom of the bowl (ground at 1.0-1.02 m there), its ground floor at 1.05 m
+    ingest.ingest(scene, tmp_path / "rooms.ifc",
+                  placement={"crs": CRS, "eastings": X0 + 28, "northings": Y0 + 28, "height": 1.05})
+    fc = F.forecast(scene, rainfall=200.0, duration=900.0, write=False)
+    (impacts,) = fc.bim.values()
+    spaces, storeys = impacts["spaces"].set_index("name"), impacts["storeys"].set_index("storey")
+    assert spaces["floor_elevation"].to_dict() == pytest.approx({"Cellar": -0.95, "Hall": 1.05, "Attic": 4.05})
+    level = float(storeys.loc["Ground Floor", "max_water_level"])
+    assert 1.05 < level < 4.05
+    assert spaces["below_water"].to_dict() == {"Cellar": True, "Hall": True, "Attic": False}
+    assert spaces["depth_over_floor"].to_dict() == pytest.approx({"Cellar": level + 0.95, "Hall": level - 1.05,
+                                                                  "Attic": 0.0})
+    # the hall floods when its storey does; the cellar no later; the attic never
+    assert spaces.loc["Hall", "from_time"] == storeys.loc["Ground Floor", "from_time"]
+    assert spaces.loc["Cellar", "from_time"] <= spaces.loc["Hall", "from_time"]
+    assert np.isnan(spaces.loc["Attic", "from_time"])
+    scene.close()

@@ -90,11 +90,21 @@ def test_bim_doors_and_storeys_below_water():
     entrances = pd.DataFrame({"guid": ["d1", "d2"], "name": ["west door", "east door"], "storey": ["00", "00"],
                               "sill_elevation": [1.2, 1.2], "x": [19.0, 31.0], "y": [25.0, 25.0]})
     storeys = pd.DataFrame({"name": ["00", "01"], "elevation": [1.3, 4.3]})
-    doors, floors = bim_impacts(entrances, storeys, ds, dem, building_geometry=building, ring=3.0)
+    spaces = pd.DataFrame({"guid": ["s1", "s2", "s3"], "name": ["cellar", "hall", "office"],
+                           "storey": ["-1", "00", "01"], "floor_elevation": [-1.7, 1.3, 4.3]})
+    doors, floors, rooms = bim_impacts(entrances, storeys, ds, dem, building_geometry=building, ring=3.0,
+                                       spaces=spaces)
     assert doors["below_water"].tolist() == [True, False]
     assert doors["depth_over_sill"].iloc[0] == pytest.approx(0.4) and doors["from_time"].iloc[0] == 120.0
     assert np.isnan(doors["from_time"].iloc[1])
     assert floors["below_water"].tolist() == [True, False] and floors["from_time"].iloc[0] == 120.0
+    # the water next to the west wall stands at 1.1 m at 60 s, 1.35 m at 120 s and 1.6 m at 180 s
+    assert rooms["below_water"].tolist() == [True, True, False]
+    assert rooms["depth_over_floor"].tolist() == pytest.approx([3.3, 0.3, 0.0], abs=1e-6)
+    assert rooms["from_time"].iloc[:2].tolist() == [60.0, 120.0] and np.isnan(rooms["from_time"].iloc[2])
+    # without spaces: an empty table with the same columns
+    assert list(bim_impacts(entrances, storeys, ds, dem, building_geometry=building, ring=3.0)[2].columns) == \
+        list(rooms.columns)
 
 
 def test_level_reached_between_depth_maps_takes_the_time_of_maximum():

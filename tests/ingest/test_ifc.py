@@ -214,7 +214,9 @@ def test_ifc2x3_in_millimetres_reads_map_values_in_project_units(tmp_path):
     assert bim.elements.total_bounds == pytest.approx([84.8, 446.0, 85.0, 451.0], abs=1e-6)
 
 
-def test_rooms_are_elements_of_their_storey(tmp_path):
+def ifc_with_rooms(path: Path, rooms: dict[str, tuple[str, float]]) -> dict[str, str]:
+    """IfcOpenShell's basic model (storeys "Ground Floor" and "Level 1") with 4 m x 3 m x 2.5 m IfcSpace boxes,
+    ``{name: (storey, z of the floor in the model)}``, written to ``path``; their GlobalIds by name."""
     import ifcopenshell
     import ifcopenshell.api.aggregate as aggregate
     import ifcopenshell.api.geometry as geometry
@@ -222,21 +224,31 @@ def test_rooms_are_elements_of_their_storey(tmp_path):
     import ifcopenshell.util.representation as urep
 
     model = ifcopenshell.open(str(DATA / "ifcos_basic.ifc"))
-    ground = next(s for s in model.by_type("IfcBuildingStorey") if s.Name == "Ground Floor")
-    room = root.create_entity(model, ifc_class="IfcSpace", name="Hall")
     body = urep.get_context(model, "Model", "Body", "MODEL_VIEW")
-    rep = geometry.add_wall_representation(model, context=body, length=4.0, height=2.5, thickness=3.0)
-    geometry.assign_representation(model, product=room, representation=rep)
-    geometry.edit_object_placement(model, product=room, matrix=np.eye(4))
-    aggregate.assign_object(model, relating_object=ground, products=[room])
-    path = tmp_path / "rooms.ifc"
+    ids = {}
+    for name, (storey, z) in rooms.items():
+        parent = next(s for s in model.by_type("IfcBuildingStorey") if s.Name == storey)
+        room = root.create_entity(model, ifc_class="IfcSpace", name=name)
+        rep = geometry.add_wall_representation(model, context=body, length=4.0, height=2.5, thickness=3.0)
+        geometry.assign_representation(model, product=room, representation=rep)
+        placement = np.eye(4)
+        placement[2, 3] = z
+        geometry.edit_object_placement(model, product=room, matrix=placement)
+        aggregate.assign_object(model, relating_object=parent, products=[room])
+        ids[name] = room.GlobalId
     model.write(str(path))
+    return ids
+
+
+def test_rooms_are_elements_of_their_storey(tmp_path):
+    path = tmp_path / "rooms.ifc"
+    guid = ifc_with_rooms(path, {"Hall": ("Ground Floor", 0.0)})["Hall"]
     bim = ingest.read(path, placement=PLACE).bim
-    hall = bim.element(room.GlobalId)
+    hall = bim.element(guid)
     assert (hall["ifc_class"], hall["name"], hall["storey"], hall["storey_elevation"]) == (
         "IfcSpace", "Hall", "Ground Floor", 1.5)
     from cim.mesh import TriangleMesh
 
     mesh = TriangleMesh.from_multipolygon(hall.geometry)
     assert mesh.area() == pytest.approx(2 * (4 * 3) + 2 * (4 * 2.5) + 2 * (3 * 2.5), rel=1e-6)     # a closed box
-    assert room.GlobalId not in set(ingest.read(path, placement=PLACE, spaces=False).bim.elements["guid"])
+    assert guid not in set(ingest.read(path, placement=PLACE, spaces=False).bim.elements["guid"])
