@@ -25,9 +25,8 @@ from hydrology._kernels_runoff import green_ampt_increment, horton_increment, sc
 __all__: list[str] = []
 
 WALL_Z = np.float32(1.0e6)
-# no "nnan"/"ninf": the kernels compare against sentinels and must keep IEEE semantics
-_FM = {"contract", "arcp", "reassoc", "nsz", "afn"}
-_FM_EXACT = {"contract", "arcp", "nsz", "afn"}  # no "reassoc": it would optimise the compensated sum away
+# No fastmath: with it, the kernels numba compiled in a process and the same kernels loaded from its cache gave
+# different depths (0.26 mm on a thin sheet; tests/flood/test_reproducible.py), for ~7 % of speed.
 _THIRD = np.float32(1.0 / 3.0)
 _F4 = np.float32(4.0)
 _HALF = np.float32(0.5)
@@ -42,7 +41,7 @@ SOIL_HORTON = 3
 _GA_TOL = 1e-10
 
 
-@njit(cache=True, fastmath=_FM, inline="always")
+@njit(cache=True, inline="always")
 def _rcbrt7(x):
     """x ** (-7/3) for x > 0 (float32, ~1e-6 relative): magic-constant guess, three Newton steps."""
     y = np.int32(np.int32(0x54A21D2A) - np.float32(x).view(np.int32) // np.int32(3)).view(np.float32)
@@ -53,7 +52,7 @@ def _rcbrt7(x):
     return y3 * y3 * y
 
 
-@njit(cache=True, fastmath=_FM, inline="always")
+@njit(cache=True, inline="always")
 def _face(za, zb, ha, hb, q0, qt, qc, n2f, gdt, dtdx, hmin):
     """New unit discharge a -> b across one interior face (Bates et al. 2010, de Almeida et al. 2012)."""
     dz = zb - za
@@ -67,7 +66,7 @@ def _face(za, zb, ha, hb, q0, qt, qc, n2f, gdt, dtdx, hmin):
     return q if hflow > hmin else _ZERO
 
 
-@njit(cache=True, fastmath=_FM, inline="always")
+@njit(cache=True, inline="always")
 def _free(ze, he, zi, hi, q0, qc, n2, gdt, dx, hmin):
     """Outflow (>= 0) across an open domain edge: local-inertial flow driven by the outward surface slope.
 
@@ -92,7 +91,7 @@ def step_scalars(dt, dx, t_new, hmin, wet, rain, loss_i, loss_d):
             np.float32(loss_d * dt))
 
 
-@njit(cache=True, fastmath=_FM_EXACT, inline="always")
+@njit(cache=True, inline="always")
 def rain_source(rain_grid, r, c, grid_rain, dt, dt32, rain_d, rain_res):
     """The step's rain depth at cell ``(r, c)`` (float32; ``rain_grid`` m/s per cell when ``grid_rain``, else the
     uniform ``rain_d``) and what float32 rounding left out of it (float32, for the Kahan carry; ``rain_res`` is the
@@ -122,7 +121,7 @@ def record_stats(stats, t, steps, dt_lo, dt_hi, hmax, added, dt_prev):
     stats[6] = dt_prev
 
 
-@njit(cache=True, fastmath=_FM_EXACT, inline="always")
+@njit(cache=True, inline="always")
 def loss_row(h, r, li, ld, loss_grid_i, loss_grid_d, loss_mode, dt32, area, row_vol):
     """Infiltration and drainage of row ``r`` over one step, taken from the water present (shared by the schemes).
 
@@ -151,7 +150,7 @@ def loss_row(h, r, li, ld, loss_grid_i, loss_grid_d, loss_mode, dt32, area, row_
     row_vol[r, 2] += drn_v * area
 
 
-@njit(cache=True, fastmath=_FM_EXACT, inline="always")
+@njit(cache=True, inline="always")
 def soil_row(h, r, rain_d, rain_grid, active, soil, dt, area, row_vol):
     """State-based infiltration of row ``r`` over one step, from the water present (shared by the schemes; run
     it after the depth update and before :func:`loss_row`).
@@ -219,7 +218,7 @@ def soil_row(h, r, rain_d, rain_grid, active, soil, dt, area, row_vol):
     row_vol[r, 1] += inf_v * area
 
 
-@njit(cache=True, fastmath=_FM_EXACT, inline="always")
+@njit(cache=True, inline="always")
 def track_cell(r, c, hn, t32, hmin, wet, max_depth, time_of_max, arrival, wet_since, duration_wet):
     """Running outputs of one cell after a step (shared by the schemes): the maximum depth above ``hmin`` and
     its time; above ``wet`` the arrival time and wet spells. Returns whether the cell is wet (the caller then
@@ -264,7 +263,7 @@ def add_sources(h, src_rows, src_cols, src_rate, dt):
     return added
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
+@njit(cache=True, parallel=True)
 def momentum(z, h, n2, qx, qy, qx_out, qy_out, dt, dx, g, theta, hmin, open_sides):
     """Face discharges after one step into ``qx_out``/``qy_out`` from the state ``z, h, qx, qy``.
 
@@ -325,7 +324,7 @@ def momentum(z, h, n2, qx, qy, qx_out, qy_out, dt, dx, g, theta, hmin, open_side
                               hmin) if open_sides[2] else _ZERO
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
+@njit(cache=True, parallel=True)
 def limiter(h, qx, qy, dt, dx, f_out):
     """Outflow factor per cell into the padded ``f_out``: 1, or less where the outflows would empty the cell."""
     ny, nx = h.shape
@@ -339,7 +338,7 @@ def limiter(h, qx, qy, dt, dx, f_out):
             f_out[r + 1, c + 1] = min(_ONE, h[r, c] / max(out, tiny))
 
 
-@njit(cache=True, parallel=True, fastmath=_FM_EXACT)
+@njit(cache=True, parallel=True)
 def continuity(h, carry, qx_new, qy_new, f, qx, qy, active, rain, rain_grid, loss_i, loss_d, loss_grid_i, loss_grid_d,
                loss_mode, dt, dx, t_new, hmin, wet, max_depth, time_of_max, max_speed2, arrival, wet_since,
                duration_wet, row_hmax, row_vol, soil=None):

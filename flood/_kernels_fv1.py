@@ -34,7 +34,7 @@ from flood._kernels import WALL_Z, _rcbrt7
 
 __all__: list[str] = []
 
-_FM = {"contract", "arcp", "nsz", "afn"}  # no "reassoc": the compensated depth sum must stay as written
+# no fastmath, as in flood._kernels: results must not depend on whether numba compiled or loaded the kernels
 HDRY = np.float32(1e-10)
 _WALL_HALF = np.float32(0.5) * WALL_Z
 _ZERO = np.float32(0.0)
@@ -48,7 +48,7 @@ _EPS32 = np.float32(np.finfo(np.float32).eps)
 HWET = np.float32(1e-6)
 
 
-@njit(cache=True, fastmath=_FM, inline="always")
+@njit(cache=True, inline="always")
 def _hll(hl, ul, vl, hr, ur, vr, g):
     """HLL flux across a face from the reconstructed left/right states (depth, normal and transverse velocity).
 
@@ -94,7 +94,7 @@ def _hll(hl, ul, vl, hr, ur, vr, g):
     return fh, dl, dr, ft
 
 
-@njit(cache=True, fastmath=_FM, inline="always")
+@njit(cache=True, inline="always")
 def _wall(h, un, g):
     """Flux into a wall of a cell with velocity ``un`` towards it: the HLL flux between the cell and its mirror
     image, written out so that the mass and transverse fluxes are exactly zero; the momentum flux minus the cell's
@@ -103,7 +103,7 @@ def _wall(h, un, g):
     return _ZERO, d, d, _ZERO
 
 
-@njit(cache=True, fastmath=_FM, inline="always")
+@njit(cache=True, inline="always")
 def _face(za, zb, ha, hb, ua, ub, va, vb, g):
     """Flux across the interior face from cell a to cell b (normal velocities ``u``, transverse ``v``)."""
     if zb >= _WALL_HALF:  # a wall beyond: it reflects a
@@ -119,7 +119,7 @@ def _face(za, zb, ha, hb, ua, ub, va, vb, g):
     return _hll(hl, ua, va, hr, ub, vb, g)
 
 
-@njit(cache=True, fastmath=_FM, inline="always")
+@njit(cache=True, inline="always")
 def _edge(z, h, un, vt, zi, hi, is_open, g):
     """Flux out across a domain edge of a cell (bed ``z``, depth ``h``, outward velocity ``un``) whose inward
     neighbour has bed ``zi`` and depth ``hi``: reflected when closed. When open, the flux towards a ghost cell
@@ -134,7 +134,7 @@ def _edge(z, h, un, vt, zi, hi, is_open, g):
     return max(fh, _ZERO), dl, dr, ft
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
+@njit(cache=True, parallel=True)
 def fluxes(z, h, u, v, fx, fy, g, open_sides):
     """Face fluxes of the state into ``fx`` (4, ny, nx + 1) and ``fy`` (4, ny + 1, nx).
 
@@ -190,7 +190,7 @@ def fluxes(z, h, u, v, fx, fy, g, open_sides):
                 fy[3, ny, c] = t
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
+@njit(cache=True, parallel=True)
 def update(h, carry, hu, hv, u, v, fx, fy, f, n2, active, rain, rain_grid, loss_i, loss_d, loss_grid_i, loss_grid_d,
            loss_mode, dt, dx, g, t_new, hmin, wet, max_depth, time_of_max, max_speed2, arrival, wet_since,
            duration_wet, row_hmax, row_smax, row_vol, soil=None):
