@@ -1,6 +1,10 @@
 """hydrology: terrain analysis and rainfall-runoff on xarray grids (see DESIGN.md).
 
 Imports nothing else of the project. Numba kernels live in private ``_kernels*`` modules.
+
+Memory: fill + D8 + accumulation of 10^8 cells (a float32 DEM of 10,000²) peaks at 1.7 GB, about 17 bytes per
+cell with the DEM and the float64 accumulation (benchmarks/RESULTS.md); each function's docstring gives its
+working memory per cell.
 """
 
 from __future__ import annotations
