@@ -20,7 +20,7 @@ def _storm(spec: str):
         idf = hydrology.chinese_storm_formula(city).idf(float(period))
         return hydrology.chicago_hyetograph(idf, duration=float(minutes), dt=5.0, r=r)
     except ValueError as exc:
-        raise typer.BadParameter(f"--storm {spec!r}: use CITY:RETURN_PERIOD:MINUTES[:PEAK], e.g. beijing:100:60 "
+        raise typer.BadParameter(f"--storm {spec!r}: use CITY:RETURN_PERIOD:MINUTES[:PEAK], e.g. beijing:50:60 "
                                  f"({exc})") from None
 
 
@@ -30,7 +30,9 @@ def register(app: typer.Typer) -> None:
         scene_url: str = typer.Argument(..., metavar="SCENE", help="Scene directory or PostGIS URL"),
         duration: float = typer.Option(..., "--duration", help="Simulated time in seconds"),
         rain: float = typer.Option(None, "--rain", help="Uniform rain rate (mm/h) for the whole run"),
-        storm: str = typer.Option(None, "--storm", help="Design storm CITY:RETURN_PERIOD:MINUTES, e.g. beijing:100:60"),
+        # (no ":100:" in texts rich renders: it becomes an emoji)
+        storm: str = typer.Option(None, "--storm", help="Design storm CITY:RETURN_PERIOD:MINUTES[:PEAK], e.g. "
+                                  "beijing:50:60 (a Chicago hyetograph of the city's GB 50014 storm formula)"),
         layer: str = typer.Option(None, "--layer", help="A rainfall layer of the scene (radar, nowcast)"),
         gauges: str = typer.Option(None, "--gauges", help="The scene's rain gauges over START/END (UTC), "
                                    "e.g. 2020-06-17T14:00/2020-06-17T17:00; several are gridded over the domain"),

@@ -40,6 +40,12 @@ def test_forecast_command_usage_errors(tmp_path, capsys, args, message):
     assert "Traceback" not in captured.err
 
 
+def test_forecast_help_shows_the_storm_example_as_typed(capsys):
+    assert main(["forecast", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "beijing:50:60" in out and "--gauge-method" in out and "\U0001f4af" not in out
+
+
 def test_forecast_command_with_the_fv1_scheme(tmp_path, capsys):
     scene = bowl_scene(tmp_path / "s.cim")
     rc = main(["forecast", str(tmp_path / "s.cim"), "--duration", "300", "--rain", "100", "--scheme", "fv1",
