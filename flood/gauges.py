@@ -187,7 +187,8 @@ def gauge_rainfall(scene: cim.Scene, window: tuple[Any, Any] | None = None, *,
         rate = depth / ((t1 - t0).total_seconds().to_numpy() / 3600.0)
         return xr.DataArray(rate, coords={"time": t0.tz_localize(None).to_numpy()}, dims="time", name="rainfall",
                             attrs={"units": "mm/h", "source": f"rain gauge {rain.iloc[0]['name']}"})
-    at = places.drop_duplicates("thing").set_index("thing").geometry.representative_point()
+    # a Thing that moved keeps its older Locations: the newest (highest id) is where it is
+    at = places.drop_duplicates("thing", keep="last").set_index("thing").geometry.representative_point()
     missing = sorted(set(things) - set(at.index))
     if missing:
         raise cim.ValidationError(f"rain gauges {missing} have no GeoJSON point Location; give their Things a "

@@ -157,6 +157,17 @@ def test_the_window_takes_the_intervals_starting_in_it(store_url):
     scene.close()
 
 
+def test_a_gauge_that_moved_rains_from_where_it_is(store_url):
+    scene = _scene(store_url, _gauge("west", *_at(*CELLS["west"]), [12.0, 0.0]),
+                   _gauge("south", *_at(*CELLS["south"]), [3.0, 0.0]))
+    r, c = CELLS["east"]
+    assert gauge_rainfall(scene, WINDOW, method="nearest", cell=2.0).values[0, r, c] == 3.0  # south is nearer
+    with scene.store.engine.begin() as conn:  # the west gauge is moved to the east cell: a second Location
+        iot.add_thing(conn, _gauge("west", *_at(r, c), [12.0, 0.0]))
+    assert gauge_rainfall(scene, WINDOW, method="nearest", cell=2.0).values[0, r, c] == 12.0
+    scene.close()
+
+
 def test_bad_gauge_choices_are_clear_errors(store_url):
     level = _gauge("level", X0 + 30, Y0 + 30, [0.1], unit="m", prop="water_level")
     scene = _scene(store_url, _gauge("west", *_at(*CELLS["west"]), [5.0, 1.0]),
