@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hydrology._kernels_terrain import DC, DR, _grow_i64, _next_up
+from hydrology._kernels_terrain import DC, DR, _append_i64, _grow_i64, _neighbour, _next_up
 
 __all__: list[str] = []
 
@@ -153,19 +153,15 @@ def find_pits(out, step, fbuf, ibuf):
                 if _drains_out(of, ra, ca, nr, nc):
                     drains = True
                 for k in range(8):
-                    rr = ra + DR[k]
-                    cc = ca + DC[k]
-                    if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+                    j = _neighbour(ra, ca, k, nr, nc)
+                    if j < 0:
                         continue
-                    j = rr * nc + cc
                     zj = of[j]
                     if zj < zi:
                         drains = True
                     elif zj == zi and not seen[j]:
                         seen[j] = 1
-                        if qn == queue.size:
-                            queue = _grow_i64(queue)
-                        queue[qn] = j
+                        queue = _append_i64(queue, qn, j)
                         qn += 1
             if drains:
                 continue
@@ -302,9 +298,7 @@ def breach(z0, out, cells, starts, order, step, max_depth, max_length, max_cost,
             state[i] = _QUEUED
             keys, vals = _heap_push(keys, vals, nh, 0.0, i)
             nh += 1
-            if nt == touched.size:
-                touched = _grow_i64(touched)
-            touched[nt] = i
+            touched = _append_i64(touched, nt, i)
             nt += 1
         end = -1
         while nh > 0:
@@ -344,9 +338,7 @@ def breach(z0, out, cells, starts, order, step, max_depth, max_length, max_cost,
                 c2 = acc + (zv - znext)
                 if state[v] == _FREE or c2 < cost[v]:
                     if state[v] == _FREE:
-                        if nt == touched.size:
-                            touched = _grow_i64(touched)
-                        touched[nt] = v
+                        touched = _append_i64(touched, nt, v)
                         nt += 1
                     state[v] = _QUEUED
                     cost[v] = c2

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hydrology._kernels_terrain import CODES, DC, DR, _grow_i64
+from hydrology._kernels_terrain import CODES, DC, DR, _append_i64
 
 __all__: list[str] = []
 
@@ -38,9 +38,7 @@ def label_upstream(rec, seeds, seed_labels, out):
             if out[i] >= 0:
                 lab = out[i]
                 break
-            if m == path.size:
-                path = _grow_i64(path)
-            path[m] = i
+            path = _append_i64(path, m, i)
             m += 1
             j = rec[i]
             if j < 0:
@@ -116,9 +114,7 @@ def drainage_height(rec, z, stream, out):
             if done[i]:
                 b = base[i]
                 break
-            if m == path.size:
-                path = _grow_i64(path)
-            path[m] = i
+            path = _append_i64(path, m, i)
             m += 1
             j = rec[i]
             if j < 0:
@@ -240,9 +236,7 @@ def path_sum(rec, cost, out):
         while True:
             if done[i]:
                 break
-            if m == path.size:
-                path = _grow_i64(path)
-            path[m] = i
+            path = _append_i64(path, m, i)
             m += 1
             j = rec[i]
             if j < 0:

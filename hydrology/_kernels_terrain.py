@@ -54,6 +54,25 @@ def _grow_i64(a):
     return b
 
 
+@njit(cache=True, inline="always")
+def _neighbour(r, c, k, nr, nc):
+    """Flat index of neighbour ``k`` (order of ``DR``/``DC``) of cell (r, c) on an nr x nc grid; -1 off the grid."""
+    rr = r + DR[k]
+    cc = c + DC[k]
+    if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+        return -1
+    return rr * nc + cc
+
+
+@njit(cache=True, inline="always")
+def _append_i64(a, n, v):
+    """``a[n] = v``, growing ``a`` when full; returns the (possibly new) array."""
+    if n == a.size:
+        a = _grow_i64(a)
+    a[n] = v
+    return a
+
+
 @njit(cache=True)
 def _next_up(x, fbuf, ibuf):
     """Smallest representable value of ``x``'s dtype greater than ``x`` (``fbuf``/``ibuf``: 1-element views)."""
@@ -330,9 +349,7 @@ def fill_depressions(z, out, bits, nbits, epsilon, fbuf, ibuf):
                 else:
                     of[j] = level
                 raised += 1
-                if p_tail == pit.size:
-                    pit = _grow_i64(pit)
-                pit[p_tail] = q
+                pit = _append_i64(pit, p_tail, q)
                 p_tail += 1
             else:
                 bk, bv = _rh_push(bk, bv, cnt, _sortable(np.uint64(bits[j]), sign, umask), last, q)
@@ -458,9 +475,7 @@ def fill_strip(z, out, bits, nbits, r0, r1, labels, lab_top, lab_bot):
                 lf[j] = lp
             if zf[j] <= level:
                 of[j] = level
-                if p_tail == pit.size:
-                    pit = _grow_i64(pit)
-                pit[p_tail] = q
+                pit = _append_i64(pit, p_tail, q)
                 p_tail += 1
             else:
                 key = _sortable(np.uint64(bits[j]), sign, umask) << shift
@@ -667,14 +682,12 @@ def _one_flat(s0, zf, ff, member, mask, base, nr, nc, rlo, rhi, cells, low, high
     lone = True
     pick = -1
     for k in range(8):
-        rr = r + DR[k]
-        cc = c + DC[k]
-        if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+        j = _neighbour(r, c, k, nr, nc)
+        if j < 0:
             continue
-        j = rr * nc + cc
         if zf[j] != zs:  # also every no-data cell (NaN)
             continue
-        if rr < rlo or rr >= rhi:
+        if j < rlo * nc or j >= rhi * nc:
             return -1
         if ff[j] == NOFLOW:
             lone = False
@@ -700,14 +713,12 @@ def _one_flat(s0, zf, ff, member, mask, base, nr, nc, rlo, rhi, cells, low, high
         r = i // nc
         c = i - r * nc
         for k in range(8):
-            rr = r + DR[k]
-            cc = c + DC[k]
-            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+            j = _neighbour(r, c, k, nr, nc)
+            if j < 0:
                 continue
-            j = rr * nc + cc
             if zf[j] != zs:
                 continue
-            if rr < rlo or rr >= rhi or (member[j - base] == 0 and ncell == cap):
+            if j < rlo * nc or j >= rhi * nc or (member[j - base] == 0 and ncell == cap):
                 for a in range(ncell):  # undo: another pass handles this flat
                     member[cells[a] - base] = 0
                 return -1
@@ -725,11 +736,9 @@ def _one_flat(s0, zf, ff, member, mask, base, nr, nc, rlo, rhi, cells, low, high
         r = i // nc
         c = i - r * nc
         for k in range(8):
-            rr = r + DR[k]
-            cc = c + DC[k]
-            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+            j = _neighbour(r, c, k, nr, nc)
+            if j < 0:
                 continue
-            j = rr * nc + cc
             if flat_cell:
                 if zf[j] > zs:
                     high[nhigh] = i
@@ -763,11 +772,9 @@ def _one_flat(s0, zf, ff, member, mask, base, nr, nc, rlo, rhi, cells, low, high
         r = i // nc
         c = i - r * nc
         for k in range(8):
-            rr = r + DR[k]
-            cc = c + DC[k]
-            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+            j = _neighbour(r, c, k, nr, nc)
+            if j < 0:
                 continue
-            j = rr * nc + cc
             if zf[j] == zs and mask[j - base] == 0 and ff[j] == NOFLOW:
                 mask[j - base] = lev + 1
                 q[qt] = j
@@ -790,11 +797,9 @@ def _one_flat(s0, zf, ff, member, mask, base, nr, nc, rlo, rhi, cells, low, high
         r = i // nc
         c = i - r * nc
         for k in range(8):
-            rr = r + DR[k]
-            cc = c + DC[k]
-            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+            j = _neighbour(r, c, k, nr, nc)
+            if j < 0:
                 continue
-            j = rr * nc + cc
             if zf[j] == zs and mask[j - base] >= 0 and ff[j] == NOFLOW:
                 if mask[j - base] > 0:
                     mask[j - base] = -(height - mask[j - base] + 2 * (loops + 1))
@@ -813,11 +818,9 @@ def _one_flat(s0, zf, ff, member, mask, base, nr, nc, rlo, rhi, cells, low, high
         best = -mask[i - base]
         bestk = -1
         for k in range(8):
-            rr = r + DR[k]
-            cc = c + DC[k]
-            if rr < 0 or rr >= nr or cc < 0 or cc >= nc:
+            j = _neighbour(r, c, k, nr, nc)
+            if j < 0:
                 continue
-            j = rr * nc + cc
             if zf[j] != zs:
                 continue
             mj = -mask[j - base]
