@@ -159,6 +159,18 @@ def _check_entity(entity: Any, kind: str, name_fix: str) -> None:
     object.__setattr__(entity, "id", _optional_id(entity.id, f"{kind}.@iot.id"))
 
 
+def _check_geojson_entity(entity: Any, kind: str, attr: str, name_fix: str) -> None:
+    """The checks of an entity with a place (Location, FeatureOfInterest): those of every entity, its encodingType,
+    and its ``attr`` as a JSON object, with a GeoJSON ``type`` when the encoding says GeoJSON."""
+    _check_entity(entity, kind, name_fix)
+    _text(entity.encoding_type, f"{kind}.encodingType", fix="use 'application/geo+json'", limit=128)
+    value = _json_object(getattr(entity, attr), f"{kind}.{attr}")
+    if entity.encoding_type in ("application/geo+json", "application/vnd.geo+json") and "type" not in value:
+        raise DataError(f"{kind}.{attr} has no GeoJSON 'type': write e.g. "
+                        '{"type": "Point", "coordinates": [3.596, 51.442]}')
+    object.__setattr__(entity, attr, value)
+
+
 def parse_time(value: Any, where: str = "phenomenonTime") -> datetime:
     """An aware UTC datetime from an ISO 8601 string, a datetime or a pandas Timestamp (naive ones are refused).
 
@@ -256,13 +268,7 @@ class Location:
     id: int | None = None
 
     def __post_init__(self) -> None:
-        _check_entity(self, "Location", "give the location a name")
-        _text(self.encoding_type, "Location.encodingType", fix="use 'application/geo+json'", limit=128)
-        loc = _json_object(self.location, "Location.location")
-        if self.encoding_type in ("application/geo+json", "application/vnd.geo+json") and "type" not in loc:
-            raise DataError("Location.location has no GeoJSON 'type': write e.g. "
-                            '{"type": "Point", "coordinates": [3.596, 51.442]}')
-        object.__setattr__(self, "location", loc)
+        _check_geojson_entity(self, "Location", "location", "give the location a name")
 
     @property
     def key(self) -> str:
@@ -319,9 +325,7 @@ class FeatureOfInterest:
     id: int | None = None
 
     def __post_init__(self) -> None:
-        _check_entity(self, "FeatureOfInterest", "give the feature a name")
-        _text(self.encoding_type, "FeatureOfInterest.encodingType", fix="use 'application/geo+json'", limit=128)
-        object.__setattr__(self, "feature", _json_object(self.feature, "FeatureOfInterest.feature"))
+        _check_geojson_entity(self, "FeatureOfInterest", "feature", "give the feature a name")
 
     @property
     def key(self) -> str:
