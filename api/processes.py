@@ -165,27 +165,30 @@ def _input_descriptions(what_if: bool) -> dict:
     return d
 
 
+_GEOJSON_OUT = {"schema": {"type": "object", "contentMediaType": "application/geo+json"}}
+_COG_OUT = {"schema": {"type": "string", "contentMediaType": _MEDIA[".tif"]}}
+_TABLE_OUT = {"schema": {"type": "array"}}
+
+
+def _process(pid: str, title: str, description: str, *, what_if: bool, outputs: dict) -> dict:
+    """An OGC API Processes description of one of our processes (both run as sync or async jobs)."""
+    return {"id": pid, "title": title, "version": "1.0.0", "description": description,
+            "jobControlOptions": ["sync-execute", "async-execute", "dismiss"],
+            "outputTransmission": ["value", "reference"],
+            "inputs": _input_descriptions(what_if), "outputs": outputs}
+
+
 PROCESSES = {
-    "flood-forecast": {
-        "id": "flood-forecast", "title": "Flood forecast", "version": "1.0.0",
-        "description": "Simulate surface flooding of the scene under a rainfall and warn roads, buildings and "
-                       "hotspots; summaries by region; maximum depth as a Cloud Optimized GeoTIFF.",
-        "jobControlOptions": ["sync-execute", "async-execute", "dismiss"],
-        "outputTransmission": ["value", "reference"],
-        "inputs": _input_descriptions(False),
-        "outputs": {"warnings": {"schema": {"type": "object", "contentMediaType": "application/geo+json"}},
-                    "regions": {"schema": {"type": "array"}},
-                    "max_depth": {"schema": {"type": "string", "contentMediaType": _MEDIA[".tif"]}}}},
-    "what-if": {
-        "id": "what-if", "title": "Planning what-if", "version": "1.0.0",
-        "description": "The same rainfall on the city as it is and with planned buildings: the roads, buildings "
-                       "and hotspots whose warning changes (newly flooded ones marked) and depth changes by region.",
-        "jobControlOptions": ["sync-execute", "async-execute", "dismiss"],
-        "outputTransmission": ["value", "reference"],
-        "inputs": _input_descriptions(True),
-        "outputs": {"changed": {"schema": {"type": "object", "contentMediaType": "application/geo+json"}},
-                    "by_region": {"schema": {"type": "array"}},
-                    "depth_change": {"schema": {"type": "string", "contentMediaType": _MEDIA[".tif"]}}}},
+    "flood-forecast": _process(
+        "flood-forecast", "Flood forecast",
+        "Simulate surface flooding of the scene under a rainfall and warn roads, buildings and hotspots; summaries "
+        "by region; maximum depth as a Cloud Optimized GeoTIFF.",
+        what_if=False, outputs={"warnings": _GEOJSON_OUT, "regions": _TABLE_OUT, "max_depth": _COG_OUT}),
+    "what-if": _process(
+        "what-if", "Planning what-if",
+        "The same rainfall on the city as it is and with planned buildings: the roads, buildings and hotspots "
+        "whose warning changes (newly flooded ones marked) and depth changes by region.",
+        what_if=True, outputs={"changed": _GEOJSON_OUT, "by_region": _TABLE_OUT, "depth_change": _COG_OUT}),
 }
 
 
