@@ -14,10 +14,6 @@ from hydrology._kernels_terrain import DC, DR, _append_i64, _grow_i64, _neighbou
 
 __all__: list[str] = []
 
-# search states of a cell during one pit's least-cost search
-_FREE = np.uint8(0)
-_QUEUED = np.uint8(1)
-_DONE = np.uint8(2)
 _PIT = np.uint8(9)  # ``back`` of the pit cells themselves (elsewhere 1 + the index of the step's neighbour)
 
 
@@ -184,6 +180,25 @@ def find_pits(out, step, fbuf, ibuf):
 
 
 @njit(cache=True)
+def _grow_workspace(wcell, wcost, wzo, wlen, wback, wdone):
+    """The search workspace of :func:`breach`, twice as large, its contents kept."""
+    m = wcell.size
+    cell2 = np.empty(2 * m, dtype=wcell.dtype)
+    cost2 = np.empty(2 * m, dtype=wcost.dtype)
+    zo2 = np.empty(2 * m, dtype=wzo.dtype)
+    len2 = np.empty(2 * m, dtype=wlen.dtype)
+    back2 = np.empty(2 * m, dtype=wback.dtype)
+    done2 = np.empty(2 * m, dtype=wdone.dtype)
+    cell2[:m] = wcell
+    cost2[:m] = wcost
+    zo2[:m] = wzo
+    len2[:m] = wlen
+    back2[:m] = wback
+    done2[:m] = wdone
+    return cell2, cost2, zo2, len2, back2, done2
+
+
+@njit(cache=True)
 def breach(z0, out, cells, starts, order, step, max_depth, max_length, max_cost, fbuf, ibuf, lowered):
     """Breach the pits found by :func:`find_pits`, lowest first, along least-cost channels (Lindsay 2016).
 
@@ -207,8 +222,8 @@ def breach(z0, out, cells, starts, order, step, max_depth, max_length, max_cost,
     as much lowering (the search would find it too, or an equally cheap one).
 
     Returns ``(breached, solved_before, unsolved)``: pits breached by their own channel, pits drained by an
-    earlier channel before their turn, pits left undrained. Memory: 22 bytes per cell (cost, channel floor,
-    length, step back, search state) plus the heap and the list of cells touched by one search.
+    earlier channel before their turn, pits left undrained. Memory: 4 bytes per cell (the workspace slot) plus
+    the heap and the workspace of one search (26 bytes per cell it reaches).
     """
     nr, nc = out.shape
     n = nr * nc
@@ -216,11 +231,17 @@ def breach(z0, out, cells, starts, order, step, max_depth, max_length, max_cost,
     of = out.ravel()
     lf = lowered.ravel()
     record = lf.size == n
-    cost = np.empty(n, dtype=np.float64)
-    zo = np.empty(n, dtype=np.float64)
-    length = np.empty(n, dtype=np.int32)
-    back = np.zeros(n, dtype=np.uint8)
-    state = np.zeros(n, dtype=np.uint8)
+    # one search's cells live in a small workspace, found from the grid by ``slot`` (0: not in this search,
+    # else 1 + the cell's workspace index): pits come in height order, scattered over the grid, and one
+    # grid-sized array stays in cache where five (cost, floor, length, step back, state) did not
+    slot = np.zeros(n, dtype=np.int32)
+    wcell = np.empty(1024, dtype=np.int64)
+    wcost = np.empty(1024, dtype=np.float64)
+    wzo = np.empty(1024, dtype=np.float64)
+    wlen = np.empty(1024, dtype=np.int32)
+    wback = np.empty(1024, dtype=np.uint8)
+    wdone = np.empty(1024, dtype=np.uint8)
+    check_depth = max_depth < np.inf
     off = np.empty(8, dtype=np.int64)
     for k in range(8):
         off[k] = DR[k] * nc + DC[k]
@@ -231,7 +252,6 @@ def breach(z0, out, cells, starts, order, step, max_depth, max_length, max_cost,
             break
     keys = np.empty(1024, dtype=np.float64)
     vals = np.empty(1024, dtype=np.int64)
-    touched = np.empty(1024, dtype=np.int64)
     breached = 0
     solved_before = 0
     unsolved = 0
@@ -290,27 +310,31 @@ def breach(z0, out, cells, starts, order, step, max_depth, max_length, max_cost,
         nh = 0
         nt = 0
         for a in range(s0, s1):
+            if nt == wcell.size:
+                wcell, wcost, wzo, wlen, wback, wdone = _grow_workspace(wcell, wcost, wzo, wlen, wback, wdone)
             i = cells[a]
-            cost[i] = 0.0
-            zo[i] = zp
-            length[i] = 0
-            back[i] = _PIT
-            state[i] = _QUEUED
-            keys, vals = _heap_push(keys, vals, nh, 0.0, i)
+            slot[i] = nt + 1
+            wcell[nt] = i
+            wcost[nt] = 0.0
+            wzo[nt] = zp
+            wlen[nt] = 0
+            wback[nt] = _PIT
+            wdone[nt] = 0
+            keys, vals = _heap_push(keys, vals, nh, 0.0, nt)
             nh += 1
-            touched = _append_i64(touched, nt, i)
             nt += 1
         end = -1
         while nh > 0:
             acc = keys[0]
-            u = vals[0]
+            lu = vals[0]
             _heap_pop(keys, vals, nh)
             nh -= 1
-            if state[u] == _DONE or acc > cost[u]:
+            if wdone[lu] or acc > wcost[lu]:
                 continue  # a stale heap entry
             if acc > max_cost:
                 break
-            state[u] = _DONE
+            wdone[lu] = 1
+            u = wcell[lu]
             ru = u // nc
             cu = u - ru * nc
             if (
@@ -320,45 +344,55 @@ def breach(z0, out, cells, starts, order, step, max_depth, max_length, max_cost,
                 or cu == nc - 1
                 or (has_nan and _drains_out(of, ru, cu, nr, nc))
             ):
-                end = u  # (never a pit cell: pits are interior)
+                end = lu  # (never a pit cell: pits are interior)
                 break
-            zou = zo[u]
+            zou = wzo[lu]
             for k in range(8):
                 if of[u + off[k]] < zou:
-                    end = u
+                    end = lu
             if end >= 0:
                 break
             znext = _lowered(zou, step, fbuf, ibuf)
-            lnext = length[u] + 1
+            lnext = wlen[lu] + 1
+            if lnext > max_length:
+                continue
             for k in range(8):
                 v = u + off[k]  # u is interior here: its neighbours exist and are valid
-                zv = of[v]
-                if state[v] == _DONE or lnext > max_length or zf[v] - znext > max_depth:
+                sv = slot[v]
+                if (sv != 0 and wdone[sv - 1]) or (check_depth and zf[v] - znext > max_depth):
                     continue
-                c2 = acc + (zv - znext)
-                if state[v] == _FREE or c2 < cost[v]:
-                    if state[v] == _FREE:
-                        touched = _append_i64(touched, nt, v)
-                        nt += 1
-                    state[v] = _QUEUED
-                    cost[v] = c2
-                    zo[v] = znext
-                    length[v] = lnext
-                    back[v] = k + 1
-                    keys, vals = _heap_push(keys, vals, nh, c2, v)
-                    nh += 1
+                c2 = acc + (of[v] - znext)
+                if sv == 0:
+                    if nt == wcell.size:
+                        wcell, wcost, wzo, wlen, wback, wdone = _grow_workspace(wcell, wcost, wzo, wlen, wback,
+                                                                                 wdone)
+                    lv = nt
+                    nt += 1
+                    slot[v] = nt
+                    wcell[lv] = v
+                    wdone[lv] = 0
+                elif c2 < wcost[sv - 1]:
+                    lv = sv - 1
+                else:
+                    continue
+                wcost[lv] = c2
+                wzo[lv] = znext
+                wlen[lv] = lnext
+                wback[lv] = k + 1
+                keys, vals = _heap_push(keys, vals, nh, c2, lv)
+                nh += 1
         if end >= 0:
             breached += 1
-            i = end
-            while back[i] != _PIT:
-                if zo[i] < of[i]:
-                    of[i] = zo[i]
+            lu = end
+            while wback[lu] != _PIT:
+                i = wcell[lu]
+                if wzo[lu] < of[i]:
+                    of[i] = wzo[lu]
                     if record:
                         lf[i] = breached
-                i -= off[back[i] - 1]
+                lu = slot[i - off[wback[lu] - 1]] - 1
         else:
             unsolved += 1
         for a in range(nt):
-            state[touched[a]] = _FREE
-            back[touched[a]] = 0
+            slot[wcell[a]] = 0
     return breached, solved_before, unsolved

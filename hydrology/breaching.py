@@ -86,7 +86,7 @@ def breach_depressions(
         The breached (and filled) surface, same dtype (float32 stays float32; integers become float64),
         coords, CRS and attrs, plus ``attrs["breached_pits"]`` (pits drained by their own channel or by an
         earlier one) and ``attrs["unbreached_pits"]`` (pits no channel within the limits could drain; filled
-        when ``fill=True``). Memory: the output plus 23 bytes per cell while breaching (search state) plus
+        when ``fill=True``). Memory: the output plus 5 bytes per cell while breaching (pit marks, search slots) plus
         the pit lists and one search's queue; then :func:`hydrology.fill_depressions`'s needs if it runs.
 
     Raises
