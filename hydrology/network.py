@@ -220,8 +220,11 @@ def hand(dem: xr.DataArray, fdir: xr.DataArray, stream: xr.DataArray) -> xr.Data
 def slope(dem: xr.DataArray, *, units: Literal["degrees", "percent", "ratio"] = "degrees") -> xr.DataArray:
     """Terrain slope by Horn's (1981) 3x3 finite differences, with true cell sizes per row.
 
-    No-data and off-grid neighbours take the centre cell's value (so edges get one-sided estimates); no-data
-    cells get NaN.
+    Horn's gradient along x is the 1-2-1 weighted mean of the central differences of the stencil's three rows
+    (along y, of its three columns). Where a neighbour is no-data or off the grid, that row uses the one-sided
+    difference with its middle cell instead, and a row with neither is left out of the mean; so the slope of a
+    plane is exact on every valid cell with a valid neighbour along each axis (edges, corners and cells next
+    to holes included), and an axis without any gives 0. No-data cells get NaN.
 
     Examples
     --------
@@ -229,29 +232,36 @@ def slope(dem: xr.DataArray, *, units: Literal["degrees", "percent", "ratio"] = 
     >>> x = np.arange(4) * 10.0
     >>> dem = xr.DataArray(0.1 * np.tile(x, (3, 1)), dims=("y", "x"),
     ...                    coords={"y": [25.0, 15.0, 5.0], "x": x}).rio.write_crs("EPSG:32631")
-    >>> float(slope(dem, units="percent")[1, 1])
-    10.0
+    >>> slope(dem, units="percent").values.round(12).tolist()[0]  # the edge row too
+    [10.0, 10.0, 10.0, 10.0]
     """
     if units not in ("degrees", "percent", "ratio"):
         raise ParameterError(f"units must be 'degrees', 'percent' or 'ratio', got {units!r}")
     grid = check_grid(dem, "dem")
     z = float_values(dem, grid, "dem").astype(np.float64, copy=False)
     p = np.pad(z, 1, mode="constant", constant_values=np.nan)
-    centre = p[1:-1, 1:-1]
 
     def nb(dr: int, dc: int) -> np.ndarray:
-        v = p[1 + dr : 1 + dr + z.shape[0], 1 + dc : 1 + dc + z.shape[1]]
-        return np.where(np.isnan(v), centre, v)
+        return p[1 + dr : 1 + dr + z.shape[0], 1 + dc : 1 + dc + z.shape[1]]
 
-    dzdx = ((nb(-1, 1) + 2 * nb(0, 1) + nb(1, 1)) - (nb(-1, -1) + 2 * nb(0, -1) + nb(1, -1))) / (
-        8 * grid.dx[:, None]
-    )
-    dzdy = ((nb(1, -1) + 2 * nb(1, 0) + nb(1, 1)) - (nb(-1, -1) + 2 * nb(-1, 0) + nb(-1, 1))) / (
-        8 * grid.dy[:, None]
-    )
-    ratio = np.where(np.isnan(z), np.nan, np.hypot(dzdx, dzdy))  # Horn's stencil skips the centre itself
+    dzdx = _horn_mean([(nb(d, -1), nb(d, 0), nb(d, 1)) for d in (-1, 0, 1)]) / grid.dx[:, None]
+    dzdy = _horn_mean([(nb(-1, d), nb(0, d), nb(1, d)) for d in (-1, 0, 1)]) / grid.dy[:, None]
+    ratio = np.where(np.isnan(z), np.nan, np.hypot(dzdx, dzdy))
     out = {"ratio": ratio, "percent": 100 * ratio, "degrees": np.degrees(np.arctan(ratio))}[units]
     return wrap(out, dem, grid, "slope", attrs={"units": {"ratio": "1", "percent": "%", "degrees": "degree"}[units]})
+
+
+def _horn_mean(lines: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Horn's 1-2-1 weighted mean of the per-cell differences along three stencil lines (before, middle, after),
+    each central where both ends are valid, else one-sided with the middle cell, else left out (0 if all are)."""
+    total = np.zeros(lines[0][0].shape)
+    weight = np.zeros(lines[0][0].shape)
+    for w, (a, m, b) in zip((1.0, 2.0, 1.0), lines, strict=True):
+        d = np.where(np.isnan(a) | np.isnan(b), np.where(np.isnan(a), b - m, m - a), (b - a) / 2)
+        ok = ~np.isnan(d)
+        total += np.where(ok, w * d, 0.0)
+        weight += w * ok
+    return np.divide(total, weight, out=np.zeros_like(total), where=weight > 0)
 
 
 def flow_direction_mfd(dem: xr.DataArray, *, exponent: float = 1.1, contour_weights: bool = False) -> xr.DataArray:

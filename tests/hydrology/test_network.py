@@ -148,12 +148,31 @@ def test_slope_of_a_plane_is_exact(a, b, dx, dy):
     y = -rows * dy  # north-up: y decreases with the row
     dem = grid(a * x + b * y, dx=dx, dy=dy)
     s = network.slope(dem, units="ratio").values
-    np.testing.assert_allclose(s[1:-1, 1:-1], np.hypot(a, b), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(s, np.hypot(a, b), rtol=1e-9, atol=1e-12)  # edges and corners too
     deg = network.slope(dem).values[2, 2]
     np.testing.assert_allclose(deg, np.degrees(np.arctan(np.hypot(a, b))), rtol=1e-9, atol=1e-9)
-    holed = dem.copy(data=np.where((rows == 3) & (cols == 3), np.nan, dem.values))
+    # holes: a cell, a 2x2 block and a row end; every valid cell keeps a valid neighbour along each axis
+    hole = ((rows == 3) & (cols == 3)) | ((rows <= 1) & (cols >= 5)) | ((rows == 5) & (cols == 0))
+    holed = dem.copy(data=np.where(hole, np.nan, dem.values))
     s2 = network.slope(holed, units="ratio").values
-    assert np.isnan(s2[3, 3]) and np.isfinite(s2[~np.isnan(holed.values)]).all()
+    assert np.isnan(s2[hole]).all()
+    np.testing.assert_allclose(s2[~hole], np.hypot(a, b), rtol=1e-9, atol=1e-12)
+
+
+def test_slope_is_horns_stencil_inside_and_zero_for_an_isolated_cell():
+    z = np.array([[1.0, 4.0, 2.0, 8.0], [3.0, 0.0, 5.0, 1.0], [7.0, 2.0, 6.0, 9.0], [np.nan, np.nan, np.nan, 4.0]])
+    s = network.slope(grid(z, dx=2.0, dy=5.0), units="ratio").values
+    # Horn (1981) at (1, 1), written out: [(c + 2f + i) - (a + 2d + g)] / 8dx and [(g + 2h + i) - (a + 2b + c)] / 8dy
+    gx = ((2 + 2 * 5 + 6) - (1 + 2 * 3 + 7)) / (8 * 2.0)
+    gy = ((7 + 2 * 2 + 6) - (1 + 2 * 4 + 2)) / (8 * 5.0)
+    assert s[1, 1] == pytest.approx(np.hypot(gx, gy), rel=1e-12)
+    # (2, 0): the row below is no-data, so the y gradient is the 1-2-1 mean of one-sided differences upwards
+    gx20 = (2 * (2 - 7) / 1 + 1 * (0 - 3) / 1) / 3 / 2.0
+    gy20 = (2 * (7 - 3) + 1 * (2 - 0)) / 3 / 5.0
+    assert s[2, 0] == pytest.approx(np.hypot(gx20, gy20), rel=1e-12)
+    lone = np.full((3, 3), np.nan)
+    lone[1, 1] = 5.0
+    assert network.slope(grid(lone), units="ratio").values[1, 1] == 0.0
 
 
 def _mfd_reference(frac, nodata):
