@@ -112,6 +112,22 @@ def test_radar_gauge_merging_removes_a_uniform_bias():
     np.testing.assert_allclose(lazy.values, merged.values)
 
 
+def test_mean_field_bias_is_a_ratio_of_sums_over_valid_pairs():
+    radar = xr.DataArray(np.zeros((3, 6, 8)), dims=("time", "y", "x"),
+                         coords={"time": np.arange(3) * 300.0, "y": TARGET.y, "x": TARGET.x}).rio.write_crs("EPSG:32631")
+    cells = [(1, 2), (4, 6), (5, 0)]
+    xy = [(float(TARGET.x[c]), float(TARGET.y[r])) for r, c in cells]
+    for (r, c), v in zip(cells, (1.0, 2.0, 3.0), strict=True):
+        radar[:, r, c] = v
+    gauge = _readings([[2.0, 2.0, 2.0], [2.0, 2.0, 9.0], [4.0, np.nan, np.nan]])
+    bias = hydrology.mean_field_bias(radar, gauge, xy)
+    # sum(gauge) / sum(radar): 6 / 6 = 1 (a mean of ratios would give 1.222); 13 / 6; one pair left: 4 / 1
+    np.testing.assert_allclose(bias.values, [1.0, 13.0 / 6.0, 4.0], rtol=1e-12)
+    # with min_pairs=2 the step with one valid pair keeps a bias of 1
+    np.testing.assert_allclose(hydrology.mean_field_bias(radar, gauge, xy, min_pairs=2).values,
+                               [1.0, 13.0 / 6.0, 1.0], rtol=1e-12)
+
+
 def test_docstring_examples():
     res = doctest.testmod(rainfall, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert res.attempted > 0 and res.failed == 0

@@ -74,6 +74,36 @@ def test_time_area_with_a_short_burst_spreads_over_the_isochrones():
     np.testing.assert_allclose(q.values, 30.0 / 3.6e6 * hist[: q.sizes["time"]], rtol=1e-12)
 
 
+def test_time_area_travel_times_follow_the_velocity_grid():
+    fd, outlet = _valley()
+    burst = xr.DataArray(np.r_[30.0, np.zeros(29)], dims="time", coords={"time": np.arange(30) * 60.0})
+    # slow on the western half (0.5 m/s), fast on the eastern (2 m/s): travel time = sum over the path of
+    # each step's length over the velocity of the cell it leaves, walked here cell by cell
+    v = fd.copy(data=np.where(np.arange(fd.sizes["x"])[None, :] < 10, 0.5, 2.0) * np.ones(fd.shape))
+    q = routing.time_area_hydrograph(fd, burst, outlet, velocity=v)
+    f, rec = fd.values, receivers(fd.values)
+    dx = float(abs(fd.x[1] - fd.x[0]))
+    dy = float(abs(fd.y[1] - fd.y[0]))
+    ws = hydrology.watersheds(fd, [outlet]).values == 1
+    tau = []
+    for s in np.flatnonzero(ws):
+        total, i = 0.0, s
+        while rec[i] >= 0 and ws.flat[rec[i]]:
+            dr, dc = OFFSET[int(f.flat[i])]
+            total += math.hypot(dr * dy, dc * dx) / v.values.flat[i]
+            i = rec[i]
+        tau.append(total)
+    hist = np.bincount(np.floor(np.array(tau) / 60.0 + 1e-9).astype(int), minlength=q.sizes["time"]) * dx * dy
+    np.testing.assert_allclose(q.values, 30.0 / 3.6e6 * hist[: q.sizes["time"]], rtol=1e-12)
+    # a uniform 0.5 m/s doubles every travel time of the 1 m/s case
+    slow = routing.time_area_hydrograph(fd, burst, outlet, velocity=0.5)
+    fast = routing.time_area_hydrograph(fd, burst, outlet, velocity=1.0)
+    assert float(slow.idxmax()) > float(fast.idxmax())
+    tau1 = (routing.flow_length(fd).values - float(routing.flow_length(fd).sel(x=outlet[0], y=outlet[1])))[ws]
+    hist2 = np.bincount(np.floor(tau1 / 0.5 / 60.0 + 1e-9).astype(int), minlength=slow.sizes["time"]) * dx * dy
+    np.testing.assert_allclose(slow.values, 30.0 / 3.6e6 * hist2[: slow.sizes["time"]], rtol=1e-12)
+
+
 def test_docstring_examples():
     res = doctest.testmod(routing, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert res.attempted > 0 and res.failed == 0

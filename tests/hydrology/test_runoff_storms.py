@@ -98,6 +98,7 @@ def test_rational_method_example():
     # SI: the same catchment in m2 and mm/h gives the same discharge in m3/s (1 cfs = 0.0283168 m3/s)
     q_si = hydrology.rational_peak(0.11, 1.25 * 25.4, 30.0 * 4046.8564224, units="si")
     assert math.isclose(q_si, 4.125 * 0.028316846592, rel_tol=1e-2)  # 1.008 factor taken as 1 in US units
+    assert q_si == pytest.approx(0.11 * 31.75 * 121405.692672 / 3.6e6, rel=1e-12)  # Q = C i A / 3.6e6 exactly
 
 
 def test_nrcs_unit_hydrograph_example_and_volume():
@@ -111,6 +112,13 @@ def test_nrcs_unit_hydrograph_example_and_volume():
     si = hydrology.nrcs_unit_hydrograph(2.59, tc=1.5, duration=0.2, runoff=25.4, units="si")
     assert math.isclose(float(si.max()), 0.208 * 2.59 * 25.4, rel_tol=1e-12)
     assert math.isclose(float(si.max()) / 0.0283168, 484.0, rel_tol=0.01)  # same catchment, same peak
+    # Tp = D/2 + 0.6 Tc = 0.25 + 1.8 = 2.05 h, qp = 484 A Q / Tp = 236.0976 cfs at t = Tp (a step lands on it)
+    slow = hydrology.nrcs_unit_hydrograph(1.0, tc=3.0, duration=0.5, dt=0.05)
+    assert slow.attrs["tp_hours"] == 2.05
+    assert slow.attrs["qp"] == pytest.approx(484.0 / 2.05, rel=1e-12)
+    k = int(np.argmax(slow.values))
+    assert float(slow[k]) == pytest.approx(484.0 / 2.05, rel=1e-12) and float(slow.time[k]) == pytest.approx(7380.0)
+    assert abs(np.trapezoid(slow.values, slow.time.values) / 2_323_200.0 - 1) < 0.01
 
 
 # ------------------------------------------------------------------------------------------------ infiltration
@@ -201,9 +209,18 @@ def test_chinese_storm_formula_beijing():
     assert math.isclose(float(idf.intensity(45.0)), float(bj.intensity(45.0, 3.0)))
     storm = hydrology.chicago_hyetograph(idf, 120, 5, r=0.4)
     assert math.isclose(float(storm.sum()) * 5 / 60, float(bj.intensity(120.0, 3.0)) * 2.0, rel_tol=1e-10)
-    for city in ("tianjin", "nanjing", "guangzhou"):
+    # the other cities, written out from the handbook's printed formulas (not read from our JSON)
+    printed = {
+        "tianjin": lambda t, p: 3833.34 * (1 + 0.85 * math.log10(p)) / (t + 17) ** 0.85,
+        "nanjing": lambda t, p: 2989.3 * (1 + 0.671 * math.log10(p)) / (t + 13.3) ** 0.8,
+        "guangzhou": lambda t, p: 2424.17 * (1 + 0.533 * math.log10(p)) / (t + 11.0) ** 0.668,
+    }
+    for city, q in printed.items():
         f = hydrology.chinese_storm_formula(city)
-        assert 30 < float(f.intensity(60.0, 2.0)) < 100  # an hour at P = 2 years: a few tens of mm/h
+        for t, p in ((10.0, 1.0), (60.0, 2.0), (120.0, 50.0)):
+            assert float(f.q(t, p)) == pytest.approx(q(t, p), rel=1e-12), (city, t, p)
+            assert float(f.intensity(t, p)) == pytest.approx(q(t, p) * 0.36, rel=1e-4)  # L/(s ha) -> mm/h
+    assert round(float(hydrology.chinese_storm_formula("tianjin").q(10.0, 1.0)), 3) == 232.765
     with pytest.raises(ParameterError, match="known"):
         hydrology.chinese_storm_formula("atlantis")
 
