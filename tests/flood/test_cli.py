@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 import cim
+import flood
+import hydrology
 from cim.cli import main
 from tests.flood.test_forecast import bowl_scene
 
@@ -19,6 +21,13 @@ def test_forecast_command(tmp_path, capsys):
     assert "warnings by region" in out and "Town" in out and "stored as layers flood_cli_*" in out
     scene = cim.open_scene(tmp_path / "s.cim")
     assert "flood_cli_max_depth" in scene and (tmp_path / "out" / "cli_warnings.geojson").is_file()
+    # what was stored is the forecast of a 50-year, 10-minute Chicago storm of Beijing's formula (peak at 0.4)
+    storm = hydrology.chicago_hyetograph(hydrology.chinese_storm_formula("beijing").idf(50.0), 10.0, 5.0, r=0.4)
+    expected = flood.forecast(scene, rainfall=storm, duration=600, write=False).dataset.max_depth
+    np.testing.assert_array_equal(scene.layer("flood_cli_max_depth").values, expected.values)
+    other = hydrology.chicago_hyetograph(hydrology.chinese_storm_formula("beijing").idf(1.0), 10.0, 5.0, r=0.4)
+    assert np.nanmax(flood.forecast(scene, rainfall=other, duration=600, write=False).dataset.max_depth.values) < \
+        np.nanmax(expected.values) - 1e-3  # the return period matters
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -55,6 +64,10 @@ def test_forecast_command_with_the_fv1_scheme(tmp_path, capsys):
     # the finite-volume run is stored and keeps the rain on the closed bowl
     stored = cim.open_scene(tmp_path / "s.cim").layer("flood_fv_max_depth")
     assert float(stored.max()) > 0 and "mass error" in out
+    fv = flood.forecast(scene, rainfall=100, duration=300, scheme="fv1", write=False).dataset.max_depth.values
+    inertial = flood.forecast(scene, rainfall=100, duration=300, write=False).dataset.max_depth.values
+    np.testing.assert_array_equal(stored.values, fv)  # the scheme reached the solver
+    assert np.nanmax(np.abs(fv - inertial)) > 1e-4
     scene.close()
 
 
