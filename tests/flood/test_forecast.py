@@ -116,7 +116,7 @@ def test_skill_against_a_water_depth_sensor_at_a_hotspot(tmp_path):
     with scene.transaction() as conn:
         ds_id = iot.add_thing(conn, thing).datastream_ids["water depth bowl"]
         iot.add_observations(conn, [iot.Observation(phenomenon_time=(t0 + pd.Timedelta(seconds=t + 60)).to_pydatetime(),
-                                                    result=float(90.0 * d), datastream_id=ds_id)
+                                                    result=90.0 * float(d), datastream_id=ds_id)
                                     for t, d in zip(times, sim.to_numpy(), strict=True) if t + 60 < 1200])
     fc = F.forecast(scene, rainfall=rain, duration=1200.0, name="b", write=False)
     row = fc.skill.iloc[0]
@@ -131,7 +131,7 @@ def test_skill_against_a_water_depth_sensor_at_a_hotspot(tmp_path):
     # rmse of the simulation interpolated to the sensor's times (60 s later) against the 90 % it saw
     s64 = sim.to_numpy().astype(np.float64)
     expected = np.sqrt(np.mean((np.interp(times[sent] + 60.0, times, s64) - 0.9 * s64[sent]) ** 2))
-    assert row["rmse"] == pytest.approx(expected, rel=1e-6) and expected > 0  # (float32 depths in the store)
+    assert row["rmse"] == pytest.approx(expected, rel=1e-9) and expected > 0
 
 
 def test_coarser_resolution_keeps_georeference_and_blocks_buildings(tmp_path):
