@@ -40,7 +40,7 @@ def hillshade(dem, azimuth: float = 315.0, altitude: float = 45.0, z_factor: flo
     x, y = dem["x"].to_numpy(), dem["y"].to_numpy()
     gy, gx = np.gradient(z * z_factor, y, x)
     slope = np.arctan(np.hypot(gx, gy))
-    aspect = np.arctan2(-gx, gy)          # direction of steepest descent, from north, clockwise
+    aspect = np.arctan2(-gx, -gy)         # direction of steepest descent (-grad z: east, north), from north, clockwise
     az, alt = np.radians(azimuth), np.radians(altitude)
     shade = np.sin(alt) * np.cos(slope) + np.cos(alt) * np.sin(slope) * np.cos(az - aspect)
     out = np.where(np.isfinite(shade), np.round(1 + np.clip(shade, 0, 1) * 254), 0).astype(np.uint8)

@@ -52,6 +52,16 @@ def test_hillshade_lights_slopes_facing_the_sun():
     assert (hs_f == round(1 + 254 * np.sin(np.radians(45)))).all()
     assert hs_e.mean() > hs_f.mean() > hs_w.mean()
     assert tiles.hillshade(flat).rio.nodata == 0
+    # 45-degree planes under the default sun (azimuth 315, altitude 45): cos(zenith) cos(slope) + sin(zenith)
+    # sin(slope) cos(azimuth - aspect) is 1 facing north-west (255) and 0 facing south-east (1); facing north
+    # or south they get the same, 1/2 + 1/2 cos(45) (a north-south mirror would light the south face instead)
+    y, x = xr.broadcast(flat.y, flat.x)
+    faces = {"NW": ((x - y) / np.sqrt(2), 255), "SE": ((y - x) / np.sqrt(2), 1),
+             "N": (-y, round(1 + 254 * (0.5 + 0.5 * np.cos(np.radians(45))))),
+             "S": (y, round(1 + 254 * (0.5 + 0.5 * np.cos(np.radians(135)))))}
+    for face, (z, want) in faces.items():
+        got = tiles.hillshade(flat.copy(data=z.transpose("y", "x").values)).to_numpy()[1:-1, 1:-1]
+        assert (got == want).all(), (face, np.unique(got), want)
 
 
 def test_depth_tiles_are_coloured_by_the_ramp_and_dry_is_transparent(tmp_path):
