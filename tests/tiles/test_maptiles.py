@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 
@@ -64,6 +65,18 @@ def test_hillshade_lights_slopes_facing_the_sun():
         assert (got == want).all(), (face, np.unique(got), want)
 
 
+def test_depth_colours_are_the_ramps_stops_and_darken_with_depth():
+    cmap = tiles.depth_colormap(2.0)
+    assert cmap[0] == (0, 0, 0, 0)                      # dry: transparent
+    assert cmap[1] == (191, 230, 255, 255)              # the shallowest: the 0.01 m stop (0.75, 0.9, 1.0)
+    assert cmap[128] == (51, 26, 128, 255)              # (128 - 1) / 254 * 2 = 1.00 m: (0.2, 0.1, 0.5)
+    assert cmap[255] == (89, 0, 89, 255)                # 2.00 m: (0.35, 0.0, 0.35)
+    assert tiles.depth_colormap(1.0)[255] == (51, 26, 128, 255)  # scaled to a 1 m maximum
+    luma = [0.299 * r + 0.587 * g + 0.114 * b for r, g, b, _ in (cmap[v] for v in range(1, 256))]
+    assert all(b <= a + 1 for a, b in itertools.pairwise(luma))  # deeper is never lighter (but for 8-bit rounding)
+    assert luma[0] > 3 * luma[127] > 3 * luma[254]
+
+
 def test_depth_tiles_are_coloured_by_the_ramp_and_dry_is_transparent(tmp_path):
     d = np.zeros((100, 100))
     d[20:60, 20:60] = 0.4                    # a 80 m square pond, 0.4 m deep
@@ -75,9 +88,9 @@ def test_depth_tiles_are_coloured_by_the_ramp_and_dry_is_transparent(tmp_path):
     assert Image.open(tmp_path / "legend.png").size == (220, 60)
     wet, im = pixel_of(tmp_path, 17, X0 + 80.0, Y0 + 120.0)     # inside the pond (rows 20..60 from the top)
     assert im.shape == (256, 256, 4)
-    cmap = tiles.depth_colormap(2.0)
-    want = np.array(cmap[int(1 + round(0.4 / 2.0 * 254))])
-    assert np.abs(wet.astype(int) - want).max() <= 1
+    # 0.4 m is byte 52 (1 + round(0.2 * 254)), i.e. 0.4016 m, between the ramp's 0.30 m (0.2, 0.5, 0.88) and
+    # 0.50 m (0.1, 0.3, 0.7) stops: 0.508 of the way, (0.149, 0.398, 0.789) -> (38, 102, 201)
+    assert np.abs(wet.astype(int) - np.array([38, 102, 201, 255])).max() <= 1
     # dry is transparent: the coloured area at zoom 17 is the pond's 6400 m2 (Web Mercator pixels shrink by
     # cos(lat)^2 on the ground)
     lat = np.radians(TMS.ul(TMS.tile(4.35, 52.0, 17)).y)
