@@ -158,8 +158,12 @@ def parse_filter(text: str | None, lang: str | None):
             return parse(json.loads(text))
     except Exception as exc:      # pygeofilter raises lark and plain errors alike
         msg = str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
-        raise BadRequest(f"filter is not valid {lang}: {msg}") from None
+        raise BadRequest(f"filter is not valid {lang}: {msg}; write e.g. {_EXAMPLES[lang]}") from None
     raise BadRequest(f"filter-lang {lang!r}: use cql2-text or cql2-json")
+
+
+_EXAMPLES = {"cql2-text": "height > 15 AND name = 'Alpha'",
+             "cql2-json": '{"op": ">", "args": [{"property": "height"}, 15]}'}
 
 
 def _quiet_cql2_text() -> None:
@@ -246,7 +250,8 @@ def _evaluate(node, df: gpd.GeoDataFrame, columns: dict[str, str]):
         return _temporal(node, ev)
     if isinstance(node, time | timedelta):
         raise BadRequest("times of day and durations are not supported in filters")
-    raise BadRequest(f"filter uses {type(node).__name__}, which this service does not support")
+    raise BadRequest(f"filter uses {type(node).__name__}, which this service does not support: use comparisons, "
+                     "LIKE, IN, BETWEEN, IS NULL, arithmetic, S_* spatial and T_* temporal predicates")
 
 
 def _temporal(node, ev):
@@ -281,7 +286,8 @@ def _safe(fn):
     except BadRequest:
         raise
     except (TypeError, ValueError) as exc:
-        raise BadRequest(f"filter compares values of different types ({str(exc).splitlines()[0][:120]})") from None
+        raise BadRequest(f"filter compares values of different types ({str(exc).splitlines()[0][:120]}): quote "
+                         "text values (name = 'Alpha') and leave numbers bare (height > 15)") from None
 
 
 def _as_mask(value, df) -> pd.Series:

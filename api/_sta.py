@@ -247,7 +247,7 @@ class _Parser:
             raise BadRequest(f"$filter: {prop} is not a time")
         if ((prop == "id" or prop.endswith("/id") or prop == "result") and not isinstance(value, int | float)) \
                 or (isinstance(value, bool) and prop == "result"):
-            raise BadRequest(f"$filter: {prop} is compared with a number")
+            raise BadRequest(f"$filter: {prop} is compared with a number, e.g. {prop} gt 5")
         return value
 
 

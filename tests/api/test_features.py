@@ -169,13 +169,41 @@ def test_cql2_filters(api, cql, lang, expected):
     assert r.json()["numberMatched"] == len(expected)
 
 
-@pytest.mark.parametrize("cql", ["height >", "colour = 'red'", "name > 5", "height = 1; DROP TABLE cim_layers",
-                                 "UNKNOWNFN(height) = 1", "{\"op\": 1}"])
-def test_bad_filters_are_400(api, cql):
+def test_cql2_is_null_finds_the_missing_values(twin):
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    parcels = gpd.GeoDataFrame({"id": ["p", "q", "r"], "owner": ["city", None, "Delft Water"],
+                                "area": [1.0, None, 3.0]},
+                               geometry=[Point(155000 + 10 * i, 463000) for i in range(3)], crs="EPSG:28992")
+    twin.scene.add_layer("parcels", parcels, kind="other")
+    c, h = twin.client(), twin.h("read")
+    is_null = {"op": "isNull", "args": [{"property": "owner"}]}
+    for cql, lang, expected in [
+        ("owner IS NULL", None, ["q"]), ("owner IS NOT NULL", None, ["p", "r"]), ("area IS NULL", None, ["q"]),
+        (json.dumps(is_null), "cql2-json", ["q"]), (json.dumps({"op": "not", "args": [is_null]}), "cql2-json", ["p", "r"]),
+        ("owner = 'city' OR owner IS NULL", None, ["p", "q"]),
+    ]:
+        params = {"filter": cql} | ({"filter-lang": lang} if lang else {})
+        r = c.get("/collections/parcels/items", params=params, headers=h)
+        assert r.status_code == 200, r.text
+        assert ids(r.json()) == expected, cql
+
+
+@pytest.mark.parametrize(("cql", "fix"), [
+    ("height >", "write e.g. height > 15 AND name = 'Alpha'"),
+    ("colour = 'red'", "(queryables: id, height, floors, name, built)"),
+    ("name > 5", "quote text values (name = 'Alpha') and leave numbers bare"),
+    ("height = 1; DROP TABLE cim_layers", "write e.g. height > 15"),
+    ("UNKNOWNFN(height) = 1", "use comparisons, LIKE, IN, BETWEEN, IS NULL"),
+    ("{\"op\": 1}", "write e.g. height > 15"),
+])
+def test_bad_filters_are_400(api, cql, fix):
     c, h = api
     r = c.get("/collections/buildings/items", params={"filter": cql}, headers=h)
     assert r.status_code == 400, r.text
     assert r.headers["content-type"] == "application/problem+json"
+    assert fix in r.json()["detail"]
     assert "Traceback" not in r.text and "/work" not in r.text
 
 

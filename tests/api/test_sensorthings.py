@@ -94,17 +94,26 @@ def test_expand_one_level(api):
         assert c.get("/v1.1/Things", params={"$expand": bad}, headers=h).status_code == 400
 
 
-@pytest.mark.parametrize("params", [
-    {"$filter": "result gt"}, {"$filter": "colour eq 'red'"}, {"$filter": "result gt 'x'"},
-    {"$filter": "phenomenonTime gt 5"}, {"$filter": "result gt 1 or 1 eq 1"}, {"$filter": "result gt 1)"},
-    {"$orderby": "colour"}, {"$orderby": "result sideways"}, {"$orderby": "id; DROP TABLE iot_observations"},
-    {"$top": "-1"}, {"$top": "10001"}, {"$count": "maybe"}, {"$select": "secret"}, {"top": "1"},
+@pytest.mark.parametrize(("params", "fix"), [
+    ({"$filter": "result gt"}, "complete the expression"),
+    ({"$filter": "colour eq 'red'"}, "(use id, phenomenonTime, resultTime, result, Datastream/id"),
+    ({"$filter": "result gt 'x'"}, "compared with a number, e.g. result gt 5"),
+    ({"$filter": "phenomenonTime gt 5"}, "compared with a time, e.g. 2020-06-17T15:00:00Z"),
+    ({"$filter": "result gt 1 or 1 eq 1"}, "'1' is not a property"), ({"$filter": "result gt 1)"}, "unexpected ')'"),
+    ({"$orderby": "colour"}, "$orderby: String should match pattern '^(FeatureOfInterest/id|phenomenonTime"),
+    ({"$orderby": "result sideways"}, "( (asc|desc))?"),
+    ({"$orderby": "id; DROP TABLE iot_observations"}, "$orderby"),
+    ({"$top": "-1"}, "$top: Input should be greater than or equal to 0"),
+    ({"$top": "10001"}, "$top: Input should be less than or equal to 10000"),
+    ({"$count": "maybe"}, "$count: Input should be 'true' or 'false'"), ({"$select": "secret"}, "$select"),
+    ({"top": "1"}, "unknown query parameter 'top': this resource takes $count, $expand, $filter"),
 ])
-def test_bad_query_options_are_400(api, params):
+def test_bad_query_options_are_400(api, params, fix):
     c, h, t = api
     r = c.get(f"/v1.1/Datastreams({t.rain_id})/Observations", params=params, headers=h)
     assert r.status_code == 400, (params, r.text)
     assert r.headers["content-type"] == "application/problem+json"
+    assert fix in r.json()["detail"], r.json()["detail"]
 
 
 def test_create_observations_one_by_one_idempotent(api):
