@@ -217,6 +217,20 @@ def _pyramid(scene, settings, map_id: str) -> FsPath | None:
     return path
 
 
+def _plain_dirs(folder: FsPath, *parts: str) -> bool:
+    """True when each of ``folder/parts[0]``, ``folder/parts[0]/parts[1]``, ... is a directory and not a link, so
+    that a file below them (itself checked by `_serve_cached`) lies in ``folder``, which is resolved."""
+    path = folder
+    for part in parts:
+        path = path / part
+        try:
+            if not stat.S_ISDIR(os.lstat(path).st_mode):
+                return False
+        except OSError:
+            return False
+    return True
+
+
 class RasterTiles:
     """Map tiles of the scene's raster flood-depth layers (kind ``flood_result``, units m, a GeoTIFF), rendered
     on request by `tiles.maptiles.DepthTiles` and kept in an LRU cache of PNG bytes keyed by the layer's version
@@ -355,6 +369,8 @@ async def map_tile(request: Request, _: ReadCaller, collectionId: MapId, z: Z, y
         for ext in ("png", "mvt"):
             path = folder / str(z) / str(x) / f"{y}.{ext}"
             if path.is_file():
+                if not _plain_dirs(folder, str(z), str(x)):
+                    raise NotFound("no such tile file")
                 response = await _serve_cached(request, path, max_age)
                 if response.status_code == 200:
                     response.headers["content-type"] = _MEDIA[ext]

@@ -78,6 +78,26 @@ def test_tile_sets_stay_in_the_root(api, name):
     assert r.status_code in (400, 404) and b"TOP-SECRET" not in r.content
 
 
+def test_links_out_of_the_tiles_root_are_not_followed(api):
+    c, t = api
+    outside = t.tiles.parent / "outside_pyramid"
+    (outside / "0" / "0").mkdir(parents=True, exist_ok=True)
+    (outside / "tiles.json").write_text(json.dumps({"tiles": ["{z}/{x}/{y}.png"], "minzoom": 0, "maxzoom": 0}))
+    (outside / "0" / "0" / "0.png").write_bytes(b"\x89PNG TOP-SECRET")
+    maps = t.tiles / "maps"
+    # a whole pyramid linked in from outside
+    (maps / "evil").symlink_to(outside, target_is_directory=True)
+    # a zoom level of a real pyramid linked to an outside folder, and one tile file linked to an outside file
+    (maps / "buildings" / "0").symlink_to(outside / "0", target_is_directory=True)
+    (maps / "buildings" / "1" / "0").mkdir(parents=True)
+    (maps / "buildings" / "1" / "0" / "0.mvt").symlink_to(outside / "0" / "0" / "0.png")
+    for name, zyx in (("evil", "0/0/0"), ("buildings", "0/0/0"), ("buildings", "1/0/0")):
+        r = c.get(BASE.format(name) + "/" + zyx, headers=t.h("read"))
+        assert b"TOP-SECRET" not in r.content, (name, zyx)
+        assert r.status_code in (204, 404), (name, zyx, r.status_code)
+    assert c.get(BASE.format("buildings") + "/12/1350/2109", headers=t.h("read")).status_code == 200
+
+
 # ---------------------------------------------------------------- raster flood-depth layers, rendered on request
 DEPTH = "flood_test_max_depth"
 
