@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import struct
 from pathlib import Path
@@ -185,6 +186,13 @@ def test_roof_keeps_holes_and_normals_face_outward(tmp_path):
     check_tileset(ts)
 
 
+def _view(gltf: dict, binary: bytes, index: int) -> np.ndarray:
+    """The bytes of buffer view ``index`` of a GLB's binary chunk."""
+    bv = gltf["bufferViews"][index]
+    start = bv.get("byteOffset", 0)
+    return np.frombuffer(binary, dtype=np.uint8, count=bv["byteLength"], offset=start)
+
+
 def test_metadata_round_trip_typed(delft):
     gdf, glb, _ = delft
     rows = []
@@ -197,6 +205,19 @@ def test_metadata_round_trip_typed(delft):
         fids = gltf["meshes"][0]["primitives"][0]["extensions"]["EXT_mesh_features"]["featureIds"]
         assert fids[0]["featureCount"] == ext["propertyTables"][0]["count"] and fids[0]["attribute"] == 0
         rows.append(tiles._glb.read_property_table(gltf, binary))
+        # decoded again here from the specification, not with our reader: booleans are a bitstream, least
+        # significant bit first; strings are UTF-8 bytes with UINT32 offsets (count + 1); INT32 little-endian
+        table = ext["propertyTables"][0]
+        n = table["count"]
+        bits = np.unpackbits(_view(gltf, binary, table["properties"]["monument"]["values"]), bitorder="little")[:n]
+        np.testing.assert_array_equal(bits.astype(bool), rows[-1]["monument"].to_numpy(bool))
+        offsets = _view(gltf, binary, table["properties"]["name"]["stringOffsets"]).view("<u4")
+        assert offsets.size == n + 1 and table["properties"]["name"].get("stringOffsetType", "UINT32") == "UINT32"
+        raw = _view(gltf, binary, table["properties"]["name"]["values"]).tobytes()
+        names = [raw[a:b].decode("utf-8") for a, b in itertools.pairwise(offsets)]
+        assert names == list(rows[-1]["name"])
+        years = _view(gltf, binary, table["properties"]["year"]["values"]).view("<i4")
+        np.testing.assert_array_equal(years, rows[-1]["year"].to_numpy())
     got = pd.concat(rows).set_index("id").sort_index()
     want = gdf.set_index("id").sort_index()
     assert schema["year"] == {"type": "SCALAR", "componentType": "INT32"}
@@ -209,6 +230,7 @@ def test_metadata_round_trip_typed(delft):
     np.testing.assert_array_equal(got["ground"], want["ground"])
     np.testing.assert_array_equal(got["year"], want["year"])
     np.testing.assert_array_equal(got["monument"], want["monument"])
+    assert 0 < want["monument"].sum() < len(want) / 2  # some monuments, not most: a bit order would show
     np.testing.assert_array_equal(got["roof_area"], want["roof_area"])
     assert (got["class"] == want["function"].fillna("building")).all()
     assert (got["cim_level"] == 2).all()
