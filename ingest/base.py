@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUILTIN_MODULES",
+    "CORRUPT",
     "FileItem",
     "InputNotFoundError",
     "LayerItem",
@@ -66,6 +67,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: the end of every "cannot read this file" message: what happened and what to do
+CORRUPT = "the file is truncated or corrupt: download or export it again"
 
 BUILTIN_MODULES: tuple[str, ...] = (
     "ingest.cityjson",

@@ -19,7 +19,7 @@ import numpy as np
 
 from cim.errors import DataError, ValidationError, require
 from ingest._crs import resolve_crs
-from ingest.base import LayerItem, Reader, ReadResult, Skipped, register
+from ingest.base import CORRUPT, LayerItem, Reader, ReadResult, Skipped, register
 from ingest.cityjson import _footprint, _mesh_geometry, lod_cim_level
 
 __all__ = ["CityGMLReader"]
@@ -88,7 +88,7 @@ class CityGMLReader(Reader):
         try:
             tree = etree.parse(str(path), etree.XMLParser(huge_tree=True, resolve_entities=False, no_network=True))
         except etree.XMLSyntaxError as exc:
-            raise DataError(f"{path.name}: not well-formed XML ({exc}); the file is truncated or corrupt") from None
+            raise DataError(f"{path.name}: not well-formed XML ({exc}); {CORRUPT}") from None
         root = tree.getroot()
         if "citygml/2.0" not in (root.nsmap.get(None, "") + " ".join(v for v in root.nsmap.values() if v)):
             if any("citygml/3.0" in (v or "") for v in root.nsmap.values()):

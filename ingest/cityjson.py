@@ -28,7 +28,7 @@ import numpy as np
 
 from cim.errors import DataError, ValidationError
 from ingest._crs import resolve_crs
-from ingest.base import LayerItem, Reader, ReadResult, Skipped, register
+from ingest.base import CORRUPT, LayerItem, Reader, ReadResult, Skipped, register
 
 __all__ = ["OBJECT_LAYERS", "CityJSONReader", "lod_cim_level"]
 
@@ -178,7 +178,7 @@ class _Model:
             tris, owner = _triangulate(surfs, verts)
         except IndexError:
             raise DataError(f"{self.path.name}: a surface refers to a vertex index beyond the {len(verts)} "
-                            "vertices; the file is truncated or corrupt") from None
+                            f"vertices; {CORRUPT}") from None
         sem_surfaces = (geom.get("semantics") or {}).get("surfaces", [])
         names = []
         for o in owner:
@@ -440,8 +440,8 @@ def _load(path: Path) -> dict:
             with open(path, "rb") as fh:
                 doc = json.load(fh)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path.name}: not valid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); the file "
-                        "is truncated or corrupt — download or export it again") from None
+        raise DataError(f"{path.name}: not valid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); "
+                        f"{CORRUPT}") from None
     except UnicodeDecodeError:
         raise DataError(f"{path.name}: not UTF-8 JSON; the file is corrupt or not CityJSON") from None
     if not isinstance(doc, dict) or doc.get("type") != "CityJSON":

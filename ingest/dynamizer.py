@@ -40,7 +40,7 @@ from cim.iot import (
     UnitOfMeasurement,
     parse_time,
 )
-from ingest.base import Reader, ReadResult, Skipped, register
+from ingest.base import CORRUPT, Reader, ReadResult, Skipped, register
 from ingest.sensorthings import begin
 
 __all__ = ["CLASS_LAYERS", "DynamizerReader", "DynamizerResult", "read_dynamizers"]
@@ -107,7 +107,7 @@ def read_dynamizers(path: str | Path, *, layers: dict[str, str] | None = None) -
     try:
         tree = etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False))
     except etree.XMLSyntaxError as exc:
-        raise DataError(f"{path}: not well-formed XML ({exc}); the file is truncated or corrupt") from None
+        raise DataError(f"{path}: not well-formed XML ({exc}); {CORRUPT}") from None
     root = tree.getroot()
     by_id = {el.get(_GML_ID): el for el in root.iter() if isinstance(el.tag, str) and el.get(_GML_ID)}
     class_layers = {**CLASS_LAYERS, **(layers or {})}

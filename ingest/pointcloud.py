@@ -14,7 +14,7 @@ import numpy as np
 
 from cim.errors import CRSError, DataError, require
 from ingest._crs import parse_crs
-from ingest.base import FileItem, Reader, ReadResult, register
+from ingest.base import CORRUPT, FileItem, Reader, ReadResult, register
 
 __all__ = ["PointCloudReader"]
 
@@ -44,8 +44,8 @@ class PointCloudReader(Reader):
                         counts[int(c)] = counts.get(int(c), 0) + int(k)
                     n += len(chunk)
         except Exception as exc:  # laspy.errors.LaspyException, lazrs errors, OSError on truncation
-            raise DataError(f"{path.name}: cannot read as LAS/LAZ ({type(exc).__name__}: {exc}); the file is "
-                            "truncated or corrupt — download it again") from None
+            raise DataError(f"{path.name}: cannot read as LAS/LAZ ({type(exc).__name__}: {exc}); "
+                            f"{CORRUPT}") from None
         if n != header.point_count:
             raise DataError(f"{path.name}: header says {header.point_count} points but {n} were read; the file is "
                             "truncated")

@@ -18,7 +18,7 @@ import numpy as np
 
 from cim.errors import CRSError, DataError, ValidationError
 from ingest._crs import parse_crs
-from ingest.base import LayerItem, Reader, ReadResult, register
+from ingest.base import CORRUPT, LayerItem, Reader, ReadResult, register
 
 __all__ = ["RasterReader"]
 
@@ -53,8 +53,7 @@ class RasterReader(Reader):
             da = rioxarray.open_rasterio(path, masked=True)
             da = da.load()
         except Exception as exc:  # rasterio.errors.RasterioIOError and friends
-            raise DataError(f"{path.name}: cannot read as a raster ({exc}); the file is truncated or corrupt — "
-                            "download or export it again") from None
+            raise DataError(f"{path.name}: cannot read as a raster ({exc}); {CORRUPT}") from None
         if da.rio.crs is None:
             if crs is None:
                 raise CRSError(f"{path.name}: the raster has no CRS; pass crs='EPSG:…' (CLI: --crs)")

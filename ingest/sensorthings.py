@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from cim.errors import DataError, ValidationError
 from cim.iot import AddResult, Observation, Thing, add_observations, add_thing, thing_from_sta
-from ingest.base import Reader, ReadResult, register
+from ingest.base import CORRUPT, Reader, ReadResult, register
 
 __all__ = [
     "ObservationsCSVReader",
@@ -79,8 +79,8 @@ def _load_json(path: Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}): "
-                        "the file is truncated or corrupt") from None
+        raise DataError(f"{path}: not valid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); "
+                        f"{CORRUPT}") from None
 
 
 def read_sensorthings(source: str | Path | dict | list) -> list[Thing]:

@@ -28,7 +28,7 @@ def _load(path: Path, where: str) -> dict:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{where}: cannot read {path.name} as JSON ({exc.__class__.__name__}: {exc}); the "
-                        "tileset is truncated or not 3D Tiles") from None
+                        "tileset is truncated or not 3D Tiles: download or export it again") from None
     version = (data.get("asset") or {}).get("version") if isinstance(data, dict) else None
     if version not in ("1.0", "1.1") or not isinstance(data.get("root"), dict):
         raise DataError(f"{where}: {path.name} is not a 3D Tiles tileset (needs asset.version 1.0 or 1.1 and a "

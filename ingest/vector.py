@@ -13,7 +13,7 @@ from typing import Any
 
 from cim.errors import CRSError, DataError, ValidationError, require
 from ingest._crs import parse_crs
-from ingest.base import LayerItem, Reader, ReadResult, Repair, Skipped, register
+from ingest.base import CORRUPT, LayerItem, Reader, ReadResult, Repair, Skipped, register
 
 __all__ = ["VectorReader"]
 
@@ -56,8 +56,7 @@ class VectorReader(Reader):
         try:
             names = [path.name.split(".")[0]] if is_parquet else [str(n) for n in pyogrio.list_layers(path)[:, 0]]
         except Exception as exc:  # pyogrio.errors.DataSourceError and GDAL errors
-            raise DataError(f"{path.name}: cannot open as a vector file ({exc}); the file is truncated or corrupt "
-                            "— export it again") from None
+            raise DataError(f"{path.name}: cannot open as a vector file ({exc}); {CORRUPT}") from None
         if layer is not None:
             if layer not in names:
                 raise ValidationError(f"{path.name}: no layer {layer!r}; it has {names}")

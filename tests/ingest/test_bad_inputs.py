@@ -16,20 +16,20 @@ GOOD = BAD.parent
 
 # file, options, error class, a regex the message must match (the file name is checked for every case)
 CASES = [
-    ("truncated.city.json", {}, DataError, r"not valid JSON at line 1 .*truncated or corrupt"),
+    ("truncated.city.json", {}, DataError, r"not valid JSON at line 1 .*truncated or corrupt: download or export it again"),
     ("no_crs.city.json", {}, CRSError, r"metadata\.referenceSystem is missing.*crs="),
     ("wrong_version.city.json", {}, DataError, r"version '0\.6' is not supported.*cjio"),
-    ("vertex_out_of_range.city.json", {}, DataError, r"vertex index beyond the 5 vertices"),
-    ("corrupt.gpkg", {}, DataError, r"cannot open as a vector file"),
+    ("vertex_out_of_range.city.json", {}, DataError, r"vertex index beyond the 5 vertices; the file is truncated or corrupt: download or export it again"),
+    ("corrupt.gpkg", {}, DataError, r"cannot open as a vector file .*truncated or corrupt: download or export it again"),
     ("rd_coordinates_labelled_wgs84.geojson", {}, CRSError, r"EPSG:4326 \(degrees\) but its coordinates reach"),
     ("no_prj.shp", {}, CRSError, r"has no CRS .*crs="),
-    ("invalid_geometry.gpkg", {"repair": False}, DataError, r"1 invalid geometries \(first: Self-intersection"),
-    ("truncated.tif", {}, DataError, r"cannot read as a raster"),
+    ("invalid_geometry.gpkg", {"repair": False}, DataError, r"1 invalid geometries \(first: Self-intersection.*pass repair=True to fix them"),
+    ("truncated.tif", {}, DataError, r"cannot read as a raster .*truncated or corrupt: download or export it again"),
     ("truncated.ifc", {}, DataError, r"does not end with END-ISO-10303-21; it is truncated"),
     ("no_georeference.ifc", {}, CRSError, r"no IfcMapConversion/IfcProjectedCRS.*\(1\).*\(2\) pass placement="),
-    ("truncated.laz", {}, DataError, r"cannot read as LAS/LAZ .*truncated"),
+    ("truncated.laz", {}, DataError, r"cannot read as LAS/LAZ .*truncated or corrupt: download or export it again"),
     ("no_crs.las", {}, CRSError, r"no CRS in the file's VLRs; pass crs="),
-    ("truncated.nc", {}, DataError, r"cannot open as NetCDF"),
+    ("truncated.nc", {}, DataError, r"cannot open as NetCDF .*download it again"),
     ("rain_negative.nc", {}, DataError, r"1 negative rainfall value\(s\), minimum -1\.2 \(first at time 2020-06-17T14:00"),
     ("rain_nan_undeclared.nc", {}, DataError, r"1 NaN value\(s\) but declares no missing value"),
     ("rain_unknown_units.nc", {}, ValidationError, r"'units' = 'inch per fortnight' is not a rainfall unit"),
@@ -37,7 +37,7 @@ CASES = [
     ("gauge_nan.csv", {}, DataError, r"NaN value.*leave the cell empty"),
     ("gauge_unknown_units.csv", {}, ValidationError, r"unit 'furlong' of column 'rain \[furlong\]'"),
     ("gauge_no_units.csv", {}, ValidationError, r"column 'RH' does not say its unit.*units="),
-    ("truncated.gml", {}, DataError, r"not well-formed XML"),
+    ("truncated.gml", {}, DataError, r"not well-formed XML .*truncated or corrupt: download or export it again"),
 ]
 
 
