@@ -839,7 +839,9 @@ REGIONS_LAYER = "regions"
 def link_city_object(scene: Any, datastream_id: int, city_object: CityObjectRef, *, id_column: str = "id") -> None:
     """Link a stored Datastream to a city object of ``scene``, after checking that the object is there: a feature
     of a vector layer (found by its ``id_column``) or, with layer ``"regions"``, an administrative region (by
-    name) — a water-level sensor to a low-lying street point, a rain gauge to a district.
+    name) — a water-level sensor to a low-lying street point, a rain gauge to a district. A feature found by
+    another column (``id_column="name"``) is linked by its ``id`` when the layer has one, so the link names one
+    feature whatever the column; a value that several features share is refused.
     """
     ref = city_object
     if not isinstance(ref, CityObjectRef):
@@ -860,6 +862,12 @@ def link_city_object(scene: Any, datastream_id: int, city_object: CityObjectRef,
     if ref.feature_id not in set(ids):
         raise DataError(f"no {what} {ref.feature_id!r} in {ref.layer!r} ({len(ids)} there, e.g. {ids[:3]}): "
                         "check the id")
+    if ref.layer != REGIONS_LAYER and id_column != "id" and "id" in data.columns:
+        found = data.loc[data[id_column].astype(str) == ref.feature_id, "id"].astype(str).tolist()
+        if len(found) > 1:
+            raise DataError(f"{len(found)} features of {ref.layer!r} have {id_column} {ref.feature_id!r} "
+                            f"(ids {found[:5]}): link by id instead")
+        ref = CityObjectRef(ref.layer, found[0], ref.attribute)
     with scene.transaction() as conn:
         link_datastream(conn, datastream_id, ref)
 

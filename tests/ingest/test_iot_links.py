@@ -56,7 +56,15 @@ def test_a_link_to_something_not_in_the_scene_is_refused(scene, ref, options, er
 
 def test_a_link_by_another_column_and_for_an_unknown_datastream(scene):
     scene, gauge_id = scene
-    iot.link_city_object(scene, gauge_id, iot.CityObjectRef("roads", "Oude Delft"), id_column="name")
+    iot.link_city_object(scene, gauge_id, iot.CityObjectRef("roads", "Oude Delft", "level"), id_column="name")
+    with scene.store.engine.connect() as conn:   # found by its name, linked by its id
+        assert iot.get_datastream(conn, gauge_id).city_object == iot.CityObjectRef("roads", "road-1", "level")
+    scene.add_layer("roads", gpd.GeoDataFrame(
+        {"id": ["road-1", "road-2"], "name": ["Oude Delft", "Oude Delft"]},
+        geometry=[LineString([(84500, 447000), (84600, 447100)]), LineString([(84600, 447100), (84700, 447150)])],
+        crs="EPSG:28992"), kind="roads", replace=True)
+    with pytest.raises(cim.DataError, match=r"2 features of 'roads' have name 'Oude Delft' .*link by id instead"):
+        iot.link_city_object(scene, gauge_id, iot.CityObjectRef("roads", "Oude Delft"), id_column="name")
     with pytest.raises(cim.DataError, match="Datastream 4242 is not in the store"):
         iot.link_city_object(scene, 4242, iot.CityObjectRef("roads", "road-1"))
 
