@@ -45,7 +45,7 @@ from api.tiles3d import Col, Row, Z, tiles_root
 from cim import jobs as J
 from cim.security import AuthorizationError
 
-__all__ = ["MAX_DURATION", "MAX_FRAMES", "MAX_RAIN", "PROCESSES", "UPLOAD_DAYS", "JobRunner", "install", "router"]
+__all__ = ["MAX_DURATION", "MAX_FRAMES", "MAX_RAIN", "MAX_RAIN_VALUES", "PROCESSES", "UPLOAD_DAYS", "JobRunner", "install", "router"]
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["Processes"])
@@ -53,6 +53,8 @@ MAX_DURATION = 86400.0     #: longest simulated time of a job, seconds
 MAX_RAIN = 500.0           #: highest uniform rain rate, mm/h (above the 305 mm/h world record)
 MAX_FRAMES = 120           #: most output times of a job's depth series
 MAX_GAUGES = 1000          #: most rain gauges named in one job
+MAX_RAIN_VALUES = 20_000_000  #: largest rainfall grid read from a file (time x y x x, after cropping to the scene)
+RAIN_MARGIN = 10_000.0     #: a NetCDF rainfall file is read within this many metres around the scene
 UPLOAD_DAYS = 7            #: uploaded files are kept this long (swept at each new upload)
 RunCaller = Annotated[Caller, Depends(require("run"))]
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="A job id")]
@@ -297,12 +299,20 @@ def _storm(spec: str):
             from None
 
 
-def _read_rainfall(path: FsPath, field: str):
-    """The rain-rate grid (mm/h) of a NetCDF or GeoTIFF file: (time, y, x), or (y, x) as a constant rate."""
+def _read_rainfall(scene: cim.Scene, path: FsPath, field: str):
+    """The rain-rate grid (mm/h) of a NetCDF or GeoTIFF file: (time, y, x), or (y, x) as a constant rate.
+
+    A NetCDF file is read within `RAIN_MARGIN` of the scene only, and no file may give more than
+    `MAX_RAIN_VALUES` values: a small file can declare a grid far larger than memory."""
     import ingest
 
+    options: dict[str, Any] = {"max_values": MAX_RAIN_VALUES}
+    if path.suffix == ".nc" and scene.extent is not None:
+        x0, y0, x1, y1 = scene.extent
+        options |= {"bbox": (x0 - RAIN_MARGIN, y0 - RAIN_MARGIN, x1 + RAIN_MARGIN, y1 + RAIN_MARGIN),
+                    "bbox_crs": scene.crs}
     try:
-        result = ingest.read(path)
+        result = ingest.read(path, **options)
     except cim.CIMError as exc:
         raise BadRequest(f"{field}: {exc}".replace(str(path.parent), "").replace(path.name, "the file")) from None
     except Exception as exc:       # a reader library's own error on a malformed file: say what, not where
@@ -345,7 +355,7 @@ def _rainfall_file(scene: cim.Scene, f: FileInput):
             raise BadRequest("rainfallFile.href: only files sent to this service are read: the href POST /uploads "
                              "gave (/uploads/<id>)")
         try:
-            return _read_rainfall(_uploaded(scene, m.group(1)), "rainfallFile.href")
+            return _read_rainfall(scene, _uploaded(scene, m.group(1)), "rainfallFile.href")
         except NotFound as exc:
             raise BadRequest(f"rainfallFile.href: {exc}") from None
     if f.mediaType is None:
@@ -357,7 +367,7 @@ def _rainfall_file(scene: cim.Scene, f: FileInput):
     with tempfile.TemporaryDirectory() as tmp:
         path = FsPath(tmp) / f"rainfall{_UPLOAD_TYPES[f.mediaType]}"
         path.write_bytes(data)
-        return _read_rainfall(path, "rainfallFile.value")
+        return _read_rainfall(scene, path, "rainfallFile.value")
 
 
 def _polygons(fc: dict[str, Any], field: str):
@@ -843,7 +853,7 @@ async def upload(request: Request, scene: SceneDep, caller: RunCaller) -> JSONRe
                 old.unlink(missing_ok=True)
         path.write_bytes(data)
         try:
-            _read_rainfall(path, "the uploaded file")
+            _read_rainfall(scene, path, "the uploaded file")
         except BaseException:
             path.unlink(missing_ok=True)
             raise

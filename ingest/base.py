@@ -61,6 +61,7 @@ __all__ = [
     "Reader",
     "Repair",
     "Skipped",
+    "check_size",
     "find_reader",
     "readers",
     "register",
@@ -84,6 +85,26 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "ingest.dynamizer",
     "ingest.tileset",
 )
+
+def check_size(path: Path, what: str, shape: tuple[int, ...], max_values: int | None) -> None:
+    """Refuse a grid of more than ``max_values`` values before reading it: a small file (compressed, or with a
+    variable never written) can declare a grid far larger than memory. ``None``: no limit.
+
+    >>> check_size(Path("radar.nc"), "'precip'", (92, 765, 700), 10_000_000)
+    Traceback (most recent call last):
+    ...
+    cim.errors.ValidationError: radar.nc: 'precip' is 92 x 765 x 700 = 49,266,000 values, more than max_values=10,000,000: read only the area and times needed (bbox=) or raise max_values
+    """
+    if max_values is None:
+        return
+    n = 1
+    for d in shape:
+        n *= int(d)
+    if n > max_values:
+        raise ValidationError(f"{path.name}: {what} is {' x '.join(str(int(d)) for d in shape)} = {n:,} values, more "
+                              f"than max_values={max_values:,}: read only the area and times needed (bbox=) or "
+                              "raise max_values")
+
 
 class InputNotFoundError(DataError, FileNotFoundError):
     """The input file does not exist."""

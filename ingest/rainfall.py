@@ -23,7 +23,7 @@ import numpy as np
 
 from cim.errors import CRSError, DataError, ValidationError
 from ingest._crs import parse_crs, resolve_crs
-from ingest.base import LayerItem, Reader, ReadResult, register
+from ingest.base import CORRUPT, LayerItem, Reader, ReadResult, check_size, register
 
 __all__ = ["AMOUNT_UNITS", "RATE_UNITS", "RainfallNetCDFReader", "rate_factor", "to_rate"]
 
@@ -181,17 +181,18 @@ class RainfallNetCDFReader(Reader):
     name = "rainfall_netcdf"
     extensions = (".nc", ".nc4", ".netcdf")
     options = frozenset({"variable", "units", "crs", "interval", "time_label", "nan", "name", "bbox", "bbox_crs",
-                         "member"})
+                         "member", "max_values"})
     description = "CF NetCDF rainfall grids (radar, nowcasts, reanalysis) to mm/h"
 
     def read(self, path: Path, *, variable: str | None = None, units: str | None = None, crs: Any = None,
              interval: Any = None, time_label: Literal["start", "end"] | None = None,
              nan: Literal["raise", "missing"] = "raise", name: str = "rainfall",
              bbox: tuple[float, float, float, float] | None = None, bbox_crs: Any = None,
-             member: int | None = None) -> ReadResult:
+             member: int | None = None, max_values: int | None = None) -> ReadResult:
         """``bbox`` (xmin, ymin, xmax, ymax) limits the grid; it is in the file's CRS unless ``bbox_crs`` says
         otherwise (e.g. the scene's CRS: ``bbox=scene.extent, bbox_crs=scene.crs``). An ensemble nowcast
-        (pysteps: ``(ens_number, time, y, x)``) needs ``member=`` (0-based), one member per layer."""
+        (pysteps: ``(ens_number, time, y, x)``) needs ``member=`` (0-based), one member per layer.
+        ``max_values`` refuses a grid (after ``bbox``) of more values, before reading any."""
         import rioxarray  # noqa: F401
         import xarray as xr
 
@@ -203,8 +204,8 @@ class RainfallNetCDFReader(Reader):
         try:
             ds = xr.open_dataset(path, decode_coords="all", mask_and_scale=True)
         except Exception as exc:  # netCDF4/h5 raise OSError, ValueError, RuntimeError for corrupt files
-            raise DataError(f"{path.name}: cannot open as NetCDF ({type(exc).__name__}: {exc}); the file is "
-                            "truncated or not NetCDF — download it again") from None
+            raise DataError(f"{path.name}: cannot open as NetCDF ({type(exc).__name__}); the file is truncated or "
+                            "not NetCDF: download it again") from None
         with ds:
             var = _pick_variable(ds, path, variable)
             da = ds[var]
@@ -249,6 +250,7 @@ class RainfallNetCDFReader(Reader):
                 keep_x = (xs >= bbox[0]) & (xs <= bbox[2])
                 keep_y = (ys >= bbox[1]) & (ys <= bbox[3])
                 da = da.isel(x=np.nonzero(keep_x)[0], y=np.nonzero(keep_y)[0])
+            check_size(path, repr(var), da.shape, max_values)
             enc = ds[var].encoding
             declared = any(k in enc or k in ds[var].attrs for k in ("_FillValue", "missing_value"))
             times = da["time"].to_numpy()
@@ -305,7 +307,8 @@ class RainfallStackReader(Reader):
 
     name = "rainfall_stack"
     extensions = (".tif", ".tiff", *_GRIB)
-    options = frozenset({"units", "times", "start", "interval", "time_label", "nan", "name", "crs", "nodata"})
+    options = frozenset({"units", "times", "start", "interval", "time_label", "nan", "name", "crs", "nodata",
+                         "max_values"})
     priority = 1
     description = "rainfall GeoTIFF stacks and GRIB2 through rasterio, to mm/h"
 
@@ -327,17 +330,17 @@ class RainfallStackReader(Reader):
     def read(self, path: Path, *, units: str | None = None, times: list | None = None, start: Any = None,
              interval: Any = None, time_label: Literal["start", "end"] | None = None,
              nan: Literal["raise", "missing"] = "raise", name: str = "rainfall", crs: Any = None,
-             nodata: float | list[float] | None = None) -> ReadResult:
+             nodata: float | list[float] | None = None, max_values: int | None = None) -> ReadResult:
         import rasterio
 
         path = Path(path)
         try:
             src = rasterio.open(path)
         except Exception as exc:  # rasterio.errors.RasterioIOError
-            raise DataError(f"{path.name}: cannot open as a raster stack ({exc}); the file is truncated or "
-                            "corrupt") from None
+            raise DataError(f"{path.name}: cannot open as a raster stack ({type(exc).__name__}); {CORRUPT}") from None
         with src:
             var = f"{src.count} band(s)"
+            check_size(path, "the stack", (src.count, src.height, src.width), max_values)
             u = units_of({"units": _band_units(src)} if _band_units(src) else {}, path, "band 1", units)
             if times is not None:
                 if len(times) != src.count:

@@ -18,7 +18,7 @@ import numpy as np
 
 from cim.errors import CRSError, DataError, ValidationError
 from ingest._crs import parse_crs
-from ingest.base import CORRUPT, LayerItem, Reader, ReadResult, register
+from ingest.base import CORRUPT, LayerItem, Reader, ReadResult, check_size, register
 
 __all__ = ["RasterReader"]
 
@@ -28,13 +28,14 @@ class RasterReader(Reader):
     name = "raster"
     extensions = (".tif", ".tiff", ".vrt", ".asc", ".img")
     options = frozenset({"crs", "to_crs", "match", "resolution", "resampling", "kind", "units", "name",
-                         "cim_level", "nodata"})
+                         "cim_level", "nodata", "max_values"})
     description = "GeoTIFF/COG rasters through rioxarray"
 
     def read(self, path: Path, *, crs: Any = None, to_crs: Any = None, match: Any = None,
              resolution: float | None = None, resampling: str | None = None, kind: str = "terrain",
              units: str | None = None, name: str | None = None, cim_level: int | None = None,
-             nodata: float | None = None) -> ReadResult:
+             nodata: float | None = None, max_values: int | None = None) -> ReadResult:
+        """``max_values`` refuses a raster of more values (bands x rows x columns), before reading any."""
         import rioxarray
         from rasterio.enums import Resampling
 
@@ -51,9 +52,13 @@ class RasterReader(Reader):
             raise ValidationError(f"resampling {method!r} unknown; use one of {[m.name for m in Resampling][:8]}…") from None
         try:
             da = rioxarray.open_rasterio(path, masked=True)
-            da = da.load()
         except Exception as exc:  # rasterio.errors.RasterioIOError and friends
-            raise DataError(f"{path.name}: cannot read as a raster ({exc}); {CORRUPT}") from None
+            raise DataError(f"{path.name}: cannot read as a raster ({type(exc).__name__}); {CORRUPT}") from None
+        check_size(path, "the raster", da.shape, max_values)
+        try:
+            da = da.load()
+        except Exception as exc:
+            raise DataError(f"{path.name}: cannot read as a raster ({type(exc).__name__}); {CORRUPT}") from None
         if da.rio.crs is None:
             if crs is None:
                 raise CRSError(f"{path.name}: the raster has no CRS; pass crs='EPSG:…' (CLI: --crs)")

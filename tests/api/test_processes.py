@@ -16,6 +16,7 @@ import xarray as xr
 from fastapi.testclient import TestClient
 from shapely import box
 
+import cim
 import cim.security as sec
 import flood.forecasting
 import flood.whatif
@@ -690,6 +691,65 @@ def test_bad_uploads_and_hrefs(bowl, tmp_path):
             r = c.post(ex, headers=h, json={"inputs": {"rainfallFile": f, "duration": 60}})
             assert r.status_code == 400 and words in r.json()["detail"], (what, r.text)
         assert c.get("/uploads/" + "0" * 32, headers=h).status_code == 404
+
+
+def _declared_only_netcdf(path, nt: int, ny: int, nx: int, x0: float, y0: float):
+    """A NetCDF-4 rainfall grid around (x0, y0) whose values are declared but never written: a few KB on disk."""
+    import netCDF4
+    from pyproj import CRS
+
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
+        for dim, n in (("time", nt), ("y", ny), ("x", nx)):
+            ds.createDimension(dim, n)
+        t = ds.createVariable("time", "f8", ("time",))
+        t.units, t.standard_name = "minutes since 2020-06-17 00:00", "time"
+        t[:] = np.arange(nt) * 5.0
+        for name, start, n in (("y", y0, ny), ("x", x0, nx)):
+            v = ds.createVariable(name, "f8", (name,))
+            v.units, v.standard_name = "m", f"projection_{name}_coordinate"
+            v[:] = start + np.arange(n)
+        crs = ds.createVariable("crs", "i4")
+        crs.crs_wkt = crs.spatial_ref = CRS("EPSG:28992").to_wkt()
+        rain = ds.createVariable("rainfall", "f4", ("time", "y", "x"), chunksizes=(1, min(ny, 1024), min(nx, 1024)),
+                                 zlib=True)
+        rain.units, rain.grid_mapping = "mm/h", "crs"
+    return path
+
+
+def test_files_declaring_huge_grids_are_refused_before_reading(bowl, tmp_path):
+    import resource
+
+    import rasterio
+
+    _, url, tokens = bowl
+    h = _h(tokens, "run")
+    # 2,000 steps of 3,000 x 3,000 cells over the scene: 18e9 values (72 GB) declared in a ~100 KB file
+    bomb = _declared_only_netcdf(tmp_path / "bomb.nc", 2000, 3000, 3000, X0 - 1000.0, Y0 - 1000.0).read_bytes()
+    assert len(bomb) < 1_000_000
+    # and a sparse GeoTIFF of 200,000 x 200,000 cells (40e9), never written
+    with rasterio.open(tmp_path / "bomb.tif", "w", driver="GTiff", width=200_000, height=200_000, count=1,
+                       dtype="float32", crs="EPSG:28992", transform=rasterio.Affine(1, 0, X0, 0, -1, Y0),
+                       tiled=True, sparse_ok=True, compress="deflate", BIGTIFF="YES") as dst:
+        dst.update_tags(units="mm/h")
+    tif = (tmp_path / "bomb.tif").read_bytes()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with _client(url) as c:
+        for media, content in (("application/x-netcdf", bomb), ("image/tiff", tif)):
+            r = c.post("/uploads", headers=h | {"Content-Type": media}, content=content)
+            assert r.status_code == 400, r.text
+            assert "more than max_values=20,000,000" in r.json()["detail"], r.text
+        inline = {"value": base64.b64encode(bomb).decode(), "mediaType": "application/x-netcdf"}
+        r = c.post("/processes/flood-forecast/execution", headers=h,
+                   json={"inputs": {"rainfallFile": inline, "duration": 60}})
+        assert r.status_code == 400 and "more than max_values" in r.json()["detail"]
+    # nothing of the declared grids was allocated (the peak of this process grew by less than 200 MB)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024
+    # the same file cropped to the scene (the reader's bbox) fits: what lies 10 km away is never read
+    far = _declared_only_netcdf(tmp_path / "far.nc", 2000, 3000, 3000, X0 + 50_000.0, Y0)
+    with pytest.raises(cim.ValidationError, match="more than max_values"):
+        ingest.read(far, max_values=1000)
+    with pytest.raises(cim.DataError):   # nothing within 10 km of the scene: no grid to read, and nothing allocated
+        ingest.read(far, max_values=1000, bbox=(X0 - 10_000, Y0 - 10_000, X0 + 10_000, Y0 + 10_000))
 
 
 def test_what_if_planned_building_on_the_flooded_road(bowl):
