@@ -43,7 +43,7 @@ from api.errors import BadRequest, NotFound, UnsupportedMediaType
 from api.openapi import ERRORS
 from api.tiles3d import Col, Row, Z, tiles_root
 from cim import jobs as J
-from cim.security import AuthorizationError
+from cim.security import AuthorizationError, record
 
 __all__ = ["MAX_DURATION", "MAX_FRAMES", "MAX_RAIN", "MAX_RAIN_VALUES", "PROCESSES", "UPLOAD_DAYS", "JobRunner", "install", "router"]
 
@@ -208,9 +208,17 @@ class JobRunner:
         self._cancel: dict[str, threading.Event] = {}
         self._futures: dict[str, Future] = {}
 
-    def _update(self, job_id: str, **values) -> bool:
+    def _update(self, job_id: str, *, audit: str | None = None, **values) -> bool:
+        """Write a job's status; with ``audit``, also record the job's end (that outcome) in the audit table, in
+        the same transaction: who started it, which process, and the message of a failure."""
         with self.scene.store.engine.begin() as conn:
-            return J.update_job(conn, job_id, **values)
+            done = J.update_job(conn, job_id, **values)
+            if audit is not None and done:
+                job = J.get_job(conn, job_id)
+                if job is not None:
+                    record(conn, who=job.who or "anonymous", action=f"job {job.process}", target=job_id,
+                           outcome=audit, detail=values.get("message"))
+            return done
 
     def submit(self, job_id: str, work: Callable[[str, Callable[[float, float], None]], str]) -> Future:
         with self._lock:
@@ -239,21 +247,21 @@ class JobRunner:
             location = work(job_id, progress)
         except _Dismissed:
             shutil.rmtree(self.scene.store.path(f"jobs/{job_id}"), ignore_errors=True)     # what it had written
-            return
+            return                                               # (the DELETE that dismissed it is audited)
         except BaseException as exc:
             if isinstance(exc, cim.CIMError):
                 message = str(exc)
             else:
                 log.error("job %s failed", job_id, exc_info=exc)
                 message = f"the job failed (job {job_id} in the server log)"
-            self._update(job_id, status="failed", message=message, only_if=("running",))
+            self._update(job_id, status="failed", message=message, only_if=("running",), audit="failed")
             raise
         finally:
             with self._lock:
                 self._futures.pop(job_id, None)
                 self._cancel.pop(job_id, None)
         if not self._update(job_id, status="successful", progress=100, results=location, message=None,
-                            only_if=("running",)):
+                            only_if=("running",), audit="successful"):
             shutil.rmtree(self.scene.store.path(location), ignore_errors=True)     # dismissed at the end
 
     def dismiss(self, job_id: str) -> None:

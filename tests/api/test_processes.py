@@ -86,8 +86,26 @@ def test_sync_forecast_matches_the_library(bowl):
         assert job["status"] == "successful" and job["progress"] == 100
     # audited like every write
     with scene.store.engine.connect() as conn:
-        entries = [e for e in sec.audit_log(conn) if e.action == "POST /processes/flood-forecast/execution"]
+        log = sec.audit_log(conn)
+    entries = [e for e in log if e.action == "POST /processes/flood-forecast/execution"]
     assert [(e.outcome, e.detail) for e in entries] == [("200", f"job {doc['jobID']}")]
+    # and the job's own end, by the same caller
+    ends = [(e.who, e.target, e.outcome) for e in log if e.action == "job flood-forecast"]
+    assert ends == [(entries[0].who, doc["jobID"], "successful")]
+
+
+def test_a_failed_job_is_audited_with_its_reason(bowl):
+    scene, url, tokens = bowl
+    with _client(url) as c:
+        r = c.post("/processes/flood-forecast/execution", headers={**_h(tokens, "run"), "Prefer": "respond-async"},
+                   json={"inputs": {"gauges": "2030-01-01T00:00/2030-01-02T00:00", "duration": 600}})
+        assert r.status_code == 201, r.text
+        st = _wait(c, _h(tokens, "read"), r.json()["jobID"], ("failed", "successful"))
+    assert st["status"] == "failed"
+    with scene.store.engine.connect() as conn:
+        ends = [e for e in sec.audit_log(conn) if e.action == "job flood-forecast"]
+    assert [(e.target, e.outcome, e.detail) for e in ends] == [(st["jobID"], "failed", st["message"])]
+    assert "has no rain-gauge Datastream" in st["message"]
 
 
 def test_async_lifecycle(bowl, monkeypatch):
@@ -144,6 +162,9 @@ def test_restart_marks_running_jobs_failed(bowl):
         for job_id in (running.id, waiting.id):
             st = c.get(f"/jobs/{job_id}", headers=_h(tokens, "read")).json()
             assert st["status"] == "failed" and st["message"] == J.INTERRUPTED and st["finished"]
+    with scene.store.engine.connect() as conn:
+        ends = {e.target: (e.outcome, e.detail) for e in sec.audit_log(conn) if e.action == "job flood-forecast"}
+    assert ends == {running.id: ("failed", J.INTERRUPTED), waiting.id: ("failed", J.INTERRUPTED)}
 
 
 def test_restart_leaves_the_jobs_of_live_sibling_processes(bowl):
