@@ -258,6 +258,11 @@ def parse_filter(text: str, es: EntitySet):
 
 # ---------------------------------------------------------------------------------------------- query options
 
+#: most entities in one page when ``$expand`` is given (each expanded entity costs a query per navigation
+#: property); a larger ``$top`` is served in pages of this size, linked by ``@iot.nextLink``
+EXPAND_PAGE = 200
+
+
 @dataclass
 class QueryOptions:
     top: int = 100
@@ -299,7 +304,10 @@ def parse_options(es: EntitySet, *, top: int | None, skip: int | None, count: st
             if n not in es.nav:
                 raise BadRequest(f"$expand {n!r}: {es.name} can expand {', '.join(es.nav)} (one level, "
                                  "no nested options)")
+            if n in o.expand:
+                raise BadRequest(f"$expand names {n!r} twice: name each navigation property once")
             o.expand.append(n)
+        o.top = min(o.top, EXPAND_PAGE)       # server-driven paging: @iot.nextLink continues
     if filter:
         o.filter = parse_filter(filter, es)
     return o

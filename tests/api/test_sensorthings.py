@@ -107,6 +107,7 @@ def test_expand_one_level(api):
     ({"$top": "10001"}, "$top: Input should be less than or equal to 10000"),
     ({"$count": "maybe"}, "$count: Input should be 'true' or 'false'"), ({"$select": "secret"}, "$select"),
     ({"top": "1"}, "unknown query parameter 'top': this resource takes $count, $expand, $filter"),
+    ({"$expand": "Datastream," * 44 + "Datastream"}, "$expand names 'Datastream' twice"),
 ])
 def test_bad_query_options_are_400(api, params, fix):
     c, h, t = api
@@ -218,3 +219,13 @@ def test_sql_looking_input_is_data_not_sql(api):
         assert conn.execute(sa.select(sa.func.count()).select_from(iot.things)).scalar() == 1
     name = c.get("/v1.1/Things", params={"$filter": "name eq 'Gauge Delft'"}, headers=h).json()["value"]
     assert [x["name"] for x in name] == ["Gauge Delft"]
+
+
+def test_expanded_pages_are_bounded_and_linked():
+    from api import _sta as S
+
+    es = S.ENTITY_SETS["Observations"]
+    kw = {"skip": None, "count": None, "orderby": None, "select": None, "filter": None, "max_top": 10000}
+    assert S.parse_options(es, top=10000, expand=None, **kw).top == 10000
+    opts = S.parse_options(es, top=10000, expand="Datastream,FeatureOfInterest", **kw)
+    assert opts.top == S.EXPAND_PAGE == 200 and opts.expand == ["Datastream", "FeatureOfInterest"]
