@@ -27,12 +27,19 @@ class MQTTBridge:
 
         self.host, self.port = settings.mqtt_host, settings.mqtt_port
         self._stop = threading.Event()
-        self.subscriber = MQTTSubscriber(scene.store.engine, self.host, self.port, client_id=settings.mqtt_client_id)
+        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+        self.subscriber = MQTTSubscriber(scene.store.engine, self.host, self.port, client_id=settings.mqtt_client_id,
+                                         username=settings.mqtt_username, password=password, tls=settings.mqtt_tls,
+                                         audit=True)
         self._thread = threading.Thread(target=self.subscriber.run, args=(self._stop,), name="cim-mqtt-subscriber",
                                         daemon=True)
         self.publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                      client_id=f"{settings.mqtt_client_id}-pub-{uuid.uuid4().hex[:8]}",
                                      protocol=mqtt.MQTTv311)
+        if settings.mqtt_username is not None:
+            self.publisher.username_pw_set(settings.mqtt_username, password)
+        if settings.mqtt_tls:
+            self.publisher.tls_set()
 
     @classmethod
     def start(cls, settings: Settings, scene, wait: float = 10.0) -> MQTTBridge:

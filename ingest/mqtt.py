@@ -132,13 +132,16 @@ class MQTTSubscriber:
     """Subscribe to SensorThings observation topics and write every message to a scene (or a SQLAlchemy Engine).
 
     Use `run` (blocking until ``stop`` is set) or `run_subscriber`. ``ready`` is set each time the broker has
-    acknowledged the subscriptions; ``stats`` counts what happened.
+    acknowledged the subscriptions; ``stats`` counts what happened. ``username``/``password`` and ``tls`` are
+    for the broker; with ``audit`` each message also gets an entry in the scene's audit table (stored or dead
+    letter), in the transaction that writes it.
     """
 
     def __init__(self, target: Any, host: str = "127.0.0.1", port: int = 1883, *,
                  topics: Sequence[str] = DEFAULT_TOPICS, client_id: str = "cim-twin-ingest", qos: int = 1,
                  keepalive: int = 30, reconnect_delay: tuple[float, float] = (0.2, 10.0),
-                 username: str | None = None, password: str | None = None) -> None:
+                 username: str | None = None, password: str | None = None, tls: bool = False,
+                 audit: bool = False) -> None:
         mqtt = _paho()
         if qos not in (1, 2):
             raise ValidationError(f"qos={qos!r}: use 1 (or 2) so that the broker keeps messages for this subscriber")
@@ -149,6 +152,7 @@ class MQTTSubscriber:
             raise ValidationError("client_id must be a fixed, non-empty name: the persistent session is keyed by it")
         # each message in its own transaction on its own connection: safe beside other writers of the scene
         self.target, self.host, self.port, self.qos = engine_of(target), host, int(port), qos
+        self.client_id = client_id
         self.keepalive, self.reconnect_delay = keepalive, reconnect_delay
         self.source = f"mqtt://{host}:{port}"
         self.stats = SubscriberStats()
@@ -159,6 +163,9 @@ class MQTTSubscriber:
                                   protocol=mqtt.MQTTv311, manual_ack=True, reconnect_on_failure=False)
         if username is not None:
             self.client.username_pw_set(username, password)
+        if tls:
+            self.client.tls_set()
+        self.audit = audit
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_disconnect = self._on_disconnect
@@ -209,6 +216,7 @@ class MQTTSubscriber:
         try:
             with begin(self.target) as conn:
                 new = add_observations(conn, obs)
+                self._record(conn, msg.topic, "stored", f"{new} new, {len(obs) - new} already stored")
         except DataError as exc:
             return self._dead_letter(msg, payload, str(exc))
         except (sa.exc.DataError, sa.exc.IntegrityError) as exc:  # the database refuses this row, every time
@@ -217,9 +225,18 @@ class MQTTSubscriber:
         self.stats.observations_new += new
         self.stats.observations_duplicate += len(obs) - new
 
+    def _record(self, conn: sa.Connection, topic: str, outcome: str, detail: str) -> None:
+        """With ``audit``, one audit entry per message, in its transaction (who: the broker and this client)."""
+        if self.audit:
+            from cim.security import record
+
+            record(conn, who=f"mqtt:{self.client_id}", action="MQTT publish", target=topic, outcome=outcome,
+                   detail=detail[:500])
+
     def _dead_letter(self, msg, payload: bytes, reason: str) -> None:
         with begin(self.target) as conn:
             add_dead_letter(conn, source=self.source, topic=msg.topic, reason=reason, payload=payload)
+            self._record(conn, msg.topic, "dead letter", reason)
         self.stats.dead_letters += 1
         log.warning("dead letter from %s on %s: %s", self.source, msg.topic, reason)
 
@@ -312,9 +329,11 @@ def serve(scene: Any, address: str, **options: Any) -> SubscriberStats:
 
 def publish_observations(host: str, port: int, datastream_id: int, observations: Iterable[Observation | dict], *,
                          batch: bool = False, qos: int = 1, timeout: float = 10.0,
-                         client_id: str | None = None) -> int:
+                         client_id: str | None = None, username: str | None = None,
+                         password: str | None = None) -> int:
     """Publish observations to ``v1.1/Datastreams(<id>)/Observations`` and wait until the broker acknowledged
-    each (QoS 1); return how many messages were sent. ``batch=True`` sends them all as one JSON list.
+    each (QoS 1); return how many messages were sent. ``batch=True`` sends them all as one JSON list;
+    ``username``/``password`` log in to a broker that requires an account.
 
     Raises `MQTTConnectionError` when the broker is unreachable or does not acknowledge within ``timeout``.
     """
@@ -324,12 +343,26 @@ def publish_observations(host: str, port: int, datastream_id: int, observations:
     payloads = [json.dumps(docs)] if batch else [json.dumps(d) for d in docs]
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"cim-pub-{uuid.uuid4().hex[:12]}",
                          protocol=mqtt.MQTTv311)
+    if username is not None:
+        client.username_pw_set(username, password)
+    answered, refused = threading.Event(), []
+
+    def on_connect(c, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            refused.append(str(reason_code))
+        answered.set()
+
+    client.on_connect = on_connect
     try:
         client.connect(host, int(port), keepalive=30)
     except OSError as exc:
         raise MQTTConnectionError(f"cannot reach the MQTT broker at {host}:{port} ({exc}): is it running?") from None
     client.loop_start()
     try:
+        answered.wait(timeout)
+        if refused:
+            raise MQTTConnectionError(f"the MQTT broker at {host}:{port} refused the connection ({refused[0]}): "
+                                      "check username and password")
         infos = [client.publish(topic, p, qos=qos) for p in payloads]
         deadline = time.monotonic() + timeout
         for info in infos:

@@ -82,7 +82,8 @@ class PostgisCluster:
 class MosquittoBroker:
     """A mosquitto broker on a free loopback port with its own config, pid, log and persistence files."""
 
-    def __init__(self, port: int | None = None, persistence: bool = True) -> None:
+    def __init__(self, port: int | None = None, persistence: bool = True, users: dict[str, str] | None = None) -> None:
+        """``users`` (name: password): only they may connect (no anonymous clients)."""
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not os.path.exists(exe):
             raise RuntimeError("mosquitto is not installed: run `make test` (it installs mosquitto)")
@@ -91,12 +92,18 @@ class MosquittoBroker:
         os.chmod(self.dir, 0o777)
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
-        conf = [f"listener {self.port} 127.0.0.1", "allow_anonymous true",
+        conf = [f"listener {self.port} 127.0.0.1", f"allow_anonymous {'false' if users else 'true'}",
                 f"pid_file {self.dir}/mosquitto.pid", f"log_dest file {self.dir}/mosquitto.log",
                 f"persistence {'true' if persistence else 'false'}", f"persistence_location {self.dir}/",
                 "autosave_interval 1"]
         if os.geteuid() == 0:
             conf.append("user root")
+        if users:
+            passwd = self.dir / "passwd"
+            for i, (name, password) in enumerate(users.items()):
+                subprocess.run([shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd", "-b",
+                                *(["-c"] if i == 0 else []), str(passwd), name, password], check=True)
+            conf.append(f"password_file {passwd}")
         (self.dir / "mosquitto.conf").write_text("\n".join(conf) + "\n")
 
     def start(self) -> MosquittoBroker:

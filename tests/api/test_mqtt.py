@@ -12,7 +12,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from cim import iot
-from ingest.mqtt import publish_observations
+from ingest.mqtt import MQTTConnectionError, publish_observations
 from tests.api.conftest import RAIN
 
 pytestmark = pytest.mark.mqtt
@@ -76,3 +76,45 @@ def test_published_observations_are_stored_once(twin, mqtt_broker):
         time.sleep(0.2)
     assert values == [*RAIN, 9.0, 9.5]
     assert stats.observations_new == 2 and stats.observations_duplicate == 1
+    # every message is in the audit table with what became of it, a malformed one too
+    raw = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:8]}")
+    raw.connect("127.0.0.1", mqtt_broker.port)
+    raw.loop_start()
+    raw.publish(f"v1.1/Datastreams({twin.rain_id})/Observations", b"{not json", qos=1).wait_for_publish(10)
+    raw.disconnect()
+    raw.loop_stop()
+    deadline = time.monotonic() + 15
+    while stats.dead_letters < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    entries = [(e.who, e.target, e.outcome, e.detail) for e in twin.audit() if e.action == "MQTT publish"]
+    who = f"mqtt:{c.app.state.settings.mqtt_client_id}"
+    topic = f"v1.1/Datastreams({twin.rain_id})/Observations"
+    assert sorted(entries[:2], key=lambda e: e[3]) == [(who, topic, "stored", "0 new, 1 already stored"),
+                                                       (who, topic, "stored", "2 new, 0 already stored")]
+    assert entries[2][:3] == (who, topic, "dead letter") and "JSON" in entries[2][3]
+
+
+def test_a_broker_with_accounts_is_reached_with_the_service_account(twin):
+    from tests.services import MosquittoBroker
+
+    broker = MosquittoBroker(users={"cim-api": "s3cret", "gauge-1": "g4uge"}).start()
+    try:
+        c = twin.client(mqtt_host="127.0.0.1", mqtt_port=broker.port, mqtt_client_id=f"api-{uuid.uuid4().hex}",
+                        mqtt_username="cim-api", mqtt_password="s3cret")
+        assert c.app.state.mqtt.ready.wait(10)
+        publish_observations("127.0.0.1", broker.port, twin.rain_id,
+                             [{"phenomenonTime": "2020-06-17T15:00:00Z", "result": 7.0}], username="gauge-1",
+                             password="g4uge")
+        stats = c.app.state.mqtt.subscriber.stats
+        deadline = time.monotonic() + 15
+        while stats.observations_new < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _results(twin, twin.rain_id) == [*RAIN, 7.0]
+        # an anonymous publisher is turned away by the broker: nothing more is stored
+        with pytest.raises(MQTTConnectionError, match=r"refused the connection .*check username and password"):
+            publish_observations("127.0.0.1", broker.port, twin.rain_id,
+                                 [{"phenomenonTime": "2020-06-17T16:00:00Z", "result": 99.0}], timeout=2.0)
+        time.sleep(1.0)
+        assert _results(twin, twin.rain_id) == [*RAIN, 7.0]
+    finally:
+        broker.cleanup()
