@@ -113,6 +113,27 @@ def _common_steps(gauges: list[tuple], names: list[str]) -> xr.DataArray:
     return xr.DataArray(out, coords={"time": times, "gauge": names}, dims=("time", "gauge"))
 
 
+def _step_rates(t0: pd.DatetimeIndex, t1: pd.DatetimeIndex, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Times and mm/h of one gauge as a step function: each interval's rate from its start, and 0 from the end
+    of an interval that the next one does not follow at once (a silent gauge does not keep raining) and from
+    the end of the last.
+
+    >>> t0 = pd.DatetimeIndex(["2020-06-17T10:00", "2020-06-17T10:30"])
+    >>> times, rate = _step_rates(t0, t0 + pd.Timedelta("10min"), np.array([2.0, 1.0]))
+    >>> [str(t)[11:16] for t in times], rate.tolist()
+    (['10:00', '10:10', '10:30', '10:40'], [12.0, 0.0, 6.0, 0.0])
+    """
+    rate = depth / ((t1 - t0).total_seconds().to_numpy() / 3600.0)
+    times, out = [], []
+    for i in range(len(t0)):
+        times.append(t0[i])
+        out.append(rate[i])
+        if i + 1 == len(t0) or t0[i + 1] > t1[i]:
+            times.append(t1[i])
+            out.append(0.0)
+    return pd.DatetimeIndex(times).tz_localize(None).to_numpy(), np.asarray(out, dtype=np.float64)
+
+
 def _rain_grid(domain: xr.DataArray, cell: float) -> xr.DataArray:
     """A grid of about ``cell`` metres (at least 2 x 2) covering ``domain``'s extent exactly, in its CRS."""
     xmin, ymin, xmax, ymax = domain.rio.bounds()
@@ -183,9 +204,8 @@ def gauge_rainfall(scene: cim.Scene, window: tuple[Any, Any] | None = None, *,
     if not series:
         raise cim.ValidationError(f"none of the {len(rain)} rain gauges has observations in {window}")
     if len(rain) == 1:
-        t0, t1, depth = series[0]
-        rate = depth / ((t1 - t0).total_seconds().to_numpy() / 3600.0)
-        return xr.DataArray(rate, coords={"time": t0.tz_localize(None).to_numpy()}, dims="time", name="rainfall",
+        times, rate = _step_rates(*series[0])
+        return xr.DataArray(rate, coords={"time": times}, dims="time", name="rainfall",
                             attrs={"units": "mm/h", "source": f"rain gauge {rain.iloc[0]['name']}"})
     # a Thing that moved keeps its older Locations: the newest (highest id) is where it is
     at = places.drop_duplicates("thing", keep="last").set_index("thing").geometry.representative_point()

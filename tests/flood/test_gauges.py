@@ -148,10 +148,12 @@ def test_the_window_takes_the_intervals_starting_in_it(store_url):
     # stamped at interval ends (10-11 at 11:00, ...): 11:00-12:00 is the interval stamped 12:00
     scene = _scene(store_url, _gauge("west", *_at(*CELLS["west"]), [6.0, 12.0, 18.0]))
     rain = gauge_rainfall(scene, (T0 + pd.Timedelta(hours=1), T0 + pd.Timedelta(hours=2)))
-    assert rain.values.tolist() == [12.0] and rain["time"].values[0] == np.datetime64("2020-06-17T11:00")
+    # (a step function: 12 mm/h from 11:00, dry from 12:00 when the interval ends)
+    assert rain.values.tolist() == [12.0, 0.0]
+    assert rain["time"].values.tolist() == pd.DatetimeIndex(["2020-06-17T11:00", "2020-06-17T12:00"]).to_numpy().tolist()
     whole = gauge_rainfall(scene, ("2020-06-17T10:00Z", "2020-06-17T13:00Z"))
-    assert whole.values.tolist() == [6.0, 12.0, 18.0]
-    assert gauge_rainfall(scene).values.tolist() == [6.0, 12.0, 18.0]
+    assert whole.values.tolist() == [6.0, 12.0, 18.0, 0.0]
+    assert gauge_rainfall(scene).values.tolist() == [6.0, 12.0, 18.0, 0.0]
     with pytest.raises(cim.ValidationError, match="no observations"):
         gauge_rainfall(scene, (T0 + pd.Timedelta(hours=3), T0 + pd.Timedelta(hours=4)))
     scene.close()
@@ -193,3 +195,15 @@ def test_windows_parse_or_say_how():
                      ("2020-06-17", "give START/END")):
         with pytest.raises(cim.ValidationError, match=msg):
             parse_window(bad)
+
+
+def test_a_silent_gauge_does_not_keep_raining(store_url):
+    from flood.forcing import rainfall_series
+
+    # 10-minute depths of 6 mm, nothing sent 10:20-10:50: the model rains the 30 mm the gauge measured
+    depths = [6.0, 6.0, None, None, None, 6.0, 6.0, 6.0]
+    scene = _scene(store_url, _gauge("solo", *_at(5, 3), depths, minutes=10))
+    series = rainfall_series(gauge_rainfall(scene, WINDOW))
+    assert series.integral(0, 1e9) * 1000 == pytest.approx(30.0, rel=1e-12)
+    assert series.rate_at(30 * 60) == 0.0 and series.rate_at(55 * 60) * 3.6e6 == pytest.approx(36.0)
+    scene.close()
