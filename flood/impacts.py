@@ -62,12 +62,20 @@ class CellIndex:
         return cls(xs, ys, float(abs(xs[1] - xs[0])), shapely.STRtree(shapely.points(X.ravel(), Y.ravel())))
 
     def pairs(self, geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(feature index, flat cell index) for every cell of every feature, sorted by feature."""
+        """(feature index, flat cell index) for every cell of every feature, sorted by feature.
+
+        A polygon has the cells whose centre lies in it, a centre on its edge going to one side only (as if
+        nudged by a billionth of a cell towards +x, +y), so that polygons sharing an edge share no cell and miss
+        none; a line or point has the cells whose centre is within half a cell of it (a road along cell edges
+        has both rows)."""
         geoms = np.asarray(geoms, dtype=object)
         polygonal = np.isin(shapely.get_type_id(geoms), [3, 6])
-        shapes = geoms.copy()
-        shapes[~polygonal] = shapely.buffer(geoms[~polygonal], self.dx / 2, quad_segs=2)
-        feat, cell = self.tree.query(shapes, predicate="contains_properly")
+        eps = 1e-9 * self.dx
+        feat_p, cell_p = self.tree.query(shapely.transform(geoms[polygonal], lambda c: c - eps),
+                                         predicate="contains_properly")
+        feat_l, cell_l = self.tree.query(geoms[~polygonal], predicate="dwithin", distance=self.dx / 2)
+        feat = np.concatenate([np.flatnonzero(polygonal)[feat_p], np.flatnonzero(~polygonal)[feat_l]])
+        cell = np.concatenate([cell_p, cell_l])
         missing = np.setdiff1d(np.arange(len(geoms)), feat)
         if len(missing):                                   # smaller than a cell: the cell under it
             pts = shapely.point_on_surface(geoms[missing])
@@ -176,7 +184,8 @@ def region_summary(regions: gpd.GeoDataFrame, warnings: gpd.GeoDataFrame, ds: xr
     """Per region: highest level, earliest warning, flooded area, flooded road length, buildings and hotspots.
 
     ``warnings`` is the concatenation of `feature_warnings` results; a feature counts in every region its
-    representative point lies in (regions nest: a district counts what its subdistricts count). No regions give
+    representative point lies in or on (regions nest: a district counts what its subdistricts count; a road along
+    the border of two districts counts in both, as both must act). No regions give
     an empty table with the same columns; no warnings (nothing to warn about) give regions with nothing warned.
     """
     levels = levels or WarningLevels()
@@ -191,7 +200,7 @@ def region_summary(regions: gpd.GeoDataFrame, warnings: gpd.GeoDataFrame, ds: xr
     pts = shapely.point_on_surface(warnings.geometry.to_numpy())
     rows = []
     for k, geom in enumerate(regions.geometry.to_numpy()):
-        inside = shapely.contains(geom, pts) & (warnings["level"].to_numpy() > 0)
+        inside = shapely.covers(geom, pts) & (warnings["level"].to_numpy() > 0)
         w = warnings[inside]
         lv = int(max(levels.classify(maxd[k]), w["level"].max() if len(w) else 0))
         rows.append({

@@ -117,3 +117,42 @@ def test_level_reached_between_depth_maps_takes_the_time_of_maximum():
     w = feature_warnings(spot, ds, dem, object_type="hotspot")
     assert w["level_name"].iloc[0] == "red" and w["time_level"].iloc[0] == 150.0
     assert w["time_first_warning"].iloc[0] == 120.0
+
+
+def _half_flooded(west_only: bool = True) -> tuple[xr.Dataset, xr.DataArray]:
+    """20 x 20 cells of 2 m (centres at odd metres); 0.4 m of water on the west half (x < 20) or everywhere."""
+    x = 2.0 * (np.arange(20) + 0.5)
+    y = x[::-1].copy()
+    depth = np.zeros((2, 20, 20), np.float32)
+    depth[1][:, x < 20] = 0.4
+    if not west_only:
+        depth[1] = 0.4
+    ds = xr.Dataset({"depth": (("time", "y", "x"), depth), "max_depth": (("y", "x"), depth.max(0))},
+                    coords={"time": [0.0, 60.0], "y": y, "x": x})
+    return ds, xr.DataArray(np.zeros((20, 20)), coords={"y": y, "x": x}, dims=("y", "x"))
+
+
+def test_a_road_along_cell_edges_has_the_cells_on_both_sides():
+    ds, dem = _half_flooded()
+    roads = gpd.GeoDataFrame({"name": ["on edges", "on centres", "on edges, drawn east to west"]},
+                             geometry=[LineString([(2, 20), (38, 20)]), LineString([(2, 21), (38, 21)]),
+                                       LineString([(38, 20), (2, 20)])])
+    w = feature_warnings(roads, ds, dem, object_type="road", name_column="name")
+    # 36 m of road, the western half under 0.4 m (orange: 0.3 <= 0.4 < 0.5)
+    assert w["level"].tolist() == [2, 2, 2]
+    assert w["flooded_fraction"].tolist() == [0.5, 0.5, 0.5]
+    assert w["flooded_length"].tolist() == pytest.approx([18.0, 18.0, 18.0])
+
+
+def test_regions_sharing_a_border_share_no_cell_and_both_count_a_border_road():
+    ds, dem = _half_flooded(west_only=False)
+    roads = gpd.GeoDataFrame({"name": ["border road", "west road"]},
+                             geometry=[LineString([(21, 2), (21, 38)]), LineString([(5, 2), (5, 38)])])
+    w = feature_warnings(roads, ds, dem, object_type="road", name_column="name")
+    # the border x = 21 runs through a column of cell centres
+    regions = gpd.GeoDataFrame({"name": ["city", "west", "east"], "parent": [None, "city", "city"]},
+                               geometry=[box(0, 0, 40, 40), box(0, 0, 21, 40), box(21, 0, 40, 40)])
+    s = region_summary(regions, w, ds).set_index("region")
+    assert s["flooded_area_m2"].to_dict() == {"city": 1600.0, "west": 800.0, "east": 800.0}
+    assert s["roads_flooded"].to_dict() == {"city": 2, "west": 2, "east": 1}
+    assert s["road_length_flooded_m"].to_dict() == pytest.approx({"city": 72.0, "west": 72.0, "east": 36.0})
