@@ -15,6 +15,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyogrio
 import shapely
 import sqlalchemy as sa
@@ -120,13 +121,15 @@ class EmbeddedStore(Store):
         if not path.exists():
             raise StoreError(f"{path}: layer file is missing from the store; the store was modified by hand. "
                              "Remove the layer and add it again")
-        read_kw: dict = {"fid_as_index": False}
+        read_kw: dict = {"fid_as_index": True}     # fids are 1.. in written order: a subset keeps its positions
         if mask is not None:
             read_kw["mask"] = mask
         elif bbox is not None:
             read_kw["bbox"] = tuple(bbox)
         datetimes = [c for c, dt in contract["dtypes"].items() if column_kind(dt) in {"datetime", "datetimetz"}]
         df = pyogrio.read_dataframe(path, datetime_as_string=True, **read_kw)
+        full = not len(df) or (df.index.is_monotonic_increasing and df.index[-1] == len(df))
+        df.index = pd.RangeIndex(len(df)) if full else pd.Index(np.asarray(df.index, np.int64) - 1)
         df = _exact_filter(df, bbox, mask)
         for col in datetimes:
             df[col] = df[col].astype(object).where(df[col].notna(), None)
@@ -142,4 +145,4 @@ def _exact_filter(df: gpd.GeoDataFrame, bbox, mask) -> gpd.GeoDataFrame:
     if shape is None or not len(df):
         return df
     keep = shapely.intersects(df.geometry.values, shape)
-    return df.loc[np.asarray(keep, bool)].reset_index(drop=True) if not keep.all() else df
+    return df.loc[np.asarray(keep, bool)] if not keep.all() else df

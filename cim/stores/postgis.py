@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import shapely
 import sqlalchemy as sa
@@ -148,7 +149,7 @@ class PostGISStore(Store):
         with self.connection() as conn:
             q = _quote
             cols = ", ".join(q(conn, c) for c in dtypes)
-            sql = f"SELECT {cols + ', ' if cols else ''}ST_AsEWKB(geometry) AS __wkb FROM {q(conn, location)}"
+            sql = f"SELECT fid AS __fid, {cols + ', ' if cols else ''}ST_AsEWKB(geometry) AS __wkb FROM {q(conn, location)}"
             params: dict = {}
             if mask is not None:
                 sql += " WHERE ST_Intersects(geometry, ST_GeomFromWKB(:mask, :srid))"
@@ -161,9 +162,11 @@ class PostGISStore(Store):
             except sa.exc.ProgrammingError as exc:
                 raise StoreError(f"{self.display_url}: layer table {location!r} is missing or altered "
                                  f"({str(exc.orig).splitlines()[0]}); remove the layer and add it again") from None
-        df = pd.DataFrame.from_records(rows, columns=[*dtypes, "__wkb"])
+        df = pd.DataFrame.from_records(rows, columns=["__fid", *dtypes, "__wkb"])
+        fid = df.pop("__fid").to_numpy(dtype=np.int64)      # 0.. in written order: a subset keeps its positions
+        df.index = pd.RangeIndex(len(df)) if not fid.size or fid[-1] == fid.size - 1 else pd.Index(fid)
         geometry = shapely.from_wkb([bytes(b) if b is not None else None for b in df.pop("__wkb")])
-        gdf = gpd.GeoDataFrame(df, geometry=geometry)
+        gdf = gpd.GeoDataFrame(df, geometry=geometry, index=df.index)
         return restore(gdf, contract)
 
     def drop_vector(self, location: str) -> None:

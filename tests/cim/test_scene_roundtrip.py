@@ -67,6 +67,21 @@ def test_index_and_geometry_name_kept(store_url):
     assert_layer_equal(back, gdf)
 
 
+def test_a_bbox_read_keeps_each_features_index(store_url):
+    scene = cim.Scene.create(store_url, crs="EPSG:28992", name="Ids")
+    points = gpd.GeoDataFrame({"name": ["a", "b", "c", "d"]}, geometry=gpd.points_from_xy([0, 100, 200, 300], [0] * 4),
+                              crs="EPSG:28992")
+    scene.add_layer("default", points, kind="hotspots")                     # a default 0..n-1 index
+    scene.add_layer("named", points.set_index(pd.Index(["p", "q", "r", "s"], name="pid")), kind="hotspots")
+    for bbox, want in (((50, -10, 250, 10), [1, 2]), ((250, -10, 350, 10), [3]), ((-10, -10, 10, 10), [0]),
+                       ((-10, -10, 350, 10), [0, 1, 2, 3])):
+        got = scene.layer("default", bbox=bbox)
+        assert got.index.tolist() == want and got["name"].tolist() == ["abcd"[i] for i in want]
+        assert scene.layer("named", bbox=bbox).index.tolist() == ["pqrs"[i] for i in want]
+    assert isinstance(scene.layer("default").index, pd.RangeIndex)
+    scene.close()
+
+
 def test_reprojection_on_add(store_url):
     scene = cim.Scene.create(store_url, crs="EPSG:7415", name="Delft")
     # Oude Kerk, Delft: 52.0127 N, 4.3556 E; its RD coordinates are about (84 100, 447 500)

@@ -134,6 +134,33 @@ def test_skill_against_a_water_depth_sensor_at_a_hotspot(tmp_path):
     assert row["rmse"] == pytest.approx(expected, rel=1e-9) and expected > 0
 
 
+def test_a_sensor_is_paired_with_its_hotspot_when_others_lie_outside_the_model(tmp_path):
+    from cim import iot
+
+    scene = bowl_scene(tmp_path / "s.cim")
+    # feature 0 lies outside the terrain, so the forecast reads features 1 and 2 only
+    scene.add_layer("hotspots", gpd.GeoDataFrame({"name": ["far away", "bowl centre", "ridge corner"]},
+                    geometry=gpd.points_from_xy([X0 + 500, X0 + 31, X0 + 1], [Y0 + 500, Y0 + 29, Y0 + 59]), crs=CRS),
+                    kind="hotspots")
+    t0 = pd.Timestamp("2024-07-01T12:00", tz="UTC")
+    rain = xr.DataArray([200.0, 0.0], coords={"time": pd.DatetimeIndex([t0, t0 + pd.Timedelta("10min")])
+                                              .tz_localize(None)}, dims="time", attrs={"units": "mm/h"})
+    thing = iot.Thing("bowl gauge", datastreams=(iot.Datastream(
+        "depth at bowl centre", iot.UnitOfMeasurement("centimetre", "cm"), iot.Sensor("pressure sensor"),
+        iot.ObservedProperty("water depth"), city_object=iot.CityObjectRef("hotspots", "1")),))
+    with scene.transaction() as conn:
+        ds_id = iot.add_thing(conn, thing).datastream_ids["depth at bowl centre"]
+        iot.add_observations(conn, [iot.Observation((t0 + pd.Timedelta(seconds=t)).to_pydatetime(), 10.0,
+                                                    datastream_id=ds_id) for t in (120, 300, 600)])
+    fc = F.forecast(scene, rainfall=rain, duration=900.0, name="ids", write=False)
+    spots = fc.warnings[fc.warnings["object_type"] == "hotspot"].set_index("name")["object_id"].to_dict()
+    assert spots == {"bowl centre": "1", "ridge corner": "2"}       # the features' own ids, not row positions
+    row = fc.skill.iloc[0]
+    assert row["hotspot"] == "bowl centre"
+    centre = fc.dataset["point_depth"].sel(point="bowl centre").to_numpy()
+    assert row["simulated_peak"] == pytest.approx(float(centre.max()))
+
+
 def test_coarser_resolution_keeps_georeference_and_blocks_buildings(tmp_path):
     scene = bowl_scene(tmp_path / "s.cim")
     fine = F.terrain(scene)
