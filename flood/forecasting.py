@@ -174,8 +174,10 @@ def forecast(scene: cim.Scene, *, rainfall: Any, duration: float, name: str = "f
         buildings = gpd.GeoDataFrame(pd.concat([buildings, extra]), crs=scene.crs)
     notes = []
     blocked = _burn(buildings, grid) if len(buildings) and mode == "blocked" else None
+    ground, roofs = grid, None
     if len(buildings) and mode == "raised":
         grid, notes = _raise(grid, buildings)
+        roofs = _burn(buildings, ground)
     rain = _rainfall(scene, rainfall, window, grid, gauges, gauge_method)
     start = None
     if isinstance(rain, xr.DataArray) and "time" in rain.dims and np.issubdtype(rain["time"].dtype, np.datetime64):
@@ -189,18 +191,21 @@ def forecast(scene: cim.Scene, *, rainfall: Any, duration: float, name: str = "f
                   infiltration=infiltration, boundary=boundary, output_interval=output_interval, points=points,
                   progress=progress)
     ds.attrs["duration"] = float(duration)
+    # impacts are about the ground: raised buildings' roofs (their rain film included) are not water at a wall
+    on_ground = ds if roofs is None else _off_roofs(ds, roofs)
     parts = []
     roads = _layers_of(scene, "roads", grid)
     for gdf, kind, ring in ((roads, "road", None), (buildings, "building", 1.5 * dx), (hotspots, "hotspot", None)):
         if len(gdf):
             name_col = next((c for c in ("name", "naam", "identificatie", "id") if c in gdf), None)
-            parts.append(feature_warnings(gdf, ds, grid, object_type=kind, levels=lv, ring=ring, name_column=name_col))
+            parts.append(feature_warnings(gdf, on_ground, ground, object_type=kind, levels=lv, ring=ring,
+                                          name_column=name_col))
     warnings = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=grid.rio.crs) if parts else \
         empty_warnings(grid.rio.crs)
     # a scene without regions gets an empty summary with the same columns (written as an empty file)
-    summary = region_summary(scene.regions, warnings, ds, lv)
+    summary = region_summary(scene.regions, warnings, on_ground, lv)
     fc = Forecast(name, ds, warnings, summary, grid, lv, start, notes=notes)
-    _bim(scene, fc, ring=1.5 * dx)
+    _bim(scene, fc, on_ground, ground, ring=1.5 * dx)
     fc.skill = water_level_skill(scene, fc, hotspots) if len(hotspots) else None
     if start is not None:
         for col in ("time_first_warning", "time_level"):
@@ -430,14 +435,35 @@ def _rainfall(scene: cim.Scene, rainfall: Any, window, grid: xr.DataArray, gauge
     return rainfall
 
 
-def _bim(scene: cim.Scene, fc: Forecast, ring: float) -> None:
+def bim_footprint(geoms: np.ndarray) -> shapely.Geometry:
+    """The outline of a BIM model on the ground: the union of its elements' plan views (an L-shaped building stays
+    an L, its courtyard outside), or their convex hull when the elements have no area in plan.
+
+    >>> from shapely import box
+    >>> round(bim_footprint(np.array([box(0, 0, 20, 8), box(0, 0, 8, 20)])).area)
+    256
+    """
+    plan = shapely.make_valid(shapely.union_all(shapely.force_2d(np.asarray(geoms, dtype=object))))
+    parts = [g for g in shapely.get_parts(plan) if g.geom_type in ("Polygon", "MultiPolygon") and g.area > 0]
+    return shapely.union_all(parts) if parts else shapely.convex_hull(plan)
+
+
+def _off_roofs(ds: xr.Dataset, roofs: np.ndarray) -> xr.Dataset:
+    """``ds`` with no water on the cells of raised buildings (for impacts on the ground)."""
+    out = ds.copy()
+    for var in ("depth", "max_depth"):
+        out[var] = ds[var].where(~roofs, 0.0)
+    return out
+
+
+def _bim(scene: cim.Scene, fc: Forecast, ds: xr.Dataset, ground: xr.DataArray, ring: float) -> None:
     """Doors, storeys and spaces below the water for every BIM building inside the modelled area."""
-    x0, y0, x1, y1 = fc.dem.rio.bounds()
+    x0, y0, x1, y1 = ground.rio.bounds()
     for info in scene.layers:
         if info.kind != "bim":
             continue
         elements = scene.layer(info.name)
-        footprint = shapely.convex_hull(shapely.union_all(shapely.force_2d(elements.geometry.to_numpy())))
+        footprint = bim_footprint(elements.geometry.to_numpy())
         if not shapely.box(x0, y0, x1, y1).contains(footprint):
             fc.notes.append(f"BIM model {info.name}: outside the modelled area, no impacts computed")
             continue
@@ -453,7 +479,7 @@ def _bim(scene: cim.Scene, fc: Forecast, ring: float) -> None:
                                    columns=["name", "elevation"])
             # a model's rooms belong to its one building, or to the building whose storeys hold them
             spaces = rooms if len(buildings) == 1 else rooms[rooms["storey"].isin(storeys["name"])]
-            d, s, r = bim_impacts(doors, storeys, fc.dataset, fc.dem, building_geometry=footprint, ring=ring,
+            d, s, r = bim_impacts(doors, storeys, ds, ground, building_geometry=footprint, ring=ring,
                                   spaces=spaces)
             fc.bim[b.get("name") or b["guid"]] = {"doors": d, "storeys": s, "spaces": r}
 

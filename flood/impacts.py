@@ -77,6 +77,7 @@ class CellIndex:
         feat = np.concatenate([np.flatnonzero(polygonal)[feat_p], np.flatnonzero(~polygonal)[feat_l]])
         cell = np.concatenate([cell_p, cell_l])
         missing = np.setdiff1d(np.arange(len(geoms)), feat)
+        missing = missing[~shapely.is_empty(geoms[missing]) & ~shapely.is_missing(geoms[missing])]
         if len(missing):                                   # smaller than a cell: the cell under it
             pts = shapely.point_on_surface(geoms[missing])
             i = np.abs(self.y[:, None] - shapely.get_y(pts)[None, :]).argmin(axis=0)
@@ -241,7 +242,7 @@ def bim_impacts(entrances: pd.DataFrame, storeys: pd.DataFrame, ds: xr.Dataset, 
     _, ring_cells = cells.pairs(np.array([ring_geom], dtype=object))
     ring_depth = depth.reshape(len(times), -1)[:, ring_cells]
     ring_levels = np.where(ring_depth > 0, bed.ravel()[ring_cells][None, :] + ring_depth, -np.inf)
-    ring_series = ring_levels.max(axis=1)
+    ring_series = ring_levels.max(axis=1, initial=-np.inf)
 
     def first_above(series: np.ndarray, elevation: float) -> float:
         hit = series > elevation
@@ -253,7 +254,7 @@ def bim_impacts(entrances: pd.DataFrame, storeys: pd.DataFrame, ds: xr.Dataset, 
         near = shapely.difference(shapely.buffer(shapely.Point(e.x, e.y), ring), building_geometry)
         _, door_cells = cells.pairs(np.array([near], dtype=object))
         d = depth.reshape(len(times), -1)[:, door_cells]
-        series = np.where(d > 0, bed.ravel()[door_cells][None, :] + d, -np.inf).max(axis=1)
+        series = np.where(d > 0, bed.ravel()[door_cells][None, :] + d, -np.inf).max(axis=1, initial=-np.inf)
         peak = float(series.max())
         door_rows.append({"guid": e.guid, "name": e.name, "storey": e.storey, "sill_elevation": e.sill_elevation,
                           "max_water_level": peak if np.isfinite(peak) else np.nan,

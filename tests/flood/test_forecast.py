@@ -298,3 +298,23 @@ def test_bim_rooms_below_the_water_at_their_building(tmp_path):
     assert spaces.loc["Cellar", "from_time"] <= spaces.loc["Hall", "from_time"]
     assert np.isnan(spaces.loc["Attic", "from_time"])
     scene.close()
+
+
+def test_raised_neighbours_roofs_are_not_water_at_a_bim_buildings_walls(tmp_path):
+    from tests.ingest.test_ifc import ifc_with_rooms
+
+    scene = bowl_scene(tmp_path / "s.cim", features=False, regions=False)
+    ifc_with_rooms(tmp_path / "rooms.ifc", {"Hall": ("Ground Floor", 0.0), "Attic": ("Level 1", 3.0)})
+    ingest.ingest(scene, tmp_path / "rooms.ifc",
+                  placement={"crs": CRS, "eastings": X0 + 48, "northings": Y0 + 48, "height": 1.85})
+    bim = next(i.name for i in scene.layers if i.kind == "bim")
+    _, y0, x1, y1 = F.bim_footprint(scene.layer(bim).geometry.to_numpy()).bounds
+    # a terraced neighbour half a metre away (10 m high once raised) and a house far off, on the dry rim
+    scene.add_layer("buildings", gpd.GeoDataFrame({"name": ["neighbour", "far"]}, geometry=[
+        box(x1 + 0.5, y0 - 2, x1 + 10, y1 + 2), box(X0 + 2, Y0 + 2, X0 + 8, Y0 + 8)], crs=CRS), kind="buildings")
+    for mode in ("blocked", "raised"):
+        fc = F.forecast(scene, rainfall=20.0, duration=900.0, write=False, buildings=mode)
+        (impacts,) = fc.bim.values()
+        assert not impacts["storeys"]["below_water"].any() and not impacts["spaces"]["below_water"].any(), mode
+        # the water level next to it is the ground's (about 1.85 m here), not a roof 10 m up
+        assert impacts["storeys"]["max_water_level"].max() < 1.9, mode

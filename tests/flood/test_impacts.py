@@ -156,3 +156,31 @@ def test_regions_sharing_a_border_share_no_cell_and_both_count_a_border_road():
     assert s["flooded_area_m2"].to_dict() == {"city": 1600.0, "west": 800.0, "east": 800.0}
     assert s["roads_flooded"].to_dict() == {"city": 2, "west": 2, "east": 1}
     assert s["road_length_flooded_m"].to_dict() == pytest.approx({"city": 72.0, "west": 72.0, "east": 36.0})
+
+
+def test_an_l_shaped_bim_building_is_reached_from_its_courtyard():
+    from flood.forecasting import bim_footprint
+
+    dem = xr.DataArray(np.full((N, N), 1.0), coords={"y": Y, "x": X}, dims=("y", "x"))
+    wings = [box(10, 10, 30, 18), box(10, 10, 18, 30)]                 # an L of two wings
+    footprint = bim_footprint(np.array(wings, dtype=object))
+    assert footprint.area == pytest.approx(256.0)                       # not the hull (328 m2), which covers the court
+    depth = np.zeros((3, N, N), np.float32)
+    court = (X[None, :] > 18) & (X[None, :] < 24) & (Y[:, None] > 18) & (Y[:, None] < 24)
+    depth[1][court], depth[2][court] = 0.2, 0.5
+    ds = xr.Dataset({"depth": (("time", "y", "x"), depth), "max_depth": (("y", "x"), depth.max(0))},
+                    coords={"time": [0.0, 60.0, 120.0], "y": Y, "x": X})
+    doors = pd.DataFrame([{"guid": "d1", "name": "courtyard door", "storey": "GF", "sill_elevation": 1.05,
+                           "x": 22.0, "y": 18.0},
+                          {"guid": "d2", "name": "inner door", "storey": "GF", "sill_elevation": 1.05,
+                           "x": 14.0, "y": 14.0}])
+    storeys = pd.DataFrame([{"name": "GF", "elevation": 1.05}])
+    d, s, _ = bim_impacts(doors, storeys, ds, dem, building_geometry=footprint, ring=3.0)
+    # the courtyard's 0.5 m of water stands 1.5 m high, 0.45 m over the sill, from 60 s (0.2 m then)
+    court_door = d.set_index("name").loc["courtyard door"]
+    assert court_door["max_water_level"] == pytest.approx(1.5) and court_door["below_water"]
+    assert court_door["depth_over_sill"] == pytest.approx(0.45) and court_door["from_time"] == 60.0
+    # a door with no open ground within reach has no water level (and does not break the rest)
+    inner = d.set_index("name").loc["inner door"]
+    assert np.isnan(inner["max_water_level"]) and not inner["below_water"]
+    assert s["below_water"].tolist() == [True] and s["max_water_level"].tolist() == pytest.approx([1.5])
