@@ -526,6 +526,8 @@ def _work(scene: cim.Scene, kw: dict[str, Any]):
                    "newly_flooded": {k: sorted(newly.loc[newly["object_type"] == k, "name"].astype(str))
                                      for k in ("road", "building", "hotspot")} if len(newly) else
                    {"road": [], "building": [], "hotspot": []},
+                   "planned_flooded": sorted(changed.loc[changed["planned"], "name"].astype(str)) if len(changed)
+                   else [],
                    "max_depth_change": float(change.max()) if change.notnull().any() else 0.0,
                    "files": ["depth_change.tif", "planned_max_depth.tif"]}
         (folder / "results.json").write_text(json.dumps(doc, allow_nan=False, default=str))

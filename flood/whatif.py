@@ -30,7 +30,7 @@ class WhatIf:
     baseline: Any
     scenario: Any
     depth_change: xr.DataArray          # scenario minus baseline maximum depth (m); NaN on walls of either
-    changed: gpd.GeoDataFrame           # roads, buildings and hotspots whose warning level changed
+    changed: gpd.GeoDataFrame           # roads, buildings and hotspots whose warning level changed (planned ones too)
     by_region: pd.DataFrame             # per region: level and flooded road length and buildings, before and after
 
 
@@ -77,6 +77,15 @@ def what_if(scene, *, planned: gpd.GeoDataFrame | None = None, rainfall: Any, du
                          "depth_after": p.loc[common, "max_depth"]}, index=common)
     diff["depth_change"] = diff["depth_after"] - diff["depth_before"]
     diff["newly_flooded"] = (diff["level_before"] == 0) & (diff["level_after"] > 0)
+    diff["planned"] = False
+    # planned buildings that would stand in water (``planned``; not "newly flooded": they were not there)
+    new = p.loc[p.index.difference(b.index)]
+    new = new[new["level"] > 0]
+    if len(new):
+        diff = pd.concat([diff, pd.DataFrame({
+            "name": new["name"], "level_before": 0, "level_after": new["level"], "depth_before": np.nan,
+            "depth_after": new["max_depth"], "depth_change": np.nan, "newly_flooded": False, "planned": True},
+            index=new.index)])
     moved = diff[diff["level_before"] != diff["level_after"]].reset_index()
     changed = gpd.GeoDataFrame(moved, geometry=p.loc[list(zip(moved["object_type"], moved["object_id"],
                                                               strict=True)), "geometry"].to_numpy()

@@ -360,8 +360,11 @@ def test_what_if_reports_the_planned_building(bowl):
                                      "planned": planned.__geo_interface__}})
         assert r2.status_code == 200 and r2.json()["changed"] == doc["changed"]
     assert doc["newly_flooded"] == {"road": [], "building": ["rim house"], "hotspot": []}
+    assert doc["planned_flooded"] == ["north block", "south block"]      # both blocks stand in the bowl's water
     changed = {f["properties"]["name"]: f["properties"] for f in doc["changed"]["features"]}
-    assert set(changed) == {"bowl road", "rim house"}
+    assert set(changed) == {"bowl road", "rim house", "north block", "south block"}
+    assert changed["north block"]["planned"] and changed["north block"]["depth_before"] is None
+    changed = {k: v for k, v in changed.items() if not v["planned"]}
     assert (changed["rim house"]["level_before"], changed["rim house"]["level_after"]) == (0, 1)
     assert (changed["bowl road"]["level_before"], changed["bowl road"]["level_after"]) == (1, 2)
     want = direct.changed.set_index("name")

@@ -31,7 +31,13 @@ def test_building_in_the_bowl_raises_the_water_around_it(tmp_path):
     assert "ridge road" not in set(w.changed["name"])
     for row in w.changed.itertuples():
         assert row.level_before != row.level_after
-        assert row.depth_change == pytest.approx(row.depth_after - row.depth_before)
+        if not row.planned:
+            assert row.depth_change == pytest.approx(row.depth_after - row.depth_before)
+    # the planned hall would stand in water: listed as planned, with its level and depth
+    hall_row = w.changed.set_index("name").loc["new hall"]
+    assert hall_row["planned"] and not hall_row["newly_flooded"] and hall_row["level_before"] == 0
+    hall_warning = w.scenario.warnings.set_index("name").loc["new hall"]
+    assert (hall_row["level_after"], hall_row["depth_after"]) == (hall_warning["level"], hall_warning["max_depth"])
     assert set(w.by_region.index) == {"Town", "West", "East"}
     assert {"level_before", "level_after", "max_depth_change"} <= set(w.by_region.columns)
     # the planned hall itself is warned about, and a what-if writes nothing into the scene
