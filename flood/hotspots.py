@@ -28,20 +28,21 @@ def find_hotspots(dem: xr.DataArray, *, min_depth: float = 0.05, min_area: float
     """Depressions of ``dem`` as points at their deepest cells: ``depth`` (m), ``area_m2``, ``volume_m3``."""
     filled = hydrology.fill_depressions(dem)
     fill = np.nan_to_num((filled - dem).to_numpy(), nan=0.0)
-    labels, n = ndimage.label(fill >= min_depth, structure=np.ones((3, 3)))
+    # a depression is a connected area the filling raises (its shallow rim included, however wide); those at
+    # least min_depth deep somewhere are hotspots
+    labels, n = ndimage.label(fill > 0, structure=np.ones((3, 3)))
     crs = dem.rio.crs if hasattr(dem, "rio") else None
-    if n == 0:
+    index = np.arange(1, n + 1)
+    depth = np.asarray(ndimage.maximum(fill, labels, index), dtype=float) if n else np.zeros(0)
+    index = index[depth >= min_depth]
+    if not len(index):
         return gpd.GeoDataFrame({"depth": [], "area_m2": [], "volume_m3": []}, geometry=[], crs=crs)
+    depth = depth[depth >= min_depth]
     xs, ys = dem["x"].to_numpy(), dem["y"].to_numpy()
     cell = abs(float(xs[1] - xs[0])) * abs(float(ys[1] - ys[0]))
-    index = np.arange(1, n + 1)
-    # every cell of the component counts towards area and volume, not only those deeper than min_depth
-    grown = ndimage.grey_dilation(labels, footprint=np.ones((3, 3))) * (fill > 0)
-    grown = np.where(labels > 0, labels, grown)
-    area = ndimage.sum_labels(np.ones_like(fill), grown, index) * cell
-    volume = ndimage.sum_labels(fill, grown, index) * cell
+    area = ndimage.sum_labels(np.ones_like(fill), labels, index) * cell
+    volume = ndimage.sum_labels(fill, labels, index) * cell
     deepest = ndimage.maximum_position(fill, labels, index)
-    depth = ndimage.maximum(fill, labels, index)
     rows, cols = np.array(deepest).T
     out = gpd.GeoDataFrame({"depth": np.round(depth, 4), "area_m2": area, "volume_m3": np.round(volume, 4)},
                            geometry=gpd.points_from_xy(xs[cols], ys[rows]), crs=crs)

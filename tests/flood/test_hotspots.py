@@ -28,3 +28,19 @@ def test_two_pits_exact_measures():
     assert len(find_hotspots(dem, max_count=1)) == 1
     flat = dem.copy(data=np.full_like(z, 5.0))
     assert len(find_hotspots(flat)) == 0
+
+
+def test_a_depression_with_a_wide_shallow_rim_counts_all_of_it():
+    # a square bowl: 0.5 m deep in the middle, 0.02 m shallower per ring of cells, 25 rings (the outer ones
+    # shallower than min_depth); 1 m cells
+    n, c = 61, 30
+    yy, xx = np.mgrid[0:n, 0:n]
+    ring = np.maximum(abs(yy - c), abs(xx - c))
+    fill = np.where(ring < 25, 0.5 - 0.02 * ring, 0.0)
+    dem = xr.DataArray(2.0 - fill, coords={"y": np.arange(n)[::-1] + 0.5, "x": np.arange(n) + 0.5},
+                       dims=("y", "x")).rio.write_crs("EPSG:28992")
+    (h,) = find_hotspots(dem, min_depth=0.05).itertuples()
+    assert h.depth == pytest.approx(0.5)
+    assert h.area_m2 == 49 * 49                                        # every raised cell, the 0.02-0.04 m rim too
+    assert h.volume_m3 == pytest.approx(fill.sum(), abs=1e-3)           # 416.5 m3
+    assert h.geometry.coords[0] == (30.5, 30.5)
