@@ -46,6 +46,16 @@ def _cell_xy(target: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
     return xx.ravel(), yy.ravel()
 
 
+def _geod(crs):
+    """The ellipsoid of a geographic CRS (pyproj.Geod), None for a projected one (or none)."""
+    if crs is None:
+        return None
+    from pyproj import CRS
+
+    c = CRS.from_user_input(crs)
+    return c.get_geod() if c.is_geographic else None
+
+
 def gauges_to_grid(
     values: xr.DataArray,
     gauges,
@@ -80,7 +90,13 @@ def gauges_to_grid(
     xy = _gauge_xy(gauges, crs)
     values = _readings(values, len(xy))
     cx, cy = _cell_xy(target)
-    dist = np.hypot(cx[:, None] - xy[None, :, 0], cy[:, None] - xy[None, :, 1])  # (cell, gauge)
+    geod = _geod(crs)
+    if geod is not None:                              # true distances on the ellipsoid, not degrees
+        lon, glon = np.broadcast_arrays(cx[:, None], xy[None, :, 0])
+        lat, glat = np.broadcast_arrays(cy[:, None], xy[None, :, 1])
+        dist = geod.inv(lon.ravel(), lat.ravel(), glon.ravel(), glat.ravel())[2].reshape(lon.shape)
+    else:
+        dist = np.hypot(cx[:, None] - xy[None, :, 0], cy[:, None] - xy[None, :, 1])  # (cell, gauge)
     ydim, xdim = target.dims[-2:]
     ny, nx = target.shape[-2:]
 
@@ -94,13 +110,13 @@ def gauges_to_grid(
         else:
             with np.errstate(divide="ignore"):
                 w = 1.0 / dist**power
-            hit = np.isinf(w)
-            w = np.where(hit.any(axis=1, keepdims=True), hit.astype(float), w)  # on a gauge: that gauge only
-            num = np.nan_to_num(v) @ w.T
-            den = ok.astype(float) @ w.T
+            hit = np.isinf(w)                 # a cell on a gauge takes that gauge's reading when it reports
+            w = np.where(hit, 0.0, w)
+            vals, oks = np.nan_to_num(v), ok.astype(float)
+            num, den = vals @ w.T, oks @ w.T
+            on_num, on_den = vals @ hit.T, oks @ hit.T
             with np.errstate(invalid="ignore", divide="ignore"):
-                out = num / den
-            out = np.where(den > 0, out, np.nan)
+                out = np.where(on_den > 0, on_num / on_den, np.where(den > 0, num / den, np.nan))
         return out.reshape(*v.shape[:-1], ny, nx)
 
     coords = {ydim: target[ydim], xdim: target[xdim]}

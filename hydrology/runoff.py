@@ -70,7 +70,9 @@ def scs_runoff(precipitation, curve_number, *, units: Units = "mm", ia_ratio: fl
         CN in (0, 100]; broadcast against ``precipitation`` (a CN grid and a rainfall grid, for example).
     units : {"mm", "in"}
     ia_ratio : float, default 0.2
-        Initial abstraction ratio (0.05 is the Hawkins et al. 2002 update).
+        Initial abstraction ratio. With 0.05 (Hawkins et al. 2002) the retention of the tabulated (0.2-based)
+        curve number is converted, ``S_0.05 = 1.33 S_0.20^1.15`` in inches (Woodward et al. 2003), so TR-55
+        curve numbers are used as they are; other ratios keep ``S``.
 
     Returns
     -------
@@ -84,6 +86,8 @@ def scs_runoff(precipitation, curve_number, *, units: Units = "mm", ia_ratio: fl
     3.28
     >>> round(float(scs_runoff(120.0, 85, units="mm")), 1)
     79.1
+    >>> round(float(scs_runoff(2.0, 75, units="in", ia_ratio=0.05)), 3)  # S = 1.33 * 3.333^1.15 = 5.311 in
+    0.427
     """
     if not 0 <= ia_ratio < 1:
         raise ParameterError(f"ia_ratio must lie in [0, 1), got {ia_ratio}")
@@ -91,6 +95,9 @@ def scs_runoff(precipitation, curve_number, *, units: Units = "mm", ia_ratio: fl
     if not isinstance(precipitation, xr.DataArray):
         precipitation = np.asarray(precipitation, dtype=float)
     s = scs_retention(curve_number, units=units)
+    if ia_ratio == 0.05:
+        inch = 25.4 if units == "mm" else 1.0
+        s = 1.33 * (s / inch) ** 1.15 * inch
     ia = ia_ratio * s
     excess = precipitation - ia
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -274,9 +274,7 @@ def flow_accumulation(fdir: xr.DataArray, weights: xr.DataArray | None = None) -
         wgrid = check_grid(weights, "weights", need_crs=False, need_size=False)
         if weights.shape != fdir.shape:
             raise GridError(f"weights has shape {weights.shape}, fdir has {fdir.shape}; they must match")
-        w = float_values(weights, wgrid, "weights").astype(np.float64, copy=False)
-        if wgrid.flipped != grid.flipped:
-            w = np.ascontiguousarray(w[::-1])
+        w = float_values(weights, wgrid, "weights").astype(np.float64, copy=False)  # north-up, as ``a``
     else:
         w = np.zeros((1, 1))
     acc = np.empty(a.shape, dtype=np.float64)

@@ -59,6 +59,36 @@ def test_idw_equals_brute_force(gs, power):
                 assert vals[t][ok].min() - 1e-9 <= out[t, r, c] <= vals[t][ok].max() + 1e-9
 
 
+def test_a_cell_on_a_silent_gauge_takes_the_others():
+    import rioxarray  # noqa: F401
+
+    target = xr.DataArray(np.zeros((1, 3)), dims=("y", "x"), coords={"y": [0.0], "x": [0.0, 1.0, 2.0]})
+    target = target.rio.write_crs("EPSG:32631")
+    v = xr.DataArray([[2.0, 8.0], [np.nan, 8.0]], dims=("time", "gauge"), coords={"time": [0, 1]})
+    for method in ("idw", "nearest"):
+        out = hydrology.gauges_to_grid(v, [(0.0, 0.0), (2.0, 0.0)], target, method=method).values
+        assert out[1].tolist() == [[8.0, 8.0, 8.0]], method       # gauge 1 (on cell 0) is silent at t = 1
+    assert hydrology.gauges_to_grid(v, [(0.0, 0.0), (2.0, 0.0)], target).values[0].tolist() == [[2.0, 5.0, 8.0]]
+
+
+def test_gauges_on_a_geographic_grid_are_weighted_by_distance_on_the_ground():
+    import rioxarray  # noqa: F401
+    from pyproj import Geod
+
+    # at 60 N a degree of longitude is half a degree of latitude on the ground: A (0.1 deg east) is 5.6 km away,
+    # B (0.095 deg north) 10.6 km, though B is nearer in degrees
+    target = xr.DataArray(np.zeros((1, 1)), dims=("y", "x"), coords={"y": [60.0], "x": [10.0]}).rio.write_crs(
+        "EPSG:4326")
+    v = xr.DataArray([[0.0, 10.0]], dims=("time", "gauge"), coords={"time": [0]})
+    gauges = [(10.1, 60.0), (10.0, 60.095)]
+    geod = Geod(ellps="WGS84")
+    da, db = (geod.inv(10.0, 60.0, x, y)[2] for x, y in gauges)
+    assert 5_500 < da < 5_700 and 10_500 < db < 10_700
+    idw = hydrology.gauges_to_grid(v, gauges, target).values.item()
+    assert idw == pytest.approx(10.0 * db**-2 / (da**-2 + db**-2), rel=1e-9)       # 2.175 mm/h
+    assert hydrology.gauges_to_grid(v, gauges, target, method="nearest").values.item() == 0.0
+
+
 @settings(max_examples=60, deadline=None)
 @given(gauge_sets())
 def test_thiessen_takes_the_nearest_reporting_gauge(gs):

@@ -92,6 +92,18 @@ def test_curve_number_grid_from_tables():
 # ------------------------------------------------------------------------------------------------ rational, UH
 
 
+def test_scs_runoff_with_the_005_initial_abstraction_converts_the_retention():
+    # CN 75 (TR-55, 0.2-based), P = 2 in: S = 3.333 in; Woodward et al. (2003): S_0.05 = 1.33 S^1.15 = 5.311 in,
+    # Ia = 0.266 in, Q = (2 - 0.266)^2 / (2 - 0.266 + 5.311) = 0.427 in (0.381 in with Ia = 0.2 S)
+    s05 = 1.33 * (1000 / 75 - 10) ** 1.15
+    q = (2.0 - 0.05 * s05) ** 2 / (2.0 - 0.05 * s05 + s05)
+    assert float(hydrology.scs_runoff(2.0, 75, units="in", ia_ratio=0.05)) == pytest.approx(q, rel=1e-12)
+    assert q == pytest.approx(0.427, abs=5e-4)
+    assert float(hydrology.scs_runoff(2.0, 75, units="in")) == pytest.approx(0.381, abs=5e-4)
+    # the same in millimetres
+    assert float(hydrology.scs_runoff(50.8, 75, units="mm", ia_ratio=0.05)) == pytest.approx(q * 25.4, rel=1e-9)
+
+
 def test_rational_method_example():
     # C = 0.11, i = 1.25 in/h, A = 30 ac -> 4.125 cfs
     assert math.isclose(hydrology.rational_peak(0.11, 1.25, 30.0), 4.125)

@@ -219,6 +219,20 @@ def _leaves(fd):
     return (rec < 0) & (fd != 255) & (fd != 0)
 
 
+def test_weights_stored_south_up_are_not_mirrored():
+    # three rows flowing east; the weight 100 sits on the north-west cell, whichever way either grid is stored
+    fd = grid(np.ones((3, 3)), dx=1.0, dy=1.0).copy(data=np.full((3, 3), 1, dtype=np.uint8))
+    fd[:, 2] = 0
+    w = np.zeros((3, 3))
+    w[0, 0] = 100.0
+    north_up = fd.copy(data=w)
+    south_up = north_up.isel(y=slice(None, None, -1))
+    for weights in (north_up, south_up):
+        acc = hydrology.flow_accumulation(fd, weights=weights)
+        assert float(acc.sel(y=fd.y[0], x=fd.x[2])) == 100.0       # the north-east outlet
+        assert float(acc.sel(y=fd.y[2], x=fd.x[2])) == 0.0         # the south-east one
+
+
 def test_accumulation_refuses_cycles_and_bad_codes():
     cyc = grid(np.array([[1, 16], [64, 0]], np.uint8))  # E then W: a 2-cell loop
     with pytest.raises(FlowDirectionError, match="cycle"):
