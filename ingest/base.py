@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
+
 from cim.errors import DataError, ValidationError
 
 if TYPE_CHECKING:
@@ -65,6 +67,7 @@ __all__ = [
     "find_reader",
     "readers",
     "register",
+    "utc_times",
 ]
 
 log = logging.getLogger(__name__)
@@ -104,6 +107,31 @@ def check_size(path: Path, what: str, shape: tuple[int, ...], max_values: int | 
         raise ValidationError(f"{path.name}: {what} is {' x '.join(str(int(d)) for d in shape)} = {n:,} values, more "
                               f"than max_values={max_values:,}: read only the area and times needed (bbox=) or "
                               "raise max_values")
+
+
+def utc_times(values: Any, naive_tz: str | None = "UTC") -> tuple[Any, int | None]:
+    """Times as UTC (a tz-aware pandas Series) from ISO 8601 texts that may mix offsets (a gauge's local time
+    across a daylight-saving change: +01:00 then +02:00) and times without one (taken in ``naive_tz``; None
+    leaves them unparsed). Also the position of the first text that is not a time (or None).
+
+    >>> t, bad = utc_times(["2020-03-29T01:00+01:00", "2020-03-29T03:00+02:00", "2020-03-29T02:00"])
+    >>> [str(x) for x in t], bad
+    (['2020-03-29 00:00:00+00:00', '2020-03-29 01:00:00+00:00', '2020-03-29 02:00:00+00:00'], None)
+    """
+    import pandas as pd
+
+    text = pd.Series(values, dtype=object).astype(str).str.strip()
+    zoned = text.str.contains(r"(?:[zZ]|[+-]\d\d(?::?\d\d)?)$", regex=True)
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
+    if zoned.any():
+        out[zoned] = pd.to_datetime(text[zoned], utc=True, errors="coerce", format="ISO8601")
+    bad = (zoned & out.isna()).to_numpy().copy()
+    if (~zoned).any():
+        naive = pd.to_datetime(text[~zoned], errors="coerce", format="ISO8601")
+        bad[~zoned.to_numpy()] = naive.isna().to_numpy()
+        if naive_tz is not None:
+            out[~zoned] = naive.dt.tz_localize(naive_tz).dt.tz_convert("UTC")
+    return out, (int(np.argmax(bad)) if bad.any() else None)
 
 
 class InputNotFoundError(DataError, FileNotFoundError):

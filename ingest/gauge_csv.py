@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from cim.errors import DataError, ValidationError
-from ingest.base import Reader, ReadResult, register
+from ingest.base import Reader, ReadResult, register, utc_times
 from ingest.rainfall import AMOUNT_UNITS, RATE_UNITS, check_values, is_amount, normalise_units, rate_factor
 
 __all__ = ["GaugeCSVReader"]
@@ -69,14 +69,11 @@ class GaugeCSVReader(Reader):
             if column not in value_cols:
                 raise ValidationError(f"{path.name}: no value column {column!r}; columns are {value_cols}")
             value_cols = [column]
-        t = pd.to_datetime(df[tcol], errors="coerce")
-        if t.isna().any():
-            row = int(np.nonzero(t.isna().to_numpy())[0][0])
+        t, row = utc_times(df[tcol], tz)          # offsets may change within the file (daylight saving)
+        if row is not None:
             raise DataError(f"{path.name}: column {tcol!r} row {row + 2} {df[tcol].iloc[row]!r} is not a date/time; "
                             "fix the row or pass time_column=")
-        if t.dt.tz is None:
-            t = t.dt.tz_localize(tz)
-        times = t.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]")
+        times = t.dt.tz_localize(None).to_numpy("datetime64[ns]")
         if len(times) > 1 and np.any(np.diff(times) <= np.timedelta64(0)):
             raise DataError(f"{path.name}: times in {tcol!r} must increase strictly (duplicates or unsorted rows)")
         result = ReadResult(source=path, format=self.name)

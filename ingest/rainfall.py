@@ -354,16 +354,18 @@ class RainfallStackReader(Reader):
                     import pandas as pd
 
                     step = pd.Timedelta(interval)
-                    t = np.array([np.datetime64(pd.Timestamp(start).tz_localize(None) + i * step, "ns")
-                                  for i in range(src.count)])
+                    first = pd.Timestamp(start)
+                    first = first.tz_convert("UTC").tz_localize(None) if first.tz is not None else first
+                    t = np.array([np.datetime64(first + i * step, "ns") for i in range(src.count)])
                 else:
                     raise ValidationError(f"{path.name}: the bands carry no times; pass times=[...] (one ISO time "
                                           "per band) or start='2020-06-17T14:00' with interval='5min'")
             the_crs = resolve_crs(src.crs.to_wkt() if src.crs else None, crs, path, "CRS")
             data = src.read(masked=True).astype(np.float64)
             vals = np.ma.filled(data, np.nan)
-            for nd in ([nodata] if isinstance(nodata, int | float) else nodata or []):
+            for nd in ([nodata] if isinstance(nodata, int | float) else nodata or []):     # stored values
                 vals[vals == nd] = np.nan
+            vals = vals * np.array(src.scales)[:, None, None] + np.array(src.offsets)[:, None, None]  # unpacked
             declared = src.nodata is not None or nodata is not None
             order = np.argsort(t, kind="stable")
             t, vals = t[order], vals[order]

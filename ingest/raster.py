@@ -51,7 +51,7 @@ class RasterReader(Reader):
         except KeyError:
             raise ValidationError(f"resampling {method!r} unknown; use one of {[m.name for m in Resampling][:8]}…") from None
         try:
-            da = rioxarray.open_rasterio(path, masked=True)
+            da = rioxarray.open_rasterio(path, mask_and_scale=True)     # nodata masked, scale and offset applied
         except Exception as exc:  # rasterio.errors.RasterioIOError and friends
             raise DataError(f"{path.name}: cannot read as a raster ({type(exc).__name__}); {CORRUPT}") from None
         check_size(path, "the raster", da.shape, max_values)

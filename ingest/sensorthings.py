@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from cim.errors import DataError, ValidationError
 from cim.iot import AddResult, Observation, Thing, add_observations, add_thing, thing_from_sta
-from ingest.base import CORRUPT, Reader, ReadResult, register
+from ingest.base import CORRUPT, Reader, ReadResult, register, utc_times
 
 __all__ = [
     "ObservationsCSVReader",
@@ -183,17 +183,14 @@ def read_observations_csv(path: str | Path, *, datastream_id: int | None = None,
     if df.empty:
         return []
     text_times = df[tcol].str.strip()
-    try:
-        times = pd.to_datetime(text_times, format="ISO8601")
-    except (ValueError, TypeError):
-        bad = next((i for i, v in text_times.items() if _not_time(v)), text_times.index[0])
-        raise DataError(f"{path}: row {bad + 2} column {tcol!r}: {df[tcol][bad]!r} is not a time: "
-                        "write ISO 8601, e.g. 2020-06-17T15:00:00Z") from None
-    if times.dt.tz is None:
-        if tz is None:
-            raise DataError(f"{path}: column {tcol!r} has times without a zone (e.g. {text_times.iloc[0]!r}): "
-                            "pass tz='UTC' (or the zone they are in)")
-        times = times.dt.tz_localize(tz)
+    times, bad = utc_times(text_times, tz)       # offsets may change within the file (daylight saving)
+    if bad is not None:
+        raise DataError(f"{path}: row {text_times.index[bad] + 2} column {tcol!r}: {text_times.iloc[bad]!r} is not "
+                        "a time: write ISO 8601, e.g. 2020-06-17T15:00:00Z")
+    if times.isna().any():                       # tz None: times without a zone are not read
+        naive = text_times[times.isna().to_numpy()].iloc[0]
+        raise DataError(f"{path}: column {tcol!r} has times without a zone (e.g. {naive!r}): "
+                        "pass tz='UTC' (or the zone they are in)")
     values = pd.to_numeric(df[rcol], errors="coerce")
     if values.isna().any():
         bad = values.index[values.isna()][0]
@@ -206,14 +203,6 @@ def read_observations_csv(path: str | Path, *, datastream_id: int | None = None,
                 for t, v, s in zip(times.dt.tz_convert("UTC"), values, streams, strict=True)]
     except DataError as exc:
         raise DataError(f"{path}: {exc}") from None
-
-
-def _not_time(v: str) -> bool:
-    try:
-        pd.Timestamp(v)
-        return False
-    except ValueError:
-        return True
 
 
 def guess_can_open_csv(path: str | Path) -> bool:

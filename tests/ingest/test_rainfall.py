@@ -89,6 +89,22 @@ def test_gauge_unit_from_header_and_missing_cells(tmp_path):
         ingest.read(p)
 
 
+def test_gauge_csv_in_local_time_across_a_daylight_saving_change(tmp_path):
+    # Dutch local time: 02:00 CET is followed by 03:00 CEST, one hour later in UTC
+    p = tmp_path / "dst.csv"
+    p.write_text("time,rain [mm]\n2020-03-29T00:00+01:00,0.1\n2020-03-29T01:00+01:00,0.2\n"
+                 "2020-03-29T03:00+02:00,0.3\n2020-03-29T04:00+02:00,0.4\n")
+    s = ingest.read(p)["rainfall"]
+    np.testing.assert_array_equal(s.time_end.values, np.array(["2020-03-28T23:00", "2020-03-29T00:00",
+                                                               "2020-03-29T01:00", "2020-03-29T02:00"], "M8[ns]"))
+    assert s.values.tolist() == pytest.approx([0.1, 0.2, 0.3, 0.4])       # hourly sums: mm/h
+    # times without an offset are taken in tz= (here the same local times, written without offsets)
+    p.write_text("time,rain [mm]\n2020-03-29 00:00,0.1\n2020-03-29 01:00,0.2\n2020-03-29 03:00,0.3\n")
+    local = ingest.read(p, tz="Europe/Amsterdam")["rainfall"]
+    np.testing.assert_array_equal(local.time_end.values, np.array(["2020-03-28T23:00", "2020-03-29T00:00",
+                                                                   "2020-03-29T01:00"], "M8[ns]"))
+
+
 @pytest.mark.parametrize(("units", "interval", "factor"), [
     ("mm", 300, 12.0), ("mm/h", None, 1.0), ("mm h-1", None, 1.0), ("mm hr-1", None, 1.0),
     ("kg m-2 s-1", None, 3600.0), ("kg/m2/s", None, 3600.0), ("m s-1", None, 3.6e6), ("m", 3600, 1000.0),

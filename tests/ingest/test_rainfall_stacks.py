@@ -97,3 +97,28 @@ def test_geotiff_stack_into_a_scene(tmp_path):
     rain = scene.layer("rain")
     assert rain.dims == ("time", "y", "x") and float(rain.max()) == pytest.approx(36.0)
     assert rain.time.values[0] == np.datetime64("2020-06-17T14:00") and scene.layer_info("rain").units == "mm/h"
+
+
+def test_packed_bands_are_unpacked_and_a_zoned_start_is_read_in_utc(tmp_path):
+    # KNMI-style packing: uint16 hundredths of a millimetre per 5 minutes (96 = 0.96 mm = 11.52 mm/h)
+    p = tmp_path / "packed.tif"
+    with rasterio.open(p, "w", driver="GTiff", width=2, height=2, count=2, dtype="uint16", crs="EPSG:28992",
+                       transform=from_origin(85000, 447002, 1, 1), nodata=65535) as dst:
+        dst.write(np.array([[[96, 0], [65535, 12]], [[0, 0], [300, 0]]], np.uint16))
+        dst.scales, dst.offsets = (0.01, 0.01), (0.0, 0.0)
+        dst.update_tags(units="mm")
+    rate = ingest.read(p, start="2020-06-17T14:00+02:00", interval="5min")["rainfall"]
+    np.testing.assert_allclose(rate.values[0], [[11.52, 0.0], [np.nan, 1.44]], rtol=1e-6)
+    assert float(rate.values[1, 1, 0]) == pytest.approx(36.0)
+    # 14:00 at +02:00 is 12:00 UTC, the end of the first 5-minute interval (amounts are stamped at their end)
+    assert rate.time_end.values[0] == np.datetime64("2020-06-17T12:00")
+
+
+def test_a_packed_dem_is_unpacked(tmp_path):
+    p = tmp_path / "dem_cm.tif"
+    with rasterio.open(p, "w", driver="GTiff", width=2, height=2, count=1, dtype="int16", crs="EPSG:28992",
+                       transform=from_origin(85000, 447002, 1, 1), nodata=-32768) as dst:
+        dst.write(np.array([[[150, 250], [-45, -32768]]], np.int16))
+        dst.scales, dst.offsets = (0.01,), (0.0,)
+    dem = ingest.read(p)[p.stem]
+    np.testing.assert_allclose(dem.values, [[1.5, 2.5], [-0.45, np.nan]], rtol=1e-6)

@@ -115,6 +115,16 @@ def test_bad_csv_is_refused_naming_row_and_fix(name, options, message):
     assert name in str(err.value) and message in str(err.value)
 
 
+def test_csv_times_whose_offset_changes_are_read_in_utc(tmp_path):
+    p = tmp_path / "dst.csv"
+    p.write_text("phenomenonTime,result\n2020-03-29T01:00:00+01:00,0.2\n2020-03-29T03:00:00+02:00,0.3\n"
+                 "2020-03-29T02:00:00Z,0.4\n")
+    obs = read_observations_csv(p, datastream_id=1)
+    assert [o.phenomenon_time.isoformat() for o in obs] == [
+        "2020-03-29T00:00:00+00:00", "2020-03-29T01:00:00+00:00", "2020-03-29T02:00:00+00:00"]
+    assert [o.result for o in obs] == [0.2, 0.3, 0.4]
+
+
 def test_csv_options_are_checked():
     with pytest.raises(cim.ValidationError, match="did you mean 'datastream_id'"):
         ingest.read(CSV_MM, datastream=1)
