@@ -9,7 +9,7 @@ from typing import Any
 from pyproj import CRS
 from pyproj.exceptions import CRSError as _ProjCRSError
 
-from cim.errors import CRSError
+from cim.errors import CRSError, ValidationError
 
 __all__: list[str] = []
 
@@ -44,3 +44,11 @@ def resolve_crs(file_crs: Any, given: Any, path: str | Path, field: str) -> CRS:
         raise CRSError(f"{name}: the file says {field} = {fcrs.to_string()} but crs={gcrs.to_string()} was given; "
                        "drop the crs option to use the file's CRS")
     return fcrs if fcrs is not None else gcrs
+
+
+def require_projected(crs: CRS, path: str | Path, what: str) -> None:
+    """Refuse a geographic CRS where footprints, areas and heights need metres (city models)."""
+    if not crs.is_projected:
+        raise ValidationError(f"{Path(path).name}: CRS {crs.to_string()} is not projected; {what} heights and "
+                              "footprints need a projected CRS in metres (e.g. EPSG:7415): reproject the file first "
+                              "(e.g. citygml-tools reproject, cjio crs_reproject)")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from cim.errors import DataError, ValidationError, require
-from ingest._crs import resolve_crs
+from ingest._crs import require_projected, resolve_crs
 from ingest.base import CORRUPT, LayerItem, Reader, ReadResult, Skipped, register
 from ingest.cityjson import _footprint, _mesh_geometry, lod_cim_level
 
@@ -97,6 +97,7 @@ class CityGMLReader(Reader):
             raise DataError(f"{path.name}: no CityGML 2.0 namespace on the root element; not CityGML 2.0")
         srs = next((el.get("srsName") for el in root.iter() if el.get("srsName")), None)
         the_crs = resolve_crs(srs, crs, path, "srsName")
+        require_projected(the_crs, path, "CityGML")     # (a geographic posList is also lat, lon: not x, y)
         dim = int(next((el.get("srsDimension") for el in root.iter() if el.get("srsDimension")), 3))
         want = None if lod is None else int(float(lod))
         result = ReadResult(source=path, format=self.name, crs=the_crs)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from cim.errors import DataError, ValidationError
-from ingest._crs import resolve_crs
+from ingest._crs import require_projected, resolve_crs
 from ingest.base import CORRUPT, LayerItem, Reader, ReadResult, Skipped, register
 
 __all__ = ["OBJECT_LAYERS", "CityJSONReader", "lod_cim_level"]
@@ -262,9 +262,7 @@ class CityJSONReader(Reader):
         meta = doc.get("metadata") or {}
         ref = meta.get("referenceSystem") or meta.get("crs")
         the_crs = resolve_crs(ref, crs, path, "metadata.referenceSystem")
-        if not the_crs.is_projected:
-            raise ValidationError(f"{path.name}: CRS {the_crs.to_string()} is not projected; CityJSON heights and "
-                                  "footprints need a projected CRS in metres (e.g. EPSG:7415)")
+        require_projected(the_crs, path, "CityJSON")
         unknown = [t for t in dem_types if t not in OBJECT_LAYERS]
         if isinstance(dem_types, str) or unknown:
             raise ValidationError(f"dem_types must be a list of CityJSON object types from "

@@ -10,7 +10,7 @@ import pytest
 import shapely
 
 import ingest
-from cim.errors import CRSError, DataError
+from cim.errors import CRSError, DataError, ValidationError
 
 DATA = Path(__file__).parents[1] / "data" / "ingest"
 
@@ -140,6 +140,15 @@ def test_citygml_truncated(tmp_path):
     cut.write_bytes((DATA / "three_buildings_citygml2.gml").read_bytes()[:1500])
     with pytest.raises(DataError, match="not well-formed XML"):
         ingest.read(cut)
+
+
+def test_citygml_in_a_geographic_crs_is_refused(tmp_path):
+    # its posLists would be latitude, longitude (GML follows the CRS's axis order) and its areas square degrees
+    text = (DATA / "three_buildings_citygml2.gml").read_text()
+    geo = tmp_path / "geo.gml"
+    geo.write_text(text.replace("urn:ogc:def:crs,crs:EPSG::28992,crs:EPSG::5709", "urn:ogc:def:crs:EPSG::4979"))
+    with pytest.raises(ValidationError, match=r"geo\.gml: CRS EPSG:4979 is not projected; CityGML .*reproject"):
+        ingest.read(geo)
 
 
 def test_rhine_d8_untagged_nodata_masked_by_option():
