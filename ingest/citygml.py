@@ -26,6 +26,7 @@ __all__ = ["CityGMLReader"]
 
 GML = "http://www.opengis.net/gml"
 BLDG = "http://www.opengis.net/citygml/building/2.0"
+XLINK = "http://www.w3.org/1999/xlink"
 _SURFACES = {"RoofSurface", "WallSurface", "GroundSurface", "ClosureSurface", "OuterCeilingSurface",
              "OuterFloorSurface", "FloorSurface", "InteriorWallSurface", "CeilingSurface"}
 _LOD = re.compile(r"^lod(\d)")
@@ -108,8 +109,9 @@ class CityGMLReader(Reader):
                 continue                     # a nested Building inside another: folded into its parent
             bid = b.get(f"{{{GML}}}id") or f"building_{len(rows) + len(result.skipped)}"
             by_lod: dict[int, list] = defaultdict(list)
+            linked = _linked_surfaces(b)
             for poly in b.iter(f"{{{GML}}}Polygon"):
-                plod, sem, obj = None, None, bid
+                plod, sem, obj = None, linked.get(poly.get(f"{{{GML}}}id")), bid
                 for a in poly.iterancestors():
                     name = _local(a.tag)
                     m = _LOD.match(name)
@@ -117,6 +119,8 @@ class CityGMLReader(Reader):
                         plod = int(m.group(1))
                     if name in _SURFACES and sem is None:
                         sem = name
+                    if sem is None and a.get(f"{{{GML}}}id") in linked:
+                        sem = linked[a.get(f"{{{GML}}}id")]
                     if name == "BuildingPart" and obj == bid:
                         obj = a.get(f"{{{GML}}}id") or bid
                     if a is b:
@@ -171,6 +175,19 @@ class CityGMLReader(Reader):
         result.add_layer(LayerItem("building_surfaces", gpd.GeoDataFrame(surf_rows, geometry="geometry", crs=the_crs),
                                    "building_surfaces", max(3, int(gdf["cim_level"].max())), "m"))
         return result
+
+
+def _linked_surfaces(building) -> dict[str, str]:
+    """gml:id -> semantic surface type for geometry that thematic surfaces reference by ``xlink:href="#id"``
+    (exporters often keep the polygons in ``lod2Solid`` and point ``RoofSurface`` etc. at them)."""
+    out: dict[str, str] = {}
+    for el in building.iter():
+        if isinstance(el.tag, str) and _local(el.tag) in _SURFACES:
+            for ref in el.iter():
+                href = ref.get(f"{{{XLINK}}}href") if isinstance(ref.tag, str) else None
+                if href and href.startswith("#"):
+                    out.setdefault(href[1:], _local(el.tag))
+    return out
 
 
 def _attributes(b) -> dict[str, Any]:

@@ -142,6 +142,42 @@ def test_citygml_truncated(tmp_path):
         ingest.read(cut)
 
 
+def _xlinked_box_gml() -> str:
+    """A 10 x 6 m box, 3 m high (ground at 1 m), its polygons in lod2Solid, the thematic surfaces linking to them."""
+    x0, y0, x1, y1, z0, z1 = 85020, 447000, 85030, 447006, 1, 4
+    rings = {"GroundSurface": [(x0, y1, z0), (x1, y1, z0), (x1, y0, z0), (x0, y0, z0)],
+             "RoofSurface": [(x0, y0, z1), (x1, y0, z1), (x1, y1, z1), (x0, y1, z1)],
+             "WallSurface": [(x0, y0, z0), (x1, y0, z0), (x1, y0, z1), (x0, y0, z1)]}
+    surfaces, polygons = [], []
+    for i, (kind, ring) in enumerate(rings.items()):
+        pos = " ".join(f"{x} {y} {z}" for x, y, z in [*ring, ring[0]])
+        polygons.append(f'<gml:surfaceMember><gml:Polygon gml:id="P{i}"><gml:exterior><gml:LinearRing>'
+                        f'<gml:posList srsDimension="3">{pos}</gml:posList></gml:LinearRing></gml:exterior>'
+                        "</gml:Polygon></gml:surfaceMember>")
+        surfaces.append(f"<bldg:boundedBy><bldg:{kind}><bldg:lod2MultiSurface><gml:MultiSurface>"
+                        f'<gml:surfaceMember xlink:href="#P{i}"/></gml:MultiSurface></bldg:lod2MultiSurface>'
+                        f"</bldg:{kind}></bldg:boundedBy>")
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<CityModel xmlns="http://www.opengis.net/citygml/2.0" '
+            'xmlns:gml="http://www.opengis.net/gml" xmlns:bldg="http://www.opengis.net/citygml/building/2.0" '
+            'xmlns:xlink="http://www.w3.org/1999/xlink"><gml:boundedBy><gml:Envelope srsName="EPSG:7415" '
+            'srsDimension="3"><gml:lowerCorner>85020 447000 1</gml:lowerCorner><gml:upperCorner>85030 447006 4'
+            '</gml:upperCorner></gml:Envelope></gml:boundedBy><cityObjectMember><bldg:Building gml:id="B1">'
+            + "".join(surfaces) + "<bldg:lod2Solid><gml:Solid><gml:exterior><gml:CompositeSurface>"
+            + "".join(polygons) + "</gml:CompositeSurface></gml:exterior></gml:Solid></bldg:lod2Solid>"
+            "</bldg:Building></cityObjectMember></CityModel>")
+
+
+def test_citygml_surfaces_linked_by_xlink_keep_their_types(tmp_path):
+    p = tmp_path / "xlinked.gml"
+    p.write_text(_xlinked_box_gml())
+    r = ingest.read(p)
+    surfaces = r["building_surfaces"].set_index("surface")
+    assert sorted(surfaces.index) == ["GroundSurface", "RoofSurface", "WallSurface"]
+    b = r["buildings"].iloc[0]
+    assert (b["ground_z"], b["eaves_z"], b["roof_z"]) == (1.0, 4.0, 4.0)
+    assert b.geometry.area == pytest.approx(60.0)
+
+
 def test_citygml_in_a_geographic_crs_is_refused(tmp_path):
     # its posLists would be latitude, longitude (GML follows the CRS's axis order) and its areas square degrees
     text = (DATA / "three_buildings_citygml2.gml").read_text()
