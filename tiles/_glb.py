@@ -167,7 +167,9 @@ def encode_glb(mesh: MeshData, *, metadata: bool = True, batch_id: bool = False,
     node: dict = {"mesh": 0}
     if quantize:
         lo, hi = pos.astype(np.float64).min(axis=0), pos.astype(np.float64).max(axis=0)
-        centre, half = (lo + hi) / 2, np.maximum((hi - lo) / 2, 1e-6)
+        # one scale for all axes (as gltf-transform's quantize): glTF turns normals by the inverse transpose of
+        # the node's scale, which a non-uniform scale would bend
+        centre, half = (lo + hi) / 2, np.full(3, max(float(np.max(hi - lo)) / 2, 1e-6))
         q = np.zeros((len(pos), 4), np.int16)                  # 8-byte stride keeps 4-byte alignment
         q[:, :3] = np.clip(np.round((pos - centre) / half * 32767), -32767, 32767)
         node.update(translation=[float(v) for v in centre], scale=[float(v) for v in half])
@@ -276,9 +278,13 @@ def read_accessor(gltf: dict, binary: bytes, index: int) -> np.ndarray:
     acc = gltf["accessors"][index]
     view = gltf["bufferViews"][acc["bufferView"]]
     start = view.get("byteOffset", 0) + acc.get("byteOffset", 0)
-    n = _NCOMP[acc["type"]]
-    arr = np.frombuffer(binary, _NP[acc["componentType"]], count=acc["count"] * n, offset=start)
-    return arr.reshape(-1, n) if n > 1 else arr
+    n, dtype = _NCOMP[acc["type"]], np.dtype(_NP[acc["componentType"]])
+    size = n * dtype.itemsize
+    stride = view.get("byteStride", size)             # interleaved or padded (quantized) vertex data
+    raw = np.frombuffer(binary, np.uint8, count=(acc["count"] - 1) * stride + size, offset=start)
+    rows = np.lib.stride_tricks.as_strided(raw, shape=(acc["count"], size), strides=(stride, 1))
+    arr = np.ascontiguousarray(rows).view(dtype).reshape(acc["count"], n)
+    return arr if n > 1 else arr[:, 0]
 
 
 def read_property_table(gltf: dict, binary: bytes) -> pd.DataFrame:

@@ -351,3 +351,23 @@ def test_floor_closes_a_watertight_solid_with_the_right_volume(tmp_path):
     tri = p[m["triangles"]]
     volume = np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6
     assert volume == pytest.approx(poly.area * 9.0, rel=2e-3)
+
+
+def test_quantized_normals_render_as_given_under_the_non_uniform_node_scale():
+    from tiles._glb import MeshData, encode_glb, read_accessor, split_glb
+
+    # a long thin tile (400 x 10 x 94 m): the node scale is far from uniform
+    rng = np.random.default_rng(0)
+    pos = rng.uniform([-200, -5, 0], [200, 5, 94], size=(30, 3))
+    nrm = rng.normal(size=(30, 3))
+    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
+    mesh = MeshData(pos, nrm, np.arange(30).reshape(10, 3), np.zeros(30, np.int64), pd.DataFrame({"id": ["a"]}))
+    gltf, binary = split_glb(encode_glb(mesh, quantize=True))
+    prim = gltf["meshes"][0]["primitives"][0]["attributes"]
+    stored = read_accessor(gltf, binary, prim["NORMAL"]).astype(np.float64) / 127
+    scale = np.array(gltf["nodes"][0]["scale"])
+    rendered = stored / scale                      # glTF: the inverse transpose of diag(scale)
+    rendered /= np.linalg.norm(rendered, axis=1, keepdims=True)
+    given = np.column_stack([nrm[:, 0], nrm[:, 2], -nrm[:, 1]])      # glTF is y up: (e, n, u) -> (e, u, -n)
+    angle = np.degrees(np.arccos(np.clip((rendered * given).sum(axis=1), -1, 1)))
+    assert angle.max() < 2.0                        # int8 rounding only (it was up to tens of degrees)
