@@ -207,14 +207,22 @@ _TILE = {200: {"description": "The tile", "content": {"image/png": {}, "applicat
          204: {"description": "No data in this tile"}, 304: {"description": "Not modified"}}
 
 
+#: where a layer's pyramid may be, under the tiles root: maps/<id>, or as `cim tiles build` writes them (a
+#: buildings layer's vector tiles in <id>/mvt, a terrain's hillshade in <id>/hillshade, other vector layers in <id>)
+_PYRAMID_PLACES = ("maps/{}", "{}/mvt", "{}/hillshade", "{}")
+
+
 def _pyramid(scene, settings, map_id: str) -> FsPath | None:
     root = tiles_root(scene, settings)
-    if not os.path.isfile(root / "maps" / map_id / "tiles.json"):      # one stat; realpath only for pyramids
+    for place in _PYRAMID_PLACES:
+        folder = root / place.format(map_id)
+        if not os.path.isfile(folder / "tiles.json"):      # one stat each; realpath only for pyramids
+            continue
+        path = folder.resolve()
+        if path.is_relative_to(root) and (path / "tiles.json").is_file():
+            return path
         return None
-    path = (root / "maps" / map_id).resolve()
-    if not path.is_relative_to(root) or not (path / "tiles.json").is_file():
-        return None
-    return path
+    return None
 
 
 def _plain_dirs(folder: FsPath, *parts: str) -> bool:
@@ -365,7 +373,7 @@ async def map_tile(request: Request, _: ReadCaller, collectionId: MapId, z: Z, y
     scene, settings = request.app.state.scene, request.app.state.settings
     max_age = settings.cache_max_age
     folder = _pyramid(scene, settings, collectionId)
-    if folder is not None:                          # a pyramid written by `cim tiles build`
+    if folder is not None:                          # a pyramid written by `tiles` (e.g. `cim tiles build`)
         for ext in ("png", "mvt"):
             path = folder / str(z) / str(x) / f"{y}.{ext}"
             if path.is_file():

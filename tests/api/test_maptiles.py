@@ -250,3 +250,36 @@ def test_large_rasters_are_read_per_tile(tmp_path):
     a, b = _rgba(in_memory.tile(z, x, y)), _rgba(per_tile.tile(z, x, y))
     assert (a[..., 3] > 0).mean() > 0.1 and (a == b).all(axis=-1).mean() > 0.999
     assert per_tile.tile(17, 0, 0) is None
+
+
+def test_the_map_tiles_of_cim_tiles_build_are_served(tmp_path):
+    import geopandas as gpd
+    import mapbox_vector_tile
+    from shapely import box as sbox
+
+    import cim
+    from api import Settings, create_app
+    from tiles.scene import build_scene_tiles
+
+    scene = cim.Scene.create(str(tmp_path / "s.cim"), crs="EPSG:28992", name="t")
+    scene.add_layer("buildings", gpd.GeoDataFrame({"id": ["a"], "height": [10.0]},
+                    geometry=[sbox(85000, 446000, 85020, 446020)], crs="EPSG:28992"), kind="buildings")
+    x = np.arange(84900.0, 85100.0, 10.0)
+    dem = xr.DataArray(np.add.outer(np.arange(20.0)[::-1], np.zeros(20)), dims=("y", "x"),
+                       coords={"y": np.arange(446100.0, 445900.0, -10.0), "x": x}).rio.write_crs("EPSG:28992")
+    scene.add_layer("dem", dem, kind="terrain", units="m")
+    build_scene_tiles(scene, tmp_path / "tiles", viewer=False)
+    mvt = sorted((tmp_path / "tiles" / "buildings" / "mvt" / "16").rglob("*.mvt"))[0]
+    png = sorted((tmp_path / "tiles" / "dem" / "hillshade").rglob("*.png"))[0]
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(Settings(scene=str(tmp_path / "s.cim"), anonymous_read=True,
+                                        tiles_root=tmp_path / "tiles"))) as c:
+        assert c.get("/collections/buildings/tiles").json()["tilesets"][0]["dataType"] == "vector"
+        r = c.get(BASE.format("buildings") + f"/16/{mvt.stem}/{mvt.parent.name}")
+        assert r.status_code == 200 and r.content == mvt.read_bytes()
+        assert [f["properties"]["id"] for f in mapbox_vector_tile.decode(r.content)["buildings"]["features"]] == ["a"]
+        z = png.parent.parent.name
+        r = c.get(BASE.format("dem") + f"/{z}/{png.stem}/{png.parent.name}")
+        assert r.status_code == 200 and r.content == png.read_bytes()
+    scene.close()
