@@ -471,7 +471,8 @@ class SCSCurveNumber:
         CN in (0, 100], e.g. :func:`hydrology.curve_number_grid` from land cover and soil groups (NaN only on
         walls: fill unknown cells, e.g. ``cn.fillna(98)`` for paved ground).
     ia_ratio : float, default 0.2
-        Initial abstraction over retention (0.05: Hawkins et al. 2002).
+        Initial abstraction over retention (0.05: Hawkins et al. 2002, with the retention of the tabulated CN
+        converted as in :func:`hydrology.scs_runoff`).
 
     Examples
     --------
@@ -522,6 +523,6 @@ def soil_model(value: Any, dem: xr.DataArray, wall: np.ndarray) -> tuple[int, np
         return K.SOIL_HORTON, np.stack([f0, fc, k]), np.zeros(dem.shape)
     if isinstance(value, SCSCurveNumber):
         cn = _soil_grid(value, "curve_number", dem, wall)
-        s = np.where(wall, 0.0, scs_retention(np.where(wall, 100.0, cn), units="mm") * 1e-3)
+        s = np.where(wall, 0.0, scs_retention(np.where(wall, 100.0, cn), units="mm", ia_ratio=value.ia_ratio) * 1e-3)
         return K.SOIL_SCS_CN, np.stack([s, value.ia_ratio * s]), np.zeros(dem.shape)
     return None

@@ -94,10 +94,7 @@ def scs_runoff(precipitation, curve_number, *, units: Units = "mm", ia_ratio: fl
     _check_range("precipitation", precipitation, 0.0, math.inf)
     if not isinstance(precipitation, xr.DataArray):
         precipitation = np.asarray(precipitation, dtype=float)
-    s = scs_retention(curve_number, units=units)
-    if ia_ratio == 0.05:
-        inch = 25.4 if units == "mm" else 1.0
-        s = 1.33 * (s / inch) ** 1.15 * inch
+    s = scs_retention(curve_number, units=units, ia_ratio=ia_ratio)
     ia = ia_ratio * s
     excess = precipitation - ia
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -105,20 +102,27 @@ def scs_runoff(precipitation, curve_number, *, units: Units = "mm", ia_ratio: fl
     return _where(excess > 0, q, 0.0 * excess)
 
 
-def scs_retention(curve_number, *, units: Units = "mm"):
-    """Potential maximum retention ``S = 1000/CN - 10`` inches (``25400/CN - 254`` mm) of a curve number.
+def scs_retention(curve_number, *, units: Units = "mm", ia_ratio: float = 0.2):
+    """Potential maximum retention ``S = 1000/CN - 10`` inches (``25400/CN - 254`` mm) of a curve number; with
+    ``ia_ratio=0.05``, converted for that initial abstraction: ``S_0.05 = 1.33 S^1.15`` in inches (Woodward et
+    al. 2003), since tabulated curve numbers are 0.2-based.
 
     Examples
     --------
     >>> round(float(scs_retention(75, units="in")), 4), round(float(scs_retention(100)), 4)
     (3.3333, 0.0)
+    >>> round(float(scs_retention(75, units="in", ia_ratio=0.05)), 3)
+    5.311
     """
     if units not in ("mm", "in"):
         raise ParameterError(f"units must be 'mm' or 'in', got {units!r}")
     _check_range("curve_number", curve_number, 0.0, 100.0, lo_open=True)
     if not isinstance(curve_number, xr.DataArray):
         curve_number = np.asarray(curve_number, dtype=float)
-    return (1000.0 / curve_number - 10.0) * (25.4 if units == "mm" else 1.0)
+    inches = 1000.0 / curve_number - 10.0
+    if ia_ratio == 0.05:
+        inches = 1.33 * inches**1.15
+    return inches * (25.4 if units == "mm" else 1.0)
 
 
 def amc_adjust(curve_number, condition: Literal["I", "II", "III"]):
