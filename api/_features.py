@@ -26,7 +26,8 @@ from api.errors import BadRequest, NotFound
 from cim._dtypes import column_kind
 from cim.crs import horizontal_epsg
 
-__all__ = ["CRS84", "FeaturePage", "FrameCache", "Layer", "crs_uri", "dumps", "parse_bbox", "parse_datetime",
+__all__ = ["CRS84", "FeaturePage", "FrameCache", "Layer", "crs_uri", "dumps", "in_axis_order", "parse_bbox",
+           "parse_bbox_in", "parse_datetime",
            "parse_filter", "query_items", "read_item", "vector_layers"]
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -119,6 +120,29 @@ def _instant(text: str, end: bool) -> pd.Timestamp | None:
     if len(text) == 10 and end:        # a date as the end of an interval covers the whole day
         t = t + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
     return t.tz_convert(UTC)
+
+
+def parse_bbox_in(text: str, crs: Any) -> tuple[float, float, float, float]:
+    """A bbox in ``crs`` (4 or 6 numbers in the CRS's axis order) -> the CRS84 box that covers it."""
+    from pyproj import CRS, Transformer
+
+    parts = text.split(",")
+    try:
+        v = [float(p) for p in parts]
+    except ValueError:
+        raise BadRequest(f"bbox {text!r}: every value must be a number") from None
+    if len(v) not in (4, 6) or not all(math.isfinite(x) for x in v):
+        raise BadRequest(f"bbox {text!r}: give 4 finite numbers (or 6 with heights) in the bbox-crs")
+    a0, b0, a1, b1 = (v[0], v[1], v[2], v[3]) if len(v) == 4 else (v[0], v[1], v[3], v[4])
+    the_crs = CRS.from_user_input(crs)
+    if the_crs.axis_info and the_crs.axis_info[0].direction.lower() in ("north", "south"):
+        a0, b0, a1, b1 = b0, a0, b1, a1
+    if a0 > a1 or b0 > b1:
+        raise BadRequest(f"bbox {text!r}: give the lower corner first")
+    box = Transformer.from_crs(the_crs, "OGC:CRS84", always_xy=True).transform_bounds(a0, b0, a1, b1, densify_pts=21)
+    if not all(math.isfinite(x) for x in box):
+        raise BadRequest(f"bbox {text!r} lies outside the area of {the_crs.to_string()}")
+    return parse_bbox(",".join(repr(float(x)) for x in box))
 
 
 def parse_datetime(text: str | None) -> tuple[pd.Timestamp | None, pd.Timestamp | None] | None:
@@ -352,7 +376,7 @@ class _Encoded:
     """
 
     def __init__(self, layer: Layer, gdf: gpd.GeoDataFrame, wgs: gpd.GeoDataFrame) -> None:
-        self._layer, self._frames = layer, {CRS84: wgs, "native": gdf}
+        self._layer, self._frames = layer, {CRS84: wgs, "native": in_axis_order(gdf)}
         self.tree = shapely.STRtree(wgs.geometry.values)
         self._text: dict[str, list[str | None]] = {CRS84: [None] * len(wgs), "native": [None] * len(wgs)}
 
@@ -492,4 +516,20 @@ def read_item(scene: cim.Scene, layer: Layer, feature_id: str, crs: str = CRS84,
         hit = [int(feature_id)] if feature_id.isdigit() and int(feature_id) < len(gdf) else []
     if not len(hit):
         raise NotFound(f"collection {layer.name!r} has no feature {feature_id!r}")
-    return _features(layer, (wgs if crs == CRS84 else gdf).iloc[list(hit)])[0]
+    return _features(layer, wgs.iloc[list(hit)] if crs == CRS84 else in_axis_order(gdf.iloc[list(hit)]))[0]
+
+
+def in_axis_order(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``gdf`` with coordinates in its CRS's axis order, as OGC API - Features Part 2 outputs them: northing first
+    where the CRS says so (e.g. EPSG:4547, CGCS2000 / 3-degree Gauss-Kruger), else unchanged (EPSG:28992).
+
+    >>> import geopandas as gpd
+    >>> in_axis_order(gpd.GeoDataFrame(geometry=gpd.points_from_xy([528770.2], [3386666.3]), crs=4547)).geometry[0].wkt
+    'POINT (3386666.3 528770.2)'
+    """
+    from pyproj import CRS
+
+    axes = CRS.from_user_input(gdf.crs).axis_info if gdf.crs is not None else []
+    if len(axes) < 2 or axes[0].direction.lower() not in ("north", "south"):
+        return gdf
+    return gdf.set_geometry(shapely.transform(gdf.geometry.values, lambda c: c[:, ::-1]), crs=gdf.crs)

@@ -159,7 +159,17 @@ def _out_crs(crs: str | None, scene) -> str:
     raise BadRequest(f"crs {crs!r} is not offered: use {F.CRS84} or {F.crs_uri(scene.crs)}")
 
 
-_ITEMS_PARAMS = {"limit", "offset", "bbox", "datetime", "filter", "filter-lang", "filter-crs", "crs"}
+_ITEMS_PARAMS = {"limit", "offset", "bbox", "bbox-crs", "datetime", "filter", "filter-lang", "filter-crs", "crs"}
+
+
+def _bbox84(bbox: str | None, bbox_crs: str | None, scene) -> tuple[float, float, float, float] | None:
+    """``bbox`` in CRS84, given in CRS84 (the default) or, with ``bbox-crs`` the storage CRS, in that CRS's axis
+    order (OGC API - Features Part 2), e.g. northing first for EPSG:4547."""
+    if bbox_crs in (None, F.CRS84):
+        return F.parse_bbox(bbox)
+    if bbox_crs != F.crs_uri(scene.crs):
+        raise BadRequest(f"bbox-crs {bbox_crs!r} is not offered: use {F.CRS84} or {F.crs_uri(scene.crs)}")
+    return F.parse_bbox_in(bbox, scene.crs)
 
 
 @router.get("/collections/{collectionId}/items", summary="Features of a collection", response_class=GeoJSONResponse,
@@ -174,7 +184,10 @@ async def items(request: Request, scene: SceneDep, settings: SettingsDep, _: Rea
                 filter_lang: Annotated[Literal["cql2-text", "cql2-json"] | None, Query(alias="filter-lang")] = None,
                 filter_crs: Annotated[Literal["http://www.opengis.net/def/crs/OGC/1.3/CRS84"] | None,
                                       Query(alias="filter-crs")] = None,
-                crs: CrsParam = None) -> Response:
+                crs: CrsParam = None,
+                bbox_crs: Annotated[str | None, Query(alias="bbox-crs", description="CRS of bbox: CRS84 (default) "
+                                                      "or the scene CRS URI (then in its axis order)")] = None,
+                ) -> Response:
     """Async: a bbox query on a loaded layer version is answered on the event loop from the spatial index;
     loading a layer and the filters that visit every feature run in a worker thread, and so does the catalogue
     lookup unless the store reads local files (a primary-key read, cheaper than the hop to a thread)."""
@@ -185,15 +198,16 @@ async def items(request: Request, scene: SceneDep, settings: SettingsDep, _: Rea
     props = {k: v for k, v in request.query_params.items() if k not in _ITEMS_PARAMS}
     for k in props:
         if k not in layer.dtypes:
-            raise BadRequest(f"unknown query parameter {k!r}: give limit, offset, bbox, datetime, filter, "
+            raise BadRequest(f"unknown query parameter {k!r}: give limit, offset, bbox, bbox-crs, datetime, filter, "
                              f"filter-lang, crs or a property of the collection ({', '.join(layer.dtypes)})")
     if limit > settings.max_items:
         raise BadRequest(f"limit {limit} is above this service's maximum {settings.max_items}")
     out_crs = _out_crs(crs, scene)
     interval, frames = F.parse_datetime(datetime), request.app.state.frames
+    box = _bbox84(bbox, bbox_crs, scene)
 
     def query() -> F.FeaturePage:
-        return F.query_items(scene, layer, bbox=F.parse_bbox(bbox), interval=interval, properties=props,
+        return F.query_items(scene, layer, bbox=box, interval=interval, properties=props,
                              cql=F.parse_filter(filter, filter_lang), limit=limit, offset=offset, crs=out_crs,
                              cache=frames)
 

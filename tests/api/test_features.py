@@ -261,3 +261,36 @@ def test_a_replaced_layer_gets_a_new_index_and_new_texts(twin):
     lon, lat = c.get(west, headers=h).json()["features"][0]["geometry"]["coordinates"]
     ref = TO84.transform(85010, 446010)
     assert abs(lon - ref[0]) < 1e-7 and abs(lat - ref[1]) < 1e-7
+
+
+def test_a_northing_first_crs_is_output_and_read_in_its_axis_order(tmp_path):
+    import geopandas as gpd
+    from fastapi.testclient import TestClient
+
+    import cim
+    from api import Settings, create_app
+
+    # EPSG:4547 (CGCS2000 / 3-degree Gauss-Kruger CM 114E) has X = northing first; a point in Wuhan
+    e, n = 528770.24, 3386666.25
+    scene = cim.Scene.create(str(tmp_path / "w.cim"), crs="EPSG:4547", name="Wuhan")
+    scene.add_layer("b", gpd.GeoDataFrame({"id": ["p"]}, geometry=gpd.points_from_xy([e], [n]), crs="EPSG:4547"),
+                    kind="buildings")
+    uri = "http://www.opengis.net/def/crs/EPSG/0/4547"
+    with TestClient(create_app(Settings(scene=str(tmp_path / "w.cim"), anonymous_read=True))) as c:
+        page = c.get("/collections/b/items", params={"crs": uri}).json()
+        assert page["features"][0]["geometry"]["coordinates"] == pytest.approx([n, e])
+        one = c.get("/collections/b/items/p", params={"crs": uri})
+        assert one.json()["geometry"]["coordinates"] == pytest.approx([n, e])
+        assert one.headers["content-crs"] == f"<{uri}>"
+        lon, lat = c.get("/collections/b/items").json()["features"][0]["geometry"]["coordinates"]
+        assert 114.2 < lon < 114.4 and 30.5 < lat < 30.7                # CRS84 stays lon, lat
+        # bbox in the storage CRS, northing first as the CRS says; easting first misses the point
+        near = {"bbox-crs": uri, "bbox": f"{n - 5},{e - 5},{n + 5},{e + 5}"}
+        assert c.get("/collections/b/items", params=near).json()["numberMatched"] == 1
+        swapped = {"bbox-crs": uri, "bbox": f"{e - 5},{n - 5},{e + 5},{n + 5}"}
+        assert c.get("/collections/b/items", params=swapped).status_code in (200, 400)
+        assert c.get("/collections/b/items", params=swapped).json().get("numberMatched", 0) == 0
+        r = c.get("/collections/b/items", params={"bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
+                                                   "bbox": "0,0,1,1"})
+        assert r.status_code == 400 and "bbox-crs" in r.json()["detail"]
+    scene.close()
