@@ -115,10 +115,12 @@ def terrain_to_3dtiles(dem, out_dir, *, block: int = 32, max_features: int = 16,
         kept = np.unique(cf[cf >= 0])
         local = np.where(cf >= 0, np.searchsorted(kept, np.maximum(cf, 0)), -1)
         mesh = grid_surface(x[cols], y[rows], zc, local, len(kept))
-        # error: the largest difference between the full grid and the coarse nodes it was reduced to
-        near_r = rows[np.minimum(np.searchsorted(rows, np.arange(r0, r1 + 1), side="right") - 1, len(rows) - 1)]
-        near_c = cols[np.minimum(np.searchsorted(cols, np.arange(c0, c1 + 1), side="right") - 1, len(cols) - 1)]
-        diff = np.abs(z[r0:r1 + 1, c0:c1 + 1] - z[np.ix_(near_r, near_c)])
+        # error: the largest difference between the full grid and the coarse surface between its nodes (bilinear
+        # across each coarse cell; the mesh's two triangles agree with it at the nodes and along the edges)
+        full_r, full_c = np.arange(r0, r1 + 1), np.arange(c0, c1 + 1)
+        along = np.array([np.interp(full_c, cols, row) for row in zc])                 # coarse rows, full columns
+        between = np.array([np.interp(full_r, rows, col) for col in along.T]).T        # full rows and columns
+        diff = np.abs(z[r0:r1 + 1, c0:c1 + 1] - between)
         err = float(np.nanmax(diff)) if np.isfinite(diff).any() else 0.0
         return mesh, kept, err
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,3 +125,19 @@ def test_flood_grid_must_match_the_dem(tmp_path):
     with pytest.raises(cim.CRSError, match="no CRS"):
         tiles.terrain_to_3dtiles(xr.DataArray(dem.to_numpy(), dims=("y", "x"),
                                               coords={"x": dem.x.values, "y": dem.y.values}), tmp_path)
+
+
+def test_an_inner_terrain_tiles_error_covers_its_surface_between_nodes(tmp_path):
+    # a staircase along x (flat for two columns, then a 10 m step), 3 x 2 blocks of 8 cells: more than
+    # max_features, so the root is a coarse inner tile keeping every second column; between its nodes the coarse
+    # surface ramps where the full one is flat, 5 m off at worst
+    nx, ny = 25, 17
+    x = 85000 + 2.0 * np.arange(nx)
+    y = 446000 + 2.0 * np.arange(ny)[::-1]
+    zx = 10.0 * (np.arange(nx) // 2)
+    dem = xr.DataArray(np.tile(zx, (ny, 1)), coords={"y": y, "x": x}, dims=("y", "x")).rio.write_crs("EPSG:28992")
+    ts = json.loads(Path(tiles.terrain_to_3dtiles(dem, tmp_path, block=8, max_features=4)).read_text())
+    assert ts["root"]["children"]                                   # an inner tile
+    coarse = np.interp(np.arange(nx), np.arange(0, nx, 2), zx[::2])
+    assert np.abs(coarse - zx).max() == pytest.approx(5.0)
+    assert ts["root"]["geometricError"] >= 5.0 - 1e-6
