@@ -372,7 +372,9 @@ async def map_tile(request: Request, _: ReadCaller, collectionId: MapId, z: Z, y
         raise NotFound(f"tile {z}/{y}/{x} is outside the WebMercatorQuad matrix {z} (0..{2**z - 1})")
     scene, settings = request.app.state.scene, request.app.state.settings
     max_age = settings.cache_max_age
-    folder = _pyramid(scene, settings, collectionId)
+    cache = _raster_tiles(request)
+    layer = cache.cached(collectionId)              # a flood layer already rendering: no file lookups
+    folder = _pyramid(scene, settings, collectionId) if layer is None else None
     if folder is not None:                          # a pyramid written by `tiles` (e.g. `cim tiles build`)
         for ext in ("png", "mvt"):
             path = folder / str(z) / str(x) / f"{y}.{ext}"
@@ -384,8 +386,6 @@ async def map_tile(request: Request, _: ReadCaller, collectionId: MapId, z: Z, y
                     response.headers["content-type"] = _MEDIA[ext]
                 return response
         return Response(status_code=204, headers={"Cache-Control": f"public, max-age={max_age}"})
-    cache = _raster_tiles(request)
-    layer = cache.cached(collectionId)
     if layer is None:
         layer = await cache.once(("layer", collectionId), cache.layer, scene, collectionId)
         if layer is None:
