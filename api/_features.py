@@ -135,7 +135,7 @@ def parse_bbox_in(text: str, crs: Any) -> tuple[float, float, float, float]:
         raise BadRequest(f"bbox {text!r}: give 4 finite numbers (or 6 with heights) in the bbox-crs")
     a0, b0, a1, b1 = (v[0], v[1], v[2], v[3]) if len(v) == 4 else (v[0], v[1], v[3], v[4])
     the_crs = CRS.from_user_input(crs)
-    if the_crs.axis_info and the_crs.axis_info[0].direction.lower() in ("north", "south"):
+    if _northing_first(the_crs):
         a0, b0, a1, b1 = b0, a0, b1, a1
     if a0 > a1 or b0 > b1:
         raise BadRequest(f"bbox {text!r}: give the lower corner first")
@@ -527,9 +527,14 @@ def in_axis_order(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     >>> in_axis_order(gpd.GeoDataFrame(geometry=gpd.points_from_xy([528770.2], [3386666.3]), crs=4547)).geometry[0].wkt
     'POINT (3386666.3 528770.2)'
     """
-    from pyproj import CRS
-
-    axes = CRS.from_user_input(gdf.crs).axis_info if gdf.crs is not None else []
-    if len(axes) < 2 or axes[0].direction.lower() not in ("north", "south"):
+    if gdf.crs is None or not _northing_first(gdf.crs):
         return gdf
     return gdf.set_geometry(shapely.transform(gdf.geometry.values, lambda c: c[:, ::-1]), crs=gdf.crs)
+
+
+def _northing_first(crs: Any) -> bool:
+    """True when the CRS's first axis points north or south (its coordinates are written y, x)."""
+    from pyproj import CRS
+
+    axes = CRS.from_user_input(crs).axis_info
+    return len(axes) >= 2 and axes[0].direction.lower() in ("north", "south")

@@ -23,7 +23,7 @@ class MQTTBridge:
         from cim.errors import require
 
         mqtt = require("paho.mqtt.client", "io")
-        from ingest.mqtt import MQTTSubscriber
+        from ingest.mqtt import MQTTSubscriber, login
 
         self.host, self.port = settings.mqtt_host, settings.mqtt_port
         self._stop = threading.Event()
@@ -33,13 +33,9 @@ class MQTTBridge:
                                          audit=True)
         self._thread = threading.Thread(target=self.subscriber.run, args=(self._stop,), name="cim-mqtt-subscriber",
                                         daemon=True)
-        self.publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                     client_id=f"{settings.mqtt_client_id}-pub-{uuid.uuid4().hex[:8]}",
-                                     protocol=mqtt.MQTTv311)
-        if settings.mqtt_username is not None:
-            self.publisher.username_pw_set(settings.mqtt_username, password)
-        if settings.mqtt_tls:
-            self.publisher.tls_set()
+        self.publisher = login(mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                           client_id=f"{settings.mqtt_client_id}-pub-{uuid.uuid4().hex[:8]}",
+                                           protocol=mqtt.MQTTv311), settings.mqtt_username, password, settings.mqtt_tls)
 
     @classmethod
     def start(cls, settings: Settings, scene, wait: float = 10.0) -> MQTTBridge:

@@ -43,7 +43,7 @@ from api.errors import BadRequest, NotFound, UnsupportedMediaType
 from api.openapi import ERRORS
 from api.tiles3d import Col, Row, Z, tiles_root
 from cim import jobs as J
-from cim.security import AuthorizationError, record
+from cim.security import AuthorizationError
 
 __all__ = ["MAX_DURATION", "MAX_FRAMES", "MAX_RAIN", "MAX_RAIN_VALUES", "PROCESSES", "UPLOAD_DAYS", "JobRunner", "install", "router"]
 
@@ -214,10 +214,7 @@ class JobRunner:
         with self.scene.store.engine.begin() as conn:
             done = J.update_job(conn, job_id, **values)
             if audit is not None and done:
-                job = J.get_job(conn, job_id)
-                if job is not None:
-                    record(conn, who=job.who or "anonymous", action=f"job {job.process}", target=job_id,
-                           outcome=audit, detail=values.get("message"))
+                J.record_end(conn, job_id, audit, values.get("message"))
             return done
 
     def submit(self, job_id: str, work: Callable[[str, Callable[[float, float], None]], str]) -> Future:

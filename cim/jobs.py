@@ -26,9 +26,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from cim.schema import metadata
+from cim.security import record
 
 __all__ = ["INTERRUPTED", "STATUSES", "Job", "create_job", "fail_interrupted", "get_job", "held_by", "holder",
-           "jobs", "latest_job", "list_jobs", "update_job"]
+           "jobs", "latest_job", "list_jobs", "record_end", "update_job"]
 
 STATUSES: tuple[str, ...] = ("accepted", "running", "successful", "failed", "dismissed")
 FINISHED = frozenset({"successful", "failed", "dismissed"})
@@ -166,14 +167,18 @@ def fail_interrupted(conn: sa.Connection) -> int:
     cut = [r.id for r in rows if not _held_by_another_live_process(r.message)]
     if not cut:
         return 0
-    from cim.security import record
-
     n = 0
     for job_id in cut:      # one by one, each with its audit entry (the table is small: jobs of one server)
         if conn.execute(jobs.update().where(jobs.c.id == job_id, jobs.c.status.in_(("running", "accepted")))
                         .values(status="failed", message=INTERRUPTED, finished=_now())).rowcount:
-            job = get_job(conn, job_id)
-            record(conn, who=job.who or "anonymous", action=f"job {job.process}", target=job_id, outcome="failed",
-                   detail=INTERRUPTED)
+            record_end(conn, job_id, "failed", INTERRUPTED)
             n += 1
     return n
+
+
+def record_end(conn: sa.Connection, job_id: str, outcome: str, detail: str | None = None) -> None:
+    """Put a job's end in the audit table: who started it, the process, the outcome and (for a failure) why."""
+    job = get_job(conn, job_id)
+    if job is not None:
+        record(conn, who=job.who or "anonymous", action=f"job {job.process}", target=job_id, outcome=outcome,
+               detail=detail)

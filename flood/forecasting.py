@@ -177,7 +177,7 @@ def forecast(scene: cim.Scene, *, rainfall: Any, duration: float, name: str = "f
     ground, roofs = grid, None
     if len(buildings) and mode == "raised":
         grid, notes = _raise(grid, buildings)
-        roofs = _burn(buildings, ground)
+        roofs = grid.to_numpy() > ground.to_numpy()         # the cells the raise lifted
     rain = _rainfall(scene, rainfall, window, grid, gauges, gauge_method)
     start = None
     if isinstance(rain, xr.DataArray) and "time" in rain.dims and np.issubdtype(rain["time"].dtype, np.datetime64):

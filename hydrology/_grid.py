@@ -145,7 +145,7 @@ def check_grid(da: object, what: str, *, need_crs: bool = True, need_size: bool 
             lat = lat[::-1]
         if np.any(np.abs(lat) > 90):
             raise CRSError(f"{what}: latitudes outside [-90, 90] in a geographic CRS ({crs})")
-        a, f = _ellipsoid(crs)
+        a, f = ellipsoid(crs)
         e2 = f * (2 - f)
         phi = np.radians(lat)
         s2 = np.sin(phi) ** 2
@@ -159,7 +159,8 @@ def check_grid(da: object, what: str, *, need_crs: bool = True, need_size: bool 
     )
 
 
-def _ellipsoid(crs) -> tuple[float, float]:
+def ellipsoid(crs) -> tuple[float, float]:
+    """Semi-major axis (m) and flattening of a CRS's ellipsoid (WGS84 when it has none)."""
     from pyproj import CRS
 
     ell = CRS.from_user_input(crs).ellipsoid

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
-from hydrology._grid import check_grid, crs_of, with_crs
+from hydrology._grid import check_grid, crs_of, ellipsoid, with_crs
 from hydrology.errors import CRSError, GridError, ParameterError
 
 __all__ = ["gauges_to_grid", "mean_field_bias", "merge_radar_gauges"]
@@ -46,16 +46,6 @@ def _cell_xy(target: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
     return xx.ravel(), yy.ravel()
 
 
-def _geod(crs):
-    """The ellipsoid of a geographic CRS (pyproj.Geod), None for a projected one (or none)."""
-    if crs is None:
-        return None
-    from pyproj import CRS
-
-    c = CRS.from_user_input(crs)
-    return c.get_geod() if c.is_geographic else None
-
-
 def gauges_to_grid(
     values: xr.DataArray,
     gauges,
@@ -85,16 +75,18 @@ def gauges_to_grid(
     if power <= 0:
         raise ParameterError(f"power must be positive, got {power}")
     plane = target.isel({d: 0 for d in target.dims[:-2]}) if target.ndim > 2 else target
-    check_grid(plane, "target", need_size=False)
+    grid = check_grid(plane, "target", need_size=False)
     crs = crs_of(target)
     xy = _gauge_xy(gauges, crs)
     values = _readings(values, len(xy))
     cx, cy = _cell_xy(target)
-    geod = _geod(crs)
-    if geod is not None:                              # true distances on the ellipsoid, not degrees
+    if grid.geographic:                               # true distances on the ellipsoid, not degrees
+        from pyproj import Geod
+
+        a, f = ellipsoid(crs)
         lon, glon = np.broadcast_arrays(cx[:, None], xy[None, :, 0])
         lat, glat = np.broadcast_arrays(cy[:, None], xy[None, :, 1])
-        dist = geod.inv(lon.ravel(), lat.ravel(), glon.ravel(), glat.ravel())[2].reshape(lon.shape)
+        dist = Geod(a=a, f=f).inv(lon.ravel(), lat.ravel(), glon.ravel(), glat.ravel())[2].reshape(lon.shape)
     else:
         dist = np.hypot(cx[:, None] - xy[None, :, 0], cy[:, None] - xy[None, :, 1])  # (cell, gauge)
     ydim, xdim = target.dims[-2:]

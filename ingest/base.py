@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,9 +101,7 @@ def check_size(path: Path, what: str, shape: tuple[int, ...], max_values: int | 
     """
     if max_values is None:
         return
-    n = 1
-    for d in shape:
-        n *= int(d)
+    n = math.prod(int(d) for d in shape)
     if n > max_values:
         raise ValidationError(f"{path.name}: {what} is {' x '.join(str(int(d)) for d in shape)} = {n:,} values, more "
                               f"than max_values={max_values:,}: read only the area and times needed (bbox=) or "

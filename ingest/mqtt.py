@@ -46,6 +46,7 @@ __all__ = [
     "SubscriberStats",
     "check_topic_filter",
     "datastream_from_topic",
+    "login",
     "observations_from_message",
     "parse_broker",
     "publish_observations",
@@ -65,6 +66,15 @@ class MQTTConnectionError(CIMError, ConnectionError):
 
 def _paho():
     return require("paho.mqtt.client", "io")
+
+
+def login(client: Any, username: str | None = None, password: str | None = None, tls: bool = False) -> Any:
+    """Give a paho client the broker account (when one is named) and TLS with the system's CA certificates."""
+    if username is not None:
+        client.username_pw_set(username, password)
+    if tls:
+        client.tls_set()
+    return client
 
 
 def check_topic_filter(topic_filter: str) -> str:
@@ -161,10 +171,7 @@ class MQTTSubscriber:
         self._mqtt = mqtt
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
                                   protocol=mqtt.MQTTv311, manual_ack=True, reconnect_on_failure=False)
-        if username is not None:
-            self.client.username_pw_set(username, password)
-        if tls:
-            self.client.tls_set()
+        login(self.client, username, password, tls)
         self.audit = audit
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
@@ -343,8 +350,7 @@ def publish_observations(host: str, port: int, datastream_id: int, observations:
     payloads = [json.dumps(docs)] if batch else [json.dumps(d) for d in docs]
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"cim-pub-{uuid.uuid4().hex[:12]}",
                          protocol=mqtt.MQTTv311)
-    if username is not None:
-        client.username_pw_set(username, password)
+    login(client, username, password)
     answered, refused = threading.Event(), []
 
     def on_connect(c, userdata, flags, reason_code, properties) -> None:

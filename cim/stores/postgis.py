@@ -166,7 +166,7 @@ class PostGISStore(Store):
         fid = df.pop("__fid").to_numpy(dtype=np.int64)      # 0.. in written order: a subset keeps its positions
         df.index = pd.RangeIndex(len(df)) if not fid.size or fid[-1] == fid.size - 1 else pd.Index(fid)
         geometry = shapely.from_wkb([bytes(b) if b is not None else None for b in df.pop("__wkb")])
-        gdf = gpd.GeoDataFrame(df, geometry=geometry, index=df.index)
+        gdf = gpd.GeoDataFrame(df, geometry=geometry)
         return restore(gdf, contract)
 
     def drop_vector(self, location: str) -> None:

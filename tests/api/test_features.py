@@ -288,8 +288,8 @@ def test_a_northing_first_crs_is_output_and_read_in_its_axis_order(tmp_path):
         near = {"bbox-crs": uri, "bbox": f"{n - 5},{e - 5},{n + 5},{e + 5}"}
         assert c.get("/collections/b/items", params=near).json()["numberMatched"] == 1
         swapped = {"bbox-crs": uri, "bbox": f"{e - 5},{n - 5},{e + 5},{n + 5}"}
-        assert c.get("/collections/b/items", params=swapped).status_code in (200, 400)
-        assert c.get("/collections/b/items", params=swapped).json().get("numberMatched", 0) == 0
+        r = c.get("/collections/b/items", params=swapped)
+        assert r.status_code == 200 and r.json()["numberMatched"] == 0
         r = c.get("/collections/b/items", params={"bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
                                                    "bbox": "0,0,1,1"})
         assert r.status_code == 400 and "bbox-crs" in r.json()["detail"]

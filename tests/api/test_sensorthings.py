@@ -221,7 +221,7 @@ def test_sql_looking_input_is_data_not_sql(api):
     assert [x["name"] for x in name] == ["Gauge Delft"]
 
 
-def test_expanded_pages_are_bounded_and_linked():
+def test_expanded_pages_are_bounded():
     from api import _sta as S
 
     es = S.ENTITY_SETS["Observations"]
